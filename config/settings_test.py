@@ -1,0 +1,12 @@
+"""Settings for the test suite: the real settings, plus fast password hashing and in-memory
+e-mail (unless a test's subprocess asks for files through EMAIL_URL)."""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-only-secret")
+
+from config.settings import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+if "EMAIL_URL" not in os.environ:
+    EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

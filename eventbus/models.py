@@ -1,0 +1,99 @@
+"""The event bus's tables: the outbox (events waiting for the relay), the inbox (events a group
+has already handled) and the dead letters (messages a group gave up on)."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+
+class OutboxEvent(models.Model):
+    """An event written in the same transaction as the change that caused it.
+
+    `body` is the wire envelope exactly as the relay publishes it. Published rows are kept for
+    EVENTBUS["OUTBOX_RETENTION_S"] for inspection, then purged by the relay.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    event_id = models.UUIDField(unique=True)
+    event_type = models.CharField(max_length=100)
+    stream = models.CharField(max_length=100)
+    aggregate_type = models.CharField(max_length=50)
+    aggregate_id = models.CharField(max_length=64)
+    correlation_id = models.UUIDField()
+    body = models.TextField()
+    created_at = models.DateTimeField()
+    published_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "outbox event"
+        indexes = [
+            # The relay's claim query reads only this small partial index.
+            models.Index(fields=["id"], condition=Q(published_at__isnull=True), name="outbox_unpublished"),
+            models.Index(fields=["published_at"], name="outbox_published_at"),
+            models.Index(fields=["aggregate_type", "aggregate_id"], name="outbox_aggregate"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.aggregate_type}:{self.aggregate_id}"
+
+
+class ProcessedEvent(models.Model):
+    """The inbox: one row per event a consumer group has applied, written in the same
+    transaction as the effect. The unique constraint is what makes redelivery harmless."""
+
+    id = models.BigAutoField(primary_key=True)
+    consumer_group = models.CharField(max_length=100)
+    event_id = models.UUIDField()
+    processed_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "processed event"
+        constraints = [
+            models.UniqueConstraint(fields=["consumer_group", "event_id"], name="inbox_once_per_group"),
+        ]
+        indexes = [models.Index(fields=["processed_at"], name="inbox_processed_at")]
+
+    def __str__(self) -> str:
+        return f"{self.consumer_group}:{self.event_id}"
+
+
+class DeadLetter(models.Model):
+    """A message a consumer group could not process, parked with everything needed to see why
+    and to replay it to that group."""
+
+    class Status(models.TextChoices):
+        DEAD = "dead", "dead"
+        REPLAYED = "replayed", "replayed (waiting for the consumer)"
+        RESOLVED = "resolved", "resolved"
+        DISCARDED = "discarded", "discarded"
+
+    id = models.BigAutoField(primary_key=True)
+    consumer_group = models.CharField(max_length=100)
+    stream = models.CharField(max_length=200)
+    message_id = models.CharField(max_length=40)
+    event_id = models.UUIDField(null=True, blank=True)
+    event_type = models.CharField(max_length=100, blank=True)
+    fields = models.JSONField(help_text="The raw stream entry, field by field.")
+    error = models.TextField()
+    traceback = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField()
+    first_failed_at = models.DateTimeField()
+    last_failed_at = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DEAD)
+    replay_count = models.PositiveIntegerField(default=0)
+    replayed_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "dead letter"
+        ordering = ["-last_failed_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["consumer_group", "stream", "message_id"], name="deadletter_once_per_message"
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "consumer_group"], name="deadletter_status_group")]
+
+    def __str__(self) -> str:
+        return f"{self.consumer_group} {self.event_type or '?'} {self.message_id}"

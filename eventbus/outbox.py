@@ -1,0 +1,55 @@
+"""The transactional outbox: the only way application code publishes an event."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from eventbus.events import Envelope, Event, encode
+from eventbus.models import OutboxEvent
+from eventbus.transport import wake_relay
+
+__all__ = ["OutsideTransaction", "record"]
+
+
+class OutsideTransaction(RuntimeError):
+    """outbox.record() was called with no transaction open."""
+
+
+def record(
+    event: Event,
+    *,
+    aggregate_id: str | int | uuid.UUID,
+    caused_by: Envelope | None = None,
+    correlation_id: uuid.UUID | None = None,
+) -> Envelope:
+    """Write the event to the outbox in the caller's transaction and return its envelope.
+
+    Guarantee: the event exists if and only if the caller's transaction commits. Refuses to run
+    outside `transaction.atomic()`, where the event could outlive a failed change. After commit
+    the relay is woken up (a hint only; it also polls).
+    """
+    if not connection.in_atomic_block:
+        raise OutsideTransaction("outbox.record() must run inside transaction.atomic()")
+    envelope = Envelope.new(event, aggregate_id=str(aggregate_id), caused_by=caused_by, correlation_id=correlation_id)
+    OutboxEvent.objects.create(
+        event_id=envelope.event_id,
+        event_type=envelope.type,
+        stream=envelope.stream,
+        aggregate_type=envelope.aggregate_type,
+        aggregate_id=envelope.aggregate_id,
+        correlation_id=envelope.correlation_id,
+        body=encode(envelope),
+        created_at=timezone.now(),
+    )
+    _wake_relay_after_commit()
+    return envelope
+
+
+def _wake_relay_after_commit() -> None:
+    # One wake-up per transaction, however many events it records. A callback registered in a
+    # savepoint that rolls back is dropped by Django, and then the next record() registers again.
+    if not any(func is wake_relay for _, func, _ in connection.run_on_commit):
+        transaction.on_commit(wake_relay)

@@ -1,0 +1,202 @@
+"""The outbox relay: moves committed outbox rows to Redis Streams.
+
+Each batch is claimed with SELECT ... FOR UPDATE SKIP LOCKED in id order (so several relays
+never publish the same rows at once, and a row whose transaction commits late is still picked
+up), published with one pipelined round trip of XADDs, and marked published in the same
+transaction. A crash between XADD and commit publishes those rows again on the next run: the
+stream may see an event twice, consumers apply it once (inbox).
+
+The relay sleeps on a Redis wake-up published after every commit that recorded events, so an
+event usually leaves within a millisecond; RELAY_POLL_INTERVAL is only the backstop. It also
+does the bus's housekeeping: trimming acknowledged stream entries and purging old outbox and
+inbox rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
+
+from eventbus import registry
+from eventbus.consumer import ShutdownRequested
+from eventbus.models import OutboxEvent, ProcessedEvent
+from eventbus.transport import (
+    GroupMissing,
+    Transport,
+    TransportUnavailable,
+    Wakeups,
+    get_transport,
+    unreachable_message,
+)
+
+__all__ = ["Relay"]
+
+log = logging.getLogger(__name__)
+
+
+class Relay:
+    def __init__(
+        self,
+        *,
+        batch_size: int | None = None,
+        poll_interval: float | None = None,
+        transport: Transport | None = None,
+    ) -> None:
+        conf = settings.EVENTBUS
+        self.batch_size = batch_size or conf["RELAY_BATCH_SIZE"]
+        self.poll_interval = poll_interval if poll_interval is not None else conf["RELAY_POLL_INTERVAL"]
+        self.trim_interval_s = conf["TRIM_INTERVAL_S"]
+        self.outbox_retention = dt.timedelta(seconds=conf["OUTBOX_RETENTION_S"])
+        self.inbox_retention = dt.timedelta(seconds=conf["INBOX_RETENTION_S"])
+        self._transport = transport
+        self._wakeups: Wakeups | None = None
+        self._stopping = threading.Event()
+        self._waiting = False
+        self._outage: str | None = None
+        self._outage_delay = 0.0
+        self._next_maintenance = 0.0
+        self.published = 0
+
+    @property
+    def transport(self) -> Transport:
+        if self._transport is None:
+            self._transport = get_transport()
+        return self._transport
+
+    def request_stop(self) -> None:
+        """Stop after the batch in hand; returns at once from a wait. Signal-handler safe."""
+        self._stopping.set()
+        if self._waiting:
+            self._waiting = False
+            raise ShutdownRequested
+
+    def ensure_groups(self) -> None:
+        """Create every registered group before publishing, so no group that has not started
+        yet misses events, and trimming knows every reader of a stream."""
+        for group in registry.groups():
+            for stream in [*registry.streams_for(group), Transport.replay_stream(group)]:
+                if self.transport.ensure_group(stream, group):
+                    log.info("created consumer group %s on stream %s", group, stream)
+
+    def publish_batch(self) -> int:
+        """Publish up to batch_size unpublished rows; returns how many were published."""
+        with transaction.atomic():
+            rows = list(
+                OutboxEvent.objects.select_for_update(skip_locked=True)
+                .filter(published_at__isnull=True)
+                .order_by("id")
+                .values_list("id", "stream", "event_type", "body")[: self.batch_size]
+            )
+            if not rows:
+                return 0
+            self.transport.publish([(stream, {"type": type_, "event": body}) for _, stream, type_, body in rows])
+            OutboxEvent.objects.filter(id__in=[r[0] for r in rows]).update(published_at=timezone.now())
+        self.published += len(rows)
+        return len(rows)
+
+    def drain(self) -> int:
+        """Publish until the outbox has no unpublished row."""
+        total = 0
+        while not self._stopping.is_set():
+            n = self.publish_batch()
+            total += n
+            if n < self.batch_size:
+                break
+        return total
+
+    def run(self, *, once: bool = False) -> int:
+        """Relay until stopped (or, with once=True, until the outbox is empty). Returns the
+        number of events published."""
+        log.info("relay started (batch %d, backstop poll %.1fs)", self.batch_size, self.poll_interval)
+        started = False
+        while not self._stopping.is_set():
+            try:
+                if not started:
+                    self.ensure_groups()
+                    started = True
+                if self._wakeups is None and not once:
+                    self._wakeups = self.transport.subscribe_wakeups()
+                self.drain()
+                if time.monotonic() >= self._next_maintenance:
+                    self.maintain()
+                    self._next_maintenance = time.monotonic() + self.trim_interval_s
+                self._recovered()
+                if once:
+                    break
+                self._wait()  # returns at once if rows were committed while draining
+            except ShutdownRequested:
+                break
+            except (TransportUnavailable, GroupMissing) as exc:
+                self._drop_wakeups()
+                started = started and not isinstance(exc, GroupMissing)
+                self._back_off("Redis", exc)
+            except DatabaseError as exc:
+                self._back_off("database", exc)
+                connection.close()
+        self._drop_wakeups()
+        log.info("relay stopped: %d events published", self.published)
+        return self.published
+
+    def _wait(self) -> None:
+        assert self._wakeups is not None
+        self._waiting = True
+        try:
+            if not self._stopping.is_set():
+                self._wakeups.wait(self.poll_interval)
+        finally:
+            self._waiting = False
+
+    def _drop_wakeups(self) -> None:
+        if self._wakeups is not None:
+            self._wakeups.close()
+            self._wakeups = None
+
+    def _back_off(self, what: str, exc: BaseException) -> None:
+        if self._outage != what:
+            if what == "Redis":
+                log.error(
+                    "%s; unpublished events wait in the outbox, retrying", unreachable_message(self.transport.url, exc)
+                )
+            else:
+                log.error("database unavailable (%s); retrying with backoff", exc)
+            self._outage = what
+            self._outage_delay = 0.1
+        else:
+            self._outage_delay = min(self._outage_delay * 2, 5.0)
+        self._stopping.wait(self._outage_delay)
+
+    def _recovered(self) -> None:
+        if self._outage is not None:
+            log.warning("%s is back; relay resumes", self._outage)
+            self._outage = None
+
+    # --- housekeeping -------------------------------------------------------------------------
+
+    def maintain(self) -> None:
+        """Trim acknowledged stream entries; purge published outbox rows and old inbox rows."""
+        streams = set(registry.subscriptions())
+        streams.update(Transport.replay_stream(g) for g in registry.groups())
+        for stream in sorted(streams):
+            self.transport.trim_acknowledged(stream)
+        now = timezone.now()
+        _purge(OutboxEvent.objects.filter(published_at__lt=now - self.outbox_retention))
+        _purge(ProcessedEvent.objects.filter(processed_at__lt=now - self.inbox_retention))
+
+
+def _purge(queryset: object, chunk: int = 10_000) -> int:
+    """Delete in chunks so a large backlog never holds a long lock."""
+    total = 0
+    while True:
+        ids = list(queryset.order_by("pk").values_list("pk", flat=True)[:chunk])  # type: ignore[attr-defined]
+        if not ids:
+            return total
+        queryset.model.objects.filter(pk__in=ids).delete()  # type: ignore[attr-defined]
+        total += len(ids)
+        if len(ids) < chunk:
+            return total

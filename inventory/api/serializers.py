@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+from rest_framework.validators import UniqueValidator
+
+from config.api import StrictIntegerField
+from inventory.models import Product
+
+
+class ProductSerializer(serializers.ModelSerializer):
+    sku = serializers.CharField(max_length=64, validators=[UniqueValidator(queryset=Product.objects.all())])
+    price = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0)
+    stock = StrictIntegerField(min_value=0, max_value=1_000_000_000, required=False, default=0)
+    active = serializers.BooleanField(required=False, default=True)
+
+    class Meta:
+        model = Product
+        fields = ["id", "sku", "name", "price", "stock", "active"]
+
+
+class ProductUpdateSerializer(ProductSerializer):
+    """sku is the product's identity: fixed once created."""
+
+    sku = serializers.CharField(read_only=True)
+    stock = StrictIntegerField(min_value=0, max_value=1_000_000_000, required=False)
+    active = serializers.BooleanField(required=False)
+
+
+class RestockSerializer(serializers.Serializer):
+    quantity = StrictIntegerField(min_value=1, max_value=1_000_000)

@@ -1,0 +1,203 @@
+"""Inventory writes: the catalog, stock, and reservations for orders.
+
+Stock moves only through conditional UPDATEs (`stock = stock - q WHERE stock >= q`), never a
+read-then-write in Python, so concurrent reservations can never oversell.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Iterable
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from eventbus import outbox
+from eventbus.events import Envelope
+from inventory.events import (
+    InventoryReleased,
+    InventoryReservationFailed,
+    InventoryReserved,
+    ProductChanged,
+    ReservedLine,
+    ShortLine,
+)
+from inventory.models import Product, Reservation, StockAdjustment
+
+__all__ = [
+    "product_create",
+    "product_restock",
+    "product_update",
+    "stock_release",
+    "stock_reserve",
+]
+
+
+class _Short(Exception):
+    """Internal: some line could not be reserved; rolls back the lines that were."""
+
+
+def _publish_product(product: Product) -> None:
+    outbox.record(
+        ProductChanged(
+            product_id=product.pk,
+            sku=product.sku,
+            name=product.name,
+            price=product.price,
+            active=product.active,
+            revision=product.revision,
+        ),
+        aggregate_id=product.pk,
+    )
+
+
+@transaction.atomic
+def product_create(*, sku: str, name: str, price: Decimal, stock: int = 0, active: bool = True) -> Product:
+    product = Product.objects.create(sku=sku, name=name, price=price, stock=stock, active=active)
+    if stock:
+        StockAdjustment.objects.create(product=product, delta=stock, reason=StockAdjustment.Reason.INITIAL)
+    _publish_product(product)
+    return product
+
+
+@transaction.atomic
+def product_update(
+    *,
+    product_id: int,
+    name: str | None = None,
+    price: Decimal | None = None,
+    active: bool | None = None,
+    stock: int | None = None,
+) -> Product:
+    """Change catalog data and, optionally, set the stock to a counted figure (a correction)."""
+    product = Product.objects.select_for_update().get(pk=product_id)
+    catalog_changed = False
+    for field, value in (("name", name), ("price", price), ("active", active)):
+        if value is not None and getattr(product, field) != value:
+            setattr(product, field, value)
+            catalog_changed = True
+    if stock is not None and stock != product.stock:
+        StockAdjustment.objects.create(
+            product=product, delta=stock - product.stock, reason=StockAdjustment.Reason.CORRECTION
+        )
+        product.stock = stock
+    if catalog_changed:
+        product.revision += 1
+    product.save()
+    if catalog_changed:
+        _publish_product(product)
+    return product
+
+
+@transaction.atomic
+def product_restock(*, product_id: int, quantity: int) -> Product:
+    if quantity <= 0:
+        raise ValueError("restock quantity must be positive")
+    updated = Product.objects.filter(pk=product_id).update(stock=F("stock") + quantity, updated_at=timezone.now())
+    if not updated:
+        raise Product.DoesNotExist(f"product {product_id} does not exist")
+    StockAdjustment.objects.create(product_id=product_id, delta=quantity, reason=StockAdjustment.Reason.RESTOCK)
+    return Product.objects.get(pk=product_id)
+
+
+def _merge(lines: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """One entry per product, in product id order: a fixed lock order avoids deadlocks."""
+    totals: Counter[int] = Counter()
+    for product_id, quantity in lines:
+        totals[product_id] += quantity
+    return sorted(totals.items())
+
+
+@transaction.atomic
+def stock_reserve(*, order_id: uuid.UUID, lines: Iterable[tuple[int, int]], caused_by: Envelope | None = None) -> bool:
+    """Reserve every line of an order or none, and publish the outcome.
+
+    Publishes InventoryReserved, or InventoryReservationFailed with the reason and the short
+    lines. Returns True if reserved. Does nothing (and returns False) for an order that already
+    has reservations, reserved or tombstoned by an earlier cancellation.
+    """
+    merged = _merge(lines)
+    if Reservation.objects.filter(order_id=order_id).exists():
+        return False
+    short: list[tuple[int, int]] = []
+    try:
+        with transaction.atomic():
+            for product_id, quantity in merged:
+                taken = Product.objects.filter(pk=product_id, active=True, stock__gte=quantity).update(
+                    stock=F("stock") - quantity
+                )
+                if not taken:
+                    short.append((product_id, quantity))
+            if short:
+                raise _Short
+    except _Short:
+        available = dict(Product.objects.filter(pk__in=[p for p, _ in short], active=True).values_list("pk", "stock"))
+        short_lines = tuple(ShortLine(product_id=p, requested=q, available=available.get(p, 0)) for p, q in short)
+        outbox.record(
+            InventoryReservationFailed(
+                order_id=order_id, reason=_shortage_reason(short_lines, available), short_lines=short_lines
+            ),
+            aggregate_id=order_id,
+            caused_by=caused_by,
+        )
+        return False
+    now = timezone.now()
+    Reservation.objects.bulk_create(
+        [Reservation(order_id=order_id, product_id=p, quantity=q, created_at=now) for p, q in merged]
+    )
+    outbox.record(
+        InventoryReserved(order_id=order_id, lines=tuple(ReservedLine(product_id=p, quantity=q) for p, q in merged)),
+        aggregate_id=order_id,
+        caused_by=caused_by,
+    )
+    return True
+
+
+def _shortage_reason(short_lines: tuple[ShortLine, ...], active: dict[int, int]) -> str:
+    parts = []
+    for line in short_lines:
+        if line.product_id not in active:
+            parts.append(f"product {line.product_id} is not available")
+        else:
+            parts.append(f"product {line.product_id}: {line.requested} requested, {line.available} in stock")
+    return "insufficient stock: " + "; ".join(parts)
+
+
+@transaction.atomic
+def stock_release(*, order_id: uuid.UUID, lines: Iterable[tuple[int, int]], caused_by: Envelope | None = None) -> int:
+    """Give back an order's reserved stock (the order was cancelled) and publish
+    InventoryReleased. For lines never reserved, leave a released tombstone so a late
+    OrderPlaced reserves nothing. Returns the number of lines released."""
+    merged = _merge(lines)
+    existing = {r.product_id: r for r in Reservation.objects.select_for_update().filter(order_id=order_id)}
+    now = timezone.now()
+    released: list[ReservedLine] = []
+    tombstones = []
+    known = set(Product.objects.filter(pk__in=[p for p, _ in merged]).values_list("pk", flat=True))
+    for product_id, quantity in merged:
+        reservation = existing.get(product_id)
+        if reservation is None:
+            if product_id in known:
+                tombstones.append(
+                    Reservation(
+                        order_id=order_id, product_id=product_id, quantity=quantity,
+                        status=Reservation.Status.RELEASED, created_at=now, released_at=now,
+                    )
+                )  # fmt: skip
+            continue
+        if reservation.status != Reservation.Status.RESERVED:
+            continue
+        Product.objects.filter(pk=product_id).update(stock=F("stock") + reservation.quantity)
+        reservation.status = Reservation.Status.RELEASED
+        reservation.released_at = now
+        reservation.save(update_fields=["status", "released_at"])
+        released.append(ReservedLine(product_id=product_id, quantity=reservation.quantity))
+    Reservation.objects.bulk_create(tombstones)
+    if released:
+        outbox.record(
+            InventoryReleased(order_id=order_id, lines=tuple(released)), aggregate_id=order_id, caused_by=caused_by
+        )
+    return len(released)

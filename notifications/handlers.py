@@ -1,0 +1,36 @@
+"""The `notifications` consumer group: tell the customer what happened to their order."""
+
+from __future__ import annotations
+
+from eventbus.events import Envelope
+from eventbus.registry import handles
+from notifications.models import Notification
+from notifications.services import notification_for_order
+from orders.events import OrderCancelled, OrderConfirmed, OrderRejected
+
+
+@handles(OrderConfirmed, group="notifications")
+def order_confirmed(envelope: Envelope) -> None:
+    event: OrderConfirmed = envelope.payload  # type: ignore[assignment]
+    notification_for_order(
+        event_id=envelope.event_id, customer_id=event.customer_id, order_id=event.order_id,
+        kind=Notification.Kind.ORDER_CONFIRMED, context={"total": event.total},
+    )  # fmt: skip
+
+
+@handles(OrderRejected, group="notifications")
+def order_rejected(envelope: Envelope) -> None:
+    event: OrderRejected = envelope.payload  # type: ignore[assignment]
+    notification_for_order(
+        event_id=envelope.event_id, customer_id=event.customer_id, order_id=event.order_id,
+        kind=Notification.Kind.ORDER_REJECTED, context={"reason": event.reason},
+    )  # fmt: skip
+
+
+@handles(OrderCancelled, group="notifications")
+def order_cancelled(envelope: Envelope) -> None:
+    event: OrderCancelled = envelope.payload  # type: ignore[assignment]
+    notification_for_order(
+        event_id=envelope.event_id, customer_id=event.customer_id, order_id=event.order_id,
+        kind=Notification.Kind.ORDER_CANCELLED, context={"was_confirmed": event.previous_status == "confirmed"},
+    )  # fmt: skip

@@ -1,0 +1,5 @@
+from eventbus.process import ConsumeCommand
+
+
+class Command(ConsumeCommand):
+    group = "notifications"

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Notification(models.Model):
+    """A message to a customer about an order, one per event (the unique event_id is what keeps
+    a customer from getting two e-mails for the same event)."""
+
+    class Kind(models.TextChoices):
+        ORDER_CONFIRMED = "order_confirmed", "order confirmed"
+        ORDER_REJECTED = "order_rejected", "order rejected"
+        ORDER_CANCELLED = "order_cancelled", "order cancelled"
+
+    class Channel(models.TextChoices):
+        EMAIL = "email"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENDING = "sending"
+        SENT = "sent"
+        FAILED = "failed"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    order_id = models.UUIDField()
+    event_id = models.UUIDField(unique=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.EMAIL)
+    subject = models.CharField(max_length=200)
+    body = models.TextField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["user", "-created_at"], name="notification_user_recent"),
+            models.Index(fields=["order_id"], name="notification_order"),
+            models.Index(fields=["status", "created_at"], name="notification_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} for {self.order_id} ({self.status})"

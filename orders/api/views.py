@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from orders import selectors, services
+from orders.api.serializers import OrderCreateSerializer, OrderSerializer
+from orders.models import Order
+
+
+class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Orders. A customer sees and cancels their own; staff see all."""
+
+    serializer_class = OrderSerializer
+    lookup_value_regex = "[0-9a-fA-F-]{32,36}"
+
+    def get_queryset(self) -> Any:
+        status_filter = self.request.query_params.get("status")
+        if status_filter not in Order.Status.values:
+            status_filter = None
+        return selectors.order_list(user=self.request.user, status=status_filter)
+
+    @extend_schema(parameters=[OpenApiParameter("status", enum=Order.Status.values)])
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(request=OrderCreateSerializer, responses={201: OrderSerializer})
+    def create(self, request: Request) -> Response:
+        """Place an order. It starts `pending`; inventory then confirms or rejects it."""
+        serializer = OrderCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        items = [(i["product_id"], i["quantity"]) for i in serializer.validated_data["items"]]
+        order = services.order_place(customer=request.user, items=items)
+        return Response(
+            OrderSerializer(order).data,
+            status=status.HTTP_201_CREATED,
+            headers={"Location": f"/api/orders/{order.id}/"},
+        )
+
+    @extend_schema(request=None, responses={200: OrderSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        """Cancel a pending or confirmed order: 409 if it is rejected or already cancelled."""
+        order = services.order_cancel(order_id=pk, customer=None if request.user.is_staff else request.user)
+        order = selectors.order_get(user=request.user, order_id=order.id)
+        return Response(OrderSerializer(order).data)

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Order(models.Model):
+    """An order. Its status changes only through orders.services, along TRANSITIONS."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        CONFIRMED = "confirmed"
+        REJECTED = "rejected"
+        CANCELLED = "cancelled"
+
+    # target status -> the statuses it may be reached from
+    TRANSITIONS: dict[str, tuple[str, ...]] = {
+        Status.CONFIRMED: (Status.PENDING,),
+        Status.REJECTED: (Status.PENDING,),
+        Status.CANCELLED: (Status.PENDING, Status.CONFIRMED),
+    }
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    customer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    total = models.DecimalField(max_digits=14, decimal_places=2)
+    rejection_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    rejected_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["customer", "-created_at"], name="order_customer_recent"),
+            models.Index(fields=["status"], name="order_status"),
+        ]
+        constraints = [models.CheckConstraint(condition=Q(total__gte=0), name="order_total_not_negative")]
+
+    def __str__(self) -> str:
+        return f"order {self.id} ({self.status})"
+
+    @property
+    def cancellable(self) -> bool:
+        return self.status in self.TRANSITIONS[self.Status.CANCELLED]
+
+
+class OrderItem(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
+    product_id = models.PositiveIntegerField()
+    sku = models.CharField(max_length=64)
+    name = models.CharField(max_length=200)
+    quantity = models.PositiveIntegerField()
+    unit_price = models.DecimalField(max_digits=12, decimal_places=2)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="order_item_quantity_positive"),
+            models.UniqueConstraint(fields=["order", "product_id"], name="order_item_once_per_product"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sku} x{self.quantity}"
+
+    @property
+    def line_total(self) -> Decimal:
+        return self.unit_price * self.quantity
+
+
+class CatalogProduct(models.Model):
+    """The orders app's own copy of the catalog (name, price, active), kept current by
+    inventory's ProductChanged events. Placing an order reads only this table."""
+
+    product_id = models.PositiveIntegerField(primary_key=True)
+    sku = models.CharField(max_length=64)
+    name = models.CharField(max_length=200)
+    price = models.DecimalField(max_digits=12, decimal_places=2)
+    active = models.BooleanField()
+    revision = models.PositiveIntegerField()
+
+    class Meta:
+        verbose_name = "catalog product"
+        ordering = ["sku"]
+
+    def __str__(self) -> str:
+        return f"{self.sku} {self.name}"

