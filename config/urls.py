@@ -10,6 +10,10 @@ from inventory.api.views import ProductViewSet
 from notifications.api.views import NotificationViewSet
 from orders.api.views import OrderViewSet
 
+admin.site.site_header = "eventshop administration"
+admin.site.site_title = "eventshop"
+admin.site.site_url = "/ops/"  # "View site" leads to the operations page
+
 router = DefaultRouter()
 router.register("products", ProductViewSet, basename="product")
 router.register("orders", OrderViewSet, basename="order")

@@ -36,6 +36,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from eventbus import inbox, registry
 from eventbus.deadletters import deadletter_record, deadletters_resolve, replayed_deadletter_id
 from eventbus.events import Envelope, PermanentError, decode
+from eventbus.outage import Outage
 from eventbus.transport import GroupMissing, Message, Transport, TransportUnavailable, get_transport
 
 __all__ = ["Consumer", "RetryPolicy", "ShutdownRequested", "default_consumer_name"]
@@ -133,8 +134,7 @@ class Consumer:
         self._in_blocking_read = False
         self._held: tuple[list[Message], bool] | None = None  # a batch waiting for the database
         self._unacked: dict[str, list[str]] = {}  # committed but not yet acknowledged
-        self._outage: str | None = None
-        self._outage_delay = 0.0
+        self._outage = Outage(log, consequence="nothing is acknowledged meanwhile; retrying", stopping=self._stopping)
         self._next_retry_check = 0.0
         self._next_claim = 0.0
         self._next_cleanup = 0.0
@@ -166,52 +166,45 @@ class Consumer:
         and its inbox row has committed; a message is never dropped without a DeadLetter row.
         """
         log.info("consumer %s of group %s reading %s", self.name, self.group, ", ".join(self.streams))
-        started = False
+        groups_ready = own_pending_done = False
         while not self.stopping:
             try:
-                if not started:
+                if self._unacked:
+                    self._ack(self._unacked)
+                    self._unacked = {}
+                if self._held is not None:
+                    # A batch interrupted by a database outage is retried as it was, before
+                    # anything is read again (a re-read would count as another delivery).
+                    messages, redelivered = self._held
+                    self.process(messages, redelivered=redelivered)
+                    continue
+                if not groups_ready:
+                    connection.ensure_connection()  # say at start if the database is unreachable
                     self.ensure_groups()
+                    groups_ready = True
+                if not own_pending_done:
                     self._drain_own_pending()
-                    started = True
+                    own_pending_done = True
                 idle = self._step(block=not once)
-                self._recovered()
+                self._outage.recovered(f"consumer {self.name}")
                 if once and idle:
                     break
             except ShutdownRequested:
                 break
             except TransportUnavailable as exc:
-                self._back_off("Redis", exc)
+                self._outage.failed("Redis", exc, redis_url=self.transport.url)
             except (DatabaseUnavailable, OperationalError, InterfaceError) as exc:
-                self._back_off("database", exc)
+                self._outage.failed("database", exc)
                 connection.close()  # reconnect on next use
             except GroupMissing as exc:
                 log.warning("consumer group %s vanished (%s); re-creating it", self.group, exc)
-                self.ensure_groups()
+                groups_ready = False
         self._in_blocking_read = False
         log.info(
             "consumer %s stopped: %d processed, %d duplicates, %d retries, %d dead letters",
             self.name, self.stats.processed, self.stats.duplicates, self.stats.retried, self.stats.dead,
         )  # fmt: skip
         return self.stats
-
-    def _back_off(self, what: str, exc: BaseException) -> None:
-        if self._outage != what:
-            if what == "Redis":
-                from eventbus.transport import unreachable_message
-
-                log.error("%s; backing off and retrying", unreachable_message(self.transport.url, exc))
-            else:
-                log.error("database unavailable (%s); nothing is acknowledged, retrying with backoff", exc)
-            self._outage = what
-            self._outage_delay = 0.1
-        else:
-            self._outage_delay = min(self._outage_delay * 2, 5.0)
-        self._stopping.wait(self._outage_delay)
-
-    def _recovered(self) -> None:
-        if self._outage is not None:
-            log.warning("%s is back; consumer %s resumes", self._outage, self.name)
-            self._outage = None
 
     def ensure_groups(self) -> None:
         for stream in self.streams:
@@ -222,13 +215,6 @@ class Consumer:
 
     def _step(self, *, block: bool) -> bool:
         """One turn of the loop. Returns True if there was nothing to do."""
-        if self._unacked:
-            self._ack(self._unacked)
-            self._unacked = {}
-        if self._held is not None:
-            messages, redelivered = self._held
-            self.process(messages, redelivered=redelivered)
-            return False
         now = time.monotonic()
         busy = False
         if now >= self._next_retry_check:

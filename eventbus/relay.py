@@ -26,14 +26,8 @@ from django.utils import timezone
 from eventbus import registry
 from eventbus.consumer import ShutdownRequested
 from eventbus.models import OutboxEvent, ProcessedEvent
-from eventbus.transport import (
-    GroupMissing,
-    Transport,
-    TransportUnavailable,
-    Wakeups,
-    get_transport,
-    unreachable_message,
-)
+from eventbus.outage import Outage
+from eventbus.transport import GroupMissing, Transport, TransportUnavailable, Wakeups, get_transport
 
 __all__ = ["Relay"]
 
@@ -58,9 +52,9 @@ class Relay:
         self._wakeups: Wakeups | None = None
         self._stopping = threading.Event()
         self._waiting = False
-        self._outage: str | None = None
-        self._outage_delay = 0.0
+        self._outage = Outage(log, consequence="events wait in the outbox meanwhile; retrying", stopping=self._stopping)
         self._next_maintenance = 0.0
+        self._groups_seen = False
         self.published = 0
 
     @property
@@ -78,11 +72,17 @@ class Relay:
 
     def ensure_groups(self) -> None:
         """Create every registered group before publishing, so no group that has not started
-        yet misses events, and trimming knows every reader of a stream."""
+        yet misses events, and trimming knows every reader of a stream. Checked again at each
+        maintenance tick: a group that vanished (stream deleted, Redis restarted without
+        persistence) is re-created with a warning."""
         for group in registry.groups():
             for stream in [*registry.streams_for(group), Transport.replay_stream(group)]:
                 if self.transport.ensure_group(stream, group):
-                    log.info("created consumer group %s on stream %s", group, stream)
+                    if self._groups_seen:
+                        log.warning("consumer group %s on stream %s had vanished; re-created it", group, stream)
+                    else:
+                        log.info("created consumer group %s on stream %s", group, stream)
+        self._groups_seen = True
 
     def publish_batch(self) -> int:
         """Publish up to batch_size unpublished rows; returns how many were published."""
@@ -114,19 +114,17 @@ class Relay:
         """Relay until stopped (or, with once=True, until the outbox is empty). Returns the
         number of events published."""
         log.info("relay started (batch %d, backstop poll %.1fs)", self.batch_size, self.poll_interval)
-        started = False
         while not self._stopping.is_set():
             try:
-                if not started:
+                if not self._groups_seen:
                     self.ensure_groups()
-                    started = True
                 if self._wakeups is None and not once:
                     self._wakeups = self.transport.subscribe_wakeups()
                 self.drain()
                 if time.monotonic() >= self._next_maintenance:
                     self.maintain()
                     self._next_maintenance = time.monotonic() + self.trim_interval_s
-                self._recovered()
+                self._outage.recovered("the relay")
                 if once:
                     break
                 self._wait()  # returns at once if rows were committed while draining
@@ -134,10 +132,9 @@ class Relay:
                 break
             except (TransportUnavailable, GroupMissing) as exc:
                 self._drop_wakeups()
-                started = started and not isinstance(exc, GroupMissing)
-                self._back_off("Redis", exc)
+                self._outage.failed("Redis", exc, redis_url=self.transport.url)
             except DatabaseError as exc:
-                self._back_off("database", exc)
+                self._outage.failed("database", exc)
                 connection.close()
         self._drop_wakeups()
         log.info("relay stopped: %d events published", self.published)
@@ -157,29 +154,12 @@ class Relay:
             self._wakeups.close()
             self._wakeups = None
 
-    def _back_off(self, what: str, exc: BaseException) -> None:
-        if self._outage != what:
-            if what == "Redis":
-                log.error(
-                    "%s; unpublished events wait in the outbox, retrying", unreachable_message(self.transport.url, exc)
-                )
-            else:
-                log.error("database unavailable (%s); retrying with backoff", exc)
-            self._outage = what
-            self._outage_delay = 0.1
-        else:
-            self._outage_delay = min(self._outage_delay * 2, 5.0)
-        self._stopping.wait(self._outage_delay)
-
-    def _recovered(self) -> None:
-        if self._outage is not None:
-            log.warning("%s is back; relay resumes", self._outage)
-            self._outage = None
-
     # --- housekeeping -------------------------------------------------------------------------
 
     def maintain(self) -> None:
-        """Trim acknowledged stream entries; purge published outbox rows and old inbox rows."""
+        """Re-check groups, trim acknowledged stream entries, purge published outbox rows and
+        old inbox rows."""
+        self.ensure_groups()
         streams = set(registry.subscriptions())
         streams.update(Transport.replay_stream(g) for g in registry.groups())
         for stream in sorted(streams):

@@ -77,7 +77,7 @@ def unreachable_message(url: str, exc: BaseException | None = None) -> str:
     else:
         hint = f"the embedded server under {settings.VAR_DIR / 'redis'} did not answer; see redis.log there"
     detail = f" ({exc})" if exc else ""
-    return f"REDIS_URL is unreachable ({display_url(url)}){detail}: {hint}."
+    return f"REDIS_URL is unreachable ({display_url(url)}){detail}: {hint}"
 
 
 _ERRORS_UNAVAILABLE = (

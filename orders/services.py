@@ -44,6 +44,7 @@ def _validate_lines(items: Sequence[tuple[int, int]]) -> None:
         raise InvalidInput({"items": ["An order needs at least one item."]})
     if len(items) > MAX_LINES:
         raise InvalidInput({"items": [f"An order has at most {MAX_LINES} items."]})
+    # Line errors by position, {} for a good line: the shape the API's serializer reports too.
     seen: set[int] = set()
     errors: list[dict[str, list[str]]] = []
     for product_id, quantity in items:
@@ -67,7 +68,7 @@ def order_place(*, customer: AbstractBaseUser, items: Sequence[tuple[int, int]])
     """
     _validate_lines(items)
     catalog = CatalogProduct.objects.in_bulk([p for p, _ in items])
-    errors: list[dict[str, list[str]]] = []
+    errors = []
     for product_id, _ in items:
         product = catalog.get(product_id)
         if product is None:

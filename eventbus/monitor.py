@@ -1,0 +1,73 @@
+"""What is in flight: the numbers the operations page, `check_invariants --wait` and the
+benchmarks read. Read-only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from eventbus import registry
+from eventbus.models import DeadLetter, OutboxEvent
+from eventbus.transport import Transport, get_transport
+
+__all__ = ["Backlog", "GroupState", "pipeline_backlog"]
+
+
+@dataclass(frozen=True)
+class GroupState:
+    stream: str
+    group: str
+    consumers: int
+    pending: int  # delivered, not yet acknowledged
+    lag: int  # on the stream, not yet delivered to the group
+    retrying: int  # waiting for a retry (part of pending)
+
+
+@dataclass(frozen=True)
+class Backlog:
+    outbox: int
+    groups: list[GroupState] = field(default_factory=list)
+    dead_letters: int = 0
+
+    @property
+    def total(self) -> int:
+        """Everything not yet finished: unpublished events plus undelivered or unacknowledged
+        messages. Zero means the pipeline has drained."""
+        return self.outbox + sum(g.pending + g.lag for g in self.groups)
+
+    def __str__(self) -> str:
+        in_flight = sum(g.pending + g.lag for g in self.groups)
+        return f"{self.outbox} in the outbox, {in_flight} on streams"
+
+
+def _lag(transport: Transport, stream: str, last_delivered: str, reported: int | None) -> int:
+    if reported is not None:
+        return reported
+    # Redis < 7 does not report lag: count what lies after the group's position.
+    after = transport.client.xrange(transport.key(stream), min=f"({last_delivered}", count=10_000)
+    return len(after)
+
+
+def pipeline_backlog(transport: Transport | None = None) -> Backlog:
+    transport = transport or get_transport()
+    groups = []
+    for group in registry.groups():
+        retrying = transport.retry_count(group)
+        for stream in [*registry.streams_for(group), Transport.replay_stream(group)]:
+            for info in transport.groups(stream):
+                if info.name != group:
+                    continue
+                groups.append(
+                    GroupState(
+                        stream=stream,
+                        group=group,
+                        consumers=info.consumers,
+                        pending=info.pending,
+                        lag=_lag(transport, stream, info.last_delivered_id, info.lag),
+                        retrying=retrying if stream in registry.streams_for(group) else 0,
+                    )
+                )
+    return Backlog(
+        outbox=OutboxEvent.objects.filter(published_at__isnull=True).count(),
+        groups=groups,
+        dead_letters=DeadLetter.objects.filter(status=DeadLetter.Status.DEAD).count(),
+    )
