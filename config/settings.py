@@ -163,6 +163,9 @@ EVENTBUS = {
 
 # --- e-mail -----------------------------------------------------------------------------------
 globals().update(env.email_url("EMAIL_URL", default="consolemail://"))
+if EMAIL_FILE_PATH and not EMAIL_FILE_PATH.startswith("/"):  # noqa: F821 - set by the line above
+    # filemail:///var/mail means /var/mail; django-environ drops the leading slash.
+    EMAIL_FILE_PATH = "/" + EMAIL_FILE_PATH
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="shop@localhost")
 
 # --- auth, i18n, static -----------------------------------------------------------------------

@@ -138,6 +138,7 @@ class Consumer:
         self._next_retry_check = 0.0
         self._next_claim = 0.0
         self._next_cleanup = 0.0
+        self._chores = [[0.0, every, func] for every, func in registry.chores_for(group)]  # [next due, every, func]
 
     @property
     def transport(self) -> Transport:
@@ -225,6 +226,7 @@ class Consumer:
         if now >= self._next_cleanup:
             self._remove_idle_consumers()
             self._next_cleanup = now + max(self.consumer_idle_remove_ms / 1000 / 10, 60)
+        self._run_chores(now)
         if busy or self.stopping:
             return False
         block_ms = None
@@ -303,6 +305,19 @@ class Consumer:
                 if cursor in ("0-0", "0"):
                     break
         return found
+
+    def _run_chores(self, now: float) -> None:
+        for chore in self._chores:
+            due, every, func = chore
+            if now < due:
+                continue
+            chore[0] = now + every
+            try:
+                func()
+            except (OperationalError, InterfaceError):
+                raise  # an outage: the run loop backs off
+            except Exception:
+                log.exception("group %s: housekeeping %s failed", self.group, getattr(func, "__name__", func))
 
     def _remove_idle_consumers(self) -> None:
         for stream in self.streams:

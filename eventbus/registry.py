@@ -7,13 +7,15 @@ from typing import TypeVar
 
 from eventbus.events import Envelope, Event
 
-__all__ = ["Handler", "groups", "handler_for", "handles", "streams_for"]
+__all__ = ["Chore", "Handler", "chores_for", "groups", "handler_for", "handles", "housekeeping", "streams_for"]
 
 Handler = Callable[[Envelope], None]
 H = TypeVar("H", bound=Handler)
 
 _HANDLERS: dict[str, dict[str, Handler]] = {}
 _STREAMS: dict[str, set[str]] = {}
+Chore = tuple[float, Callable[[], object]]
+_CHORES: dict[str, list[Chore]] = {}
 
 
 def handles(*event_classes: type[Event], group: str) -> Callable[[H], H]:
@@ -59,3 +61,20 @@ def subscriptions() -> dict[str, list[str]]:
         for stream in streams:
             out.setdefault(stream, []).append(group)
     return out
+
+
+def housekeeping(*, group: str, every_s: float) -> Callable[[Callable[[], object]], Callable[[], object]]:
+    """Register a chore that every consumer of `group` runs at start and then every `every_s`
+    seconds, between batches (e.g. sending notifications a crashed consumer left unsent).
+    A chore must be safe to run in several consumers at once."""
+
+    def register(func: Callable[[], object]) -> Callable[[], object]:
+        if func not in [f for _, f in _CHORES.get(group, [])]:
+            _CHORES.setdefault(group, []).append((every_s, func))
+        return func
+
+    return register
+
+
+def chores_for(group: str) -> list[Chore]:
+    return list(_CHORES.get(group, []))

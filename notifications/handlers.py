@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from eventbus.events import Envelope
-from eventbus.registry import handles
+from eventbus.registry import handles, housekeeping
 from notifications.models import Notification
-from notifications.services import notification_for_order
+from notifications.services import notification_for_order, notifications_deliver
 from orders.events import OrderCancelled, OrderConfirmed, OrderRejected
 
 
@@ -34,3 +34,10 @@ def order_cancelled(envelope: Envelope) -> None:
         event_id=envelope.event_id, customer_id=event.customer_id, order_id=event.order_id,
         kind=Notification.Kind.ORDER_CANCELLED, context={"was_confirmed": event.previous_status == "confirmed"},
     )  # fmt: skip
+
+
+@housekeeping(group="notifications", every_s=30)
+def send_stragglers() -> None:
+    """E-mail notifications whose consumer died between committing them and sending them.
+    Claims are exclusive (pending -> sending under SKIP LOCKED), so this never sends twice."""
+    notifications_deliver()

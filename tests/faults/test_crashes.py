@@ -1,0 +1,160 @@
+"""Kill the relay and consumers with SIGKILL mid-work, restart Redis under load: every order
+still reaches its final status, no stock is reserved twice, no customer gets two e-mails for
+the same event, and `check_invariants` passes."""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+
+import pytest
+from django.core.management import call_command
+from django.db import connection, connections, transaction
+
+from eventbus import registry
+from eventbus.models import OutboxEvent
+from inventory.models import Reservation
+from notifications.models import Notification
+from orders.models import Order
+from orders.services import order_place
+from tests.factories import ProductFactory, UserFactory
+from tests.faults.conftest import Processes, RedisServer, wait_until
+
+pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
+
+
+def place_orders(count: int, products: list, customers: list, *, seed: int, pause_s: float = 0.0) -> threading.Thread:
+    """Place `count` orders from a background thread (its own database connection)."""
+    rng = random.Random(seed)
+
+    def run() -> None:
+        try:
+            for _ in range(count):
+                lines = rng.sample(products, rng.randint(1, 3))
+                order_place(customer=rng.choice(customers), items=[(p.pk, rng.randint(1, 3)) for p in lines])
+                if pause_s:
+                    threading.Event().wait(pause_s)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run, name="placer")
+    thread.start()
+    return thread
+
+
+def all_settled(expected: int) -> bool:
+    return (
+        Order.objects.count() == expected
+        and not Order.objects.filter(status=Order.Status.PENDING).exists()
+        and Notification.objects.count() == expected
+        and not Notification.objects.filter(status=Notification.Status.PENDING).exists()
+    )
+
+
+def assert_effects_applied_once(processes: Processes, orders: int) -> None:
+    assert not Order.objects.filter(status=Order.Status.PENDING).exists()
+    assert Order.objects.count() == orders
+    # one notification per order (confirmed or rejected) and never two e-mails for one event
+    assert Notification.objects.count() == orders
+
+    def event_ids(*statuses: str) -> set[str]:
+        return {str(e) for e in Notification.objects.filter(status__in=statuses).values_list("event_id", flat=True)}
+
+    sent = event_ids("sent")
+    emails = processes.emails_by_event()
+    recorded = event_ids("sent", "sending")
+    assert emails, "no e-mail was sent at all"
+    assert max(emails.values()) == 1, f"events e-mailed twice: {[e for e, n in emails.items() if n > 1]}"
+    assert sent <= set(emails), "every notification marked sent was e-mailed"
+    assert set(emails) <= recorded, "every e-mail belongs to a notification"
+    # A kill between claiming a notification and marking it sent leaves it 'sending': it may or
+    # may not have gone out, so it is never sent again (at most once). Everything else is sent.
+    assert Notification.objects.exclude(status__in=["sent", "sending"]).count() == 0
+    call_command("check_invariants")  # raises SystemExit(1) with a report if anything is off
+
+
+def test_killing_a_consumer_of_each_group_mid_batch_loses_nothing_and_applies_nothing_twice(processes):
+    customers = UserFactory.create_batch(25)
+    products = [ProductFactory(stock=40) for _ in range(12)]
+    processes.start_relay()
+    for group in registry.groups():
+        processes.start_consumer(group, f"{group}-1", "--batch-size", "20")
+
+    orders = 400
+    placer = place_orders(orders, products, customers, seed=1)
+    # Kill each group's consumer once it is busy, while orders are still arriving.
+    wait_until(lambda: Reservation.objects.count() >= 60, timeout=60, what="inventory to get busy")
+    processes.kill("inventory-1")
+    processes.start_consumer("inventory", "inventory-2", "--batch-size", "20")
+    wait_until(lambda: Order.objects.exclude(status="pending").count() >= 120, timeout=60, what="orders to get busy")
+    processes.kill("orders-1")
+    processes.start_consumer("orders", "orders-2", "--batch-size", "20")
+    wait_until(lambda: Notification.objects.count() >= 150, timeout=60, what="notifications to get busy")
+    processes.kill("notifications-1")
+    assert Order.objects.filter(status="pending").exists() or Order.objects.count() < orders, (
+        "the kills came after the work was done; they prove nothing"
+    )
+    processes.start_consumer("notifications", "notifications-2", "--batch-size", "20")
+    placer.join(timeout=120)
+
+    wait_until(lambda: all_settled(orders), timeout=120, what="every order and notification to settle")
+    assert_effects_applied_once(processes, orders)
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="holds the relay between XADD and its UPDATE with a PostgreSQL table lock; SQLite has no such lock",
+)
+def test_relay_killed_between_publishing_and_marking_rows_publishes_again_and_effects_happen_once(processes, transport):
+    customers = UserFactory.create_batch(5)
+    products = [ProductFactory(stock=100) for _ in range(5)]
+    placer = place_orders(30, products, customers, seed=2)
+    placer.join()
+    unpublished = OutboxEvent.objects.filter(published_at__isnull=True).count()
+    for group in registry.groups():
+        processes.start_consumer(group, f"{group}-1")
+
+    with transaction.atomic():
+        # SHARE lets the relay claim rows (FOR UPDATE) and XADD them, but blocks its UPDATE that
+        # marks them published: we hold it exactly between the two, and kill it there.
+        with connection.cursor() as cursor:
+            cursor.execute(f"LOCK TABLE {OutboxEvent._meta.db_table} IN SHARE MODE")
+        processes.start_relay("relay-1")
+        wait_until(lambda: transport.stream_length("orders") >= 30, timeout=30, what="the relay to XADD the placements")
+        processes.kill("relay-1")
+    assert OutboxEvent.objects.filter(published_at__isnull=True).count() >= unpublished, "no row was marked"
+
+    processes.start_relay("relay-2")
+    wait_until(lambda: all_settled(30), timeout=60, what="every order to settle")
+
+    processes.stop_all()  # each consumer logs what it processed and what it dropped as duplicate
+    inventory = re.search(
+        r"consumer inventory-1 stopped: (\d+) processed, (\d+) duplicates", processes.log("inventory-1")
+    )
+    assert inventory, processes.log("inventory-1")
+    assert int(inventory[1]) == 30, "each placement reserved once"
+    assert int(inventory[2]) >= 30, "every placement reached the stream a second time, and was dropped"
+    assert Reservation.objects.values("order_id").distinct().count() == Order.objects.filter(status="confirmed").count()
+    assert_effects_applied_once(processes, 30)
+
+
+def test_restarting_redis_with_persistence_while_orders_flow_loses_nothing(private_redis: RedisServer, processes):
+    customers = UserFactory.create_batch(10)
+    products = [ProductFactory(stock=60) for _ in range(8)]
+    processes.start_relay()
+    for group in registry.groups():
+        processes.start_consumer(group, f"{group}-1")
+
+    orders = 200
+    placer = place_orders(orders, products, customers, seed=3, pause_s=0.01)
+    wait_until(lambda: Notification.objects.count() >= 40, timeout=60, what="orders to flow")
+    private_redis.stop()
+    threading.Event().wait(1.0)
+    private_redis.start()
+    placer.join(timeout=120)
+
+    wait_until(lambda: all_settled(orders), timeout=120, what="every order to settle after the restart")
+    assert_effects_applied_once(processes, orders)
+    assert "REDIS_URL is unreachable" in processes.log("relay")
+    assert "is reachable again" in processes.log("relay")
