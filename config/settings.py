@@ -162,10 +162,11 @@ EVENTBUS = {
 }
 
 # --- e-mail -----------------------------------------------------------------------------------
-globals().update(env.email_url("EMAIL_URL", default="consolemail://"))
-if EMAIL_FILE_PATH and not EMAIL_FILE_PATH.startswith("/"):  # noqa: F821 - set by the line above
+_email = env.email_url("EMAIL_URL", default="consolemail://")
+if _email.get("EMAIL_FILE_PATH") and not _email["EMAIL_FILE_PATH"].startswith("/"):
     # filemail:///var/mail means /var/mail; django-environ drops the leading slash.
-    EMAIL_FILE_PATH = "/" + EMAIL_FILE_PATH
+    _email["EMAIL_FILE_PATH"] = "/" + _email["EMAIL_FILE_PATH"]
+globals().update(_email)  # EMAIL_BACKEND, EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, ...
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="shop@localhost")
 
 # --- auth, i18n, static -----------------------------------------------------------------------

@@ -178,6 +178,7 @@ class Consumer:
                     # anything is read again (a re-read would count as another delivery).
                     messages, redelivered = self._held
                     self.process(messages, redelivered=redelivered)
+                    self._outage.recovered(f"consumer {self.name}")
                     continue
                 if not groups_ready:
                     connection.ensure_connection()  # say at start if the database is unreachable

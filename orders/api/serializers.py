@@ -4,15 +4,43 @@ from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.settings import api_settings
 
 from config.api import StrictIntegerField
 from orders.models import Order, OrderItem
 from orders.services import MAX_LINES, MAX_QUANTITY
 
 
+class OrderLinesSerializer(serializers.ListSerializer):
+    """Order lines whose errors have the shape orders.services uses for the same rules, so a
+    client reads one shape whichever layer refused the order: line errors by position, `{}` for
+    a good line (`{"items": [{}, {"quantity": [...]}]}`), where DRF 3.18 keys them by index in
+    a dict; and messages about the list as a whole as a plain list
+    (`{"items": ["This list may not be empty."]}`), where DRF wraps them in `non_field_errors`."""
+
+    def to_internal_value(self, data: Any) -> list[dict[str, int]]:
+        try:
+            return super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if not isinstance(exc.detail, dict):
+                raise
+            if set(exc.detail) == {api_settings.NON_FIELD_ERRORS_KEY}:
+                raise serializers.ValidationError(exc.detail[api_settings.NON_FIELD_ERRORS_KEY]) from exc
+            lines = [exc.detail.get(index, {}) for index in range(len(data))]
+            raise serializers.ValidationError(lines) from exc
+
+
+# Orders keep product ids in PositiveIntegerField columns: a larger number is no product, and on
+# SQLite it would not even fit the query (OverflowError, a 500).
+MAX_PRODUCT_ID = 2_147_483_647
+
+
 class OrderLineInSerializer(serializers.Serializer):
-    product_id = StrictIntegerField(min_value=1)
+    product_id = StrictIntegerField(min_value=1, max_value=MAX_PRODUCT_ID)
     quantity = StrictIntegerField(min_value=1, max_value=MAX_QUANTITY)
+
+    class Meta:
+        list_serializer_class = OrderLinesSerializer
 
 
 class OrderCreateSerializer(serializers.Serializer):

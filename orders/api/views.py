@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,7 +18,15 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     """Orders. A customer sees and cancels their own; staff see all."""
 
     serializer_class = OrderSerializer
-    lookup_value_regex = "[0-9a-fA-F-]{32,36}"
+    # A UUID, with or without its dashes: anything else is a 404 from the URL resolver, before
+    # it can reach a query as a malformed value.
+    lookup_value_regex = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+
+    def get_serializer_class(self) -> type[serializers.Serializer]:
+        # Placing an order takes items and answers with the order: the browsable API's form and
+        # OPTIONS on the list (whose only write is placing) describe what to send.
+        placing = self.action == "create" or (self.action == "metadata" and not self.detail)
+        return OrderCreateSerializer if placing else OrderSerializer
 
     def get_queryset(self) -> Any:
         status_filter = self.request.query_params.get("status")
@@ -32,7 +41,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     @extend_schema(request=OrderCreateSerializer, responses={201: OrderSerializer})
     def create(self, request: Request) -> Response:
         """Place an order. It starts `pending`; inventory then confirms or rejects it."""
-        serializer = OrderCreateSerializer(data=request.data)
+        serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         items = [(i["product_id"], i["quantity"]) for i in serializer.validated_data["items"]]
         order = services.order_place(customer=request.user, items=items)
@@ -46,6 +55,6 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
         """Cancel a pending or confirmed order: 409 if it is rejected or already cancelled."""
-        order = services.order_cancel(order_id=pk, customer=None if request.user.is_staff else request.user)
+        order = services.order_cancel(order_id=uuid.UUID(pk), customer=None if request.user.is_staff else request.user)
         order = selectors.order_get(user=request.user, order_id=order.id)
         return Response(OrderSerializer(order).data)

@@ -35,6 +35,11 @@ def wait_until(predicate: Callable[[], object], *, timeout: float, what: str, in
         time.sleep(interval)
 
 
+def pending(transport: object, stream: str, group: str) -> int:
+    """Messages delivered to the group and not yet acknowledged."""
+    return next(g.pending for g in transport.groups(stream) if g.name == group)  # type: ignore[attr-defined]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -125,8 +130,8 @@ class Processes:
             CONSUMER_BLOCK_MS="500",
             RELAY_POLL_INTERVAL="0.5",
             PYTHONUNBUFFERED="1",
-            **self.env_overrides,
         )
+        env.update(self.env_overrides)
         return env
 
     def start(self, name: str, *command: str) -> subprocess.Popen:

@@ -1,0 +1,83 @@
+"""The Django admin, signed in as a superuser, over data the real system produced: an order
+placed through the API and carried through relay and consumers, and a malformed message the
+consumers dead-lettered."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib import admin
+from django.contrib.admin.utils import quote
+from django.contrib.auth.models import Group
+from django.db.models import Model
+from django.test import Client
+from django.urls import reverse
+from rest_framework.authtoken.models import Token
+
+from eventbus.models import DeadLetter, OutboxEvent
+from orders.models import Order
+from tests.factories import ProductFactory, UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+REGISTERED = sorted(admin.site._registry, key=lambda model: model._meta.label)
+
+
+def admin_url(model: type[Model], view: str, *args: object) -> str:
+    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}", args=args)
+
+
+@pytest.fixture
+def shop(api, customer, place_order, pump, transport):
+    """One of everything: a confirmed order with its reservation, inbox rows, notification and
+    outbox events, a user group, an API token, and a dead letter."""
+    Group.objects.create(name="warehouse")
+    Token.objects.get_or_create(user=customer)
+    keyboard = ProductFactory(sku="KB-1", name="Keyboard", stock=5)
+    order = place_order(api, (keyboard.pk, 2))
+    transport.publish([("orders", {"event": "this is not JSON"})])
+    pump()
+    assert Order.objects.get(pk=order["id"]).status == "confirmed"
+    assert DeadLetter.objects.exists()
+    return order
+
+
+@pytest.fixture
+def superuser_client() -> Client:
+    client = Client()
+    client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
+    return client
+
+
+@pytest.mark.parametrize("model", REGISTERED, ids=lambda model: model._meta.label)
+def test_admin_changelist_and_change_page_of_every_registered_model_are_200(shop, superuser_client, model):
+    obj = model._default_manager.first()
+    assert obj is not None, "the shop fixture made no row of this model"
+
+    changelist = superuser_client.get(admin_url(model, "changelist"))
+    change_page = superuser_client.get(admin_url(model, "change", quote(obj.pk)))
+
+    assert changelist.status_code == 200
+    assert changelist.context["cl"].result_count >= 1
+    assert change_page.status_code == 200
+    assert change_page.context["original"] == obj
+
+
+def test_admin_order_page_shows_its_items_inline(shop, superuser_client):
+    response = superuser_client.get(admin_url(Order, "change", shop["id"]))
+
+    [inline] = response.context["inline_admin_formsets"]
+    assert inline.opts.model._meta.label == "orders.OrderItem"
+    assert "KB-1" in response.content.decode()
+
+
+def test_admin_outbox_events_are_read_only(shop, superuser_client):
+    event = OutboxEvent.objects.first()
+
+    assert superuser_client.get(admin_url(OutboxEvent, "add")).status_code == 403
+    page = superuser_client.get(admin_url(OutboxEvent, "change", event.pk))
+    assert page.context["has_add_permission"] is False
+    assert page.context["has_change_permission"] is False
+    assert 'name="_save"' not in page.content.decode()
+    response = superuser_client.post(admin_url(OutboxEvent, "change", event.pk), {"event_type": "forged"})
+    assert response.status_code == 403
+    assert OutboxEvent.objects.get(pk=event.pk).event_type == event.event_type
