@@ -11,10 +11,11 @@ from collections import Counter
 from collections.abc import Iterable
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from config.errors import InvalidInput
 from eventbus import outbox
 from eventbus.events import Envelope
 from inventory.events import (
@@ -28,12 +29,19 @@ from inventory.events import (
 from inventory.models import Product, Reservation, StockAdjustment
 
 __all__ = [
+    "MAX_STOCK",
     "product_create",
     "product_restock",
     "product_update",
     "stock_release",
     "stock_reserve",
 ]
+
+
+# The stock column is a 32-bit integer on PostgreSQL; keep well inside it.
+MAX_STOCK = 1_000_000_000
+
+SKU_TAKEN = "A product with this SKU already exists; choose another SKU."
 
 
 class _Short(Exception):
@@ -56,7 +64,17 @@ def _publish_product(product: Product) -> None:
 
 @transaction.atomic
 def product_create(*, sku: str, name: str, price: Decimal, stock: int = 0, active: bool = True) -> Product:
-    product = Product.objects.create(sku=sku, name=name, price=price, stock=stock, active=active)
+    """Create a product with its initial stock; raises InvalidInput if the SKU is taken (also
+    when two requests race for the same SKU: the unique index decides)."""
+    if not 0 <= stock <= MAX_STOCK:
+        raise InvalidInput({"stock": [f"Stock must be between 0 and {MAX_STOCK}."]})
+    try:
+        with transaction.atomic():
+            product = Product.objects.create(sku=sku, name=name, price=price, stock=stock, active=active)
+    except IntegrityError:
+        if Product.objects.filter(sku=sku).exists():
+            raise InvalidInput({"sku": [SKU_TAKEN]}) from None
+        raise
     if stock:
         StockAdjustment.objects.create(product=product, delta=stock, reason=StockAdjustment.Reason.INITIAL)
     _publish_product(product)
@@ -94,11 +112,16 @@ def product_update(
 
 @transaction.atomic
 def product_restock(*, product_id: int, quantity: int) -> Product:
+    """Add stock; raises InvalidInput if the stock would pass MAX_STOCK."""
     if quantity <= 0:
-        raise ValueError("restock quantity must be positive")
-    updated = Product.objects.filter(pk=product_id).update(stock=F("stock") + quantity, updated_at=timezone.now())
+        raise InvalidInput({"quantity": ["Restock quantity must be positive."]})
+    updated = Product.objects.filter(pk=product_id, stock__lte=MAX_STOCK - quantity).update(
+        stock=F("stock") + quantity, updated_at=timezone.now()
+    )
     if not updated:
-        raise Product.DoesNotExist(f"product {product_id} does not exist")
+        if not Product.objects.filter(pk=product_id).exists():
+            raise Product.DoesNotExist(f"product {product_id} does not exist")
+        raise InvalidInput({"quantity": [f"Stock would pass the maximum of {MAX_STOCK}."]})
     StockAdjustment.objects.create(product_id=product_id, delta=quantity, reason=StockAdjustment.Reason.RESTOCK)
     return Product.objects.get(pk=product_id)
 

@@ -53,7 +53,7 @@ class Order(models.Model):
 
 class OrderItem(models.Model):
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
-    product_id = models.PositiveIntegerField()
+    product_id = models.PositiveBigIntegerField()  # inventory's Product ids are 64-bit
     sku = models.CharField(max_length=64)
     name = models.CharField(max_length=200)
     quantity = models.PositiveIntegerField()
@@ -77,7 +77,7 @@ class CatalogProduct(models.Model):
     """The orders app's own copy of the catalog (name, price, active), kept current by
     inventory's ProductChanged events. Placing an order reads only this table."""
 
-    product_id = models.PositiveIntegerField(primary_key=True)
+    product_id = models.PositiveBigIntegerField(primary_key=True)
     sku = models.CharField(max_length=64)
     name = models.CharField(max_length=200)
     price = models.DecimalField(max_digits=12, decimal_places=2)

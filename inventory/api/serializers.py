@@ -5,12 +5,15 @@ from rest_framework.validators import UniqueValidator
 
 from config.api import StrictIntegerField
 from inventory.models import Product
+from inventory.services import MAX_STOCK, SKU_TAKEN
 
 
 class ProductSerializer(serializers.ModelSerializer):
-    sku = serializers.CharField(max_length=64, validators=[UniqueValidator(queryset=Product.objects.all())])
+    sku = serializers.CharField(
+        max_length=64, validators=[UniqueValidator(queryset=Product.objects.all(), message=SKU_TAKEN)]
+    )
     price = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0)
-    stock = StrictIntegerField(min_value=0, max_value=1_000_000_000, required=False, default=0)
+    stock = StrictIntegerField(min_value=0, max_value=MAX_STOCK, required=False, default=0)
     active = serializers.BooleanField(required=False, default=True)
 
     class Meta:
@@ -22,7 +25,7 @@ class ProductUpdateSerializer(ProductSerializer):
     """sku is the product's identity: fixed once created."""
 
     sku = serializers.CharField(read_only=True)
-    stock = StrictIntegerField(min_value=0, max_value=1_000_000_000, required=False)
+    stock = StrictIntegerField(min_value=0, max_value=MAX_STOCK, required=False)
     active = serializers.BooleanField(required=False)
 
 

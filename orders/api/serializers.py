@@ -30,9 +30,8 @@ class OrderLinesSerializer(serializers.ListSerializer):
             raise serializers.ValidationError(lines) from exc
 
 
-# Orders keep product ids in PositiveIntegerField columns: a larger number is no product, and on
-# SQLite it would not even fit the query (OverflowError, a 500).
-MAX_PRODUCT_ID = 2_147_483_647
+# Product ids are 64-bit: a larger number is no product, and would not even fit the query.
+MAX_PRODUCT_ID = 2**63 - 1
 
 
 class OrderLineInSerializer(serializers.Serializer):

@@ -6,8 +6,10 @@ from decimal import Decimal
 
 import pytest
 
+from config.errors import InvalidInput
 from eventbus.models import OutboxEvent
 from inventory.models import Product, StockAdjustment
+from inventory.services import MAX_STOCK, product_create
 from tests.factories import ProductFactory
 
 pytestmark = pytest.mark.django_db
@@ -155,6 +157,27 @@ def test_restock_with_a_quantity_that_is_not_a_positive_integer_is_400_and_chang
     assert StockAdjustment.objects.filter(product=product).count() == 1
 
 
+def test_restock_that_would_pass_the_maximum_stock_is_400_and_changes_nothing(staff_api):
+    product = ProductFactory(stock=MAX_STOCK - 5)
+
+    response = staff_api.post(f"/api/products/{product.pk}/restock/", {"quantity": 6}, format="json")
+
+    assert response.status_code == 400
+    assert list(response.json()) == ["quantity"]
+    assert Product.objects.get(pk=product.pk).stock == MAX_STOCK - 5
+
+
+def test_two_creates_racing_for_one_sku_give_one_product_and_a_400_not_a_500():
+    # The serializer's uniqueness check passed for both; the unique index decides.
+    product_create(sku="RACE-1", name="First", price=Decimal("1.00"))
+
+    with pytest.raises(InvalidInput) as refused:
+        product_create(sku="RACE-1", name="Second", price=Decimal("1.00"))
+
+    assert refused.value.errors == {"sku": ["A product with this SKU already exists; choose another SKU."]}
+    assert list(Product.objects.filter(sku="RACE-1").values_list("name", flat=True)) == ["First"]
+
+
 def test_restock_of_an_unknown_product_is_404(staff_api):
     assert staff_api.post("/api/products/999999/restock/", {"quantity": 1}, format="json").status_code == 404
 
@@ -217,7 +240,7 @@ def test_creating_a_product_with_a_duplicate_sku_is_400_with_a_sku_message(staff
 
     assert response.status_code == 400
     assert list(response.json()) == ["sku"]
-    assert response.json()["sku"] == ["This field must be unique."]
+    assert response.json()["sku"] == ["A product with this SKU already exists; choose another SKU."]
     assert list(Product.objects.filter(sku="CHAIR-1").values_list("name", flat=True)) == ["Chair"]
 
 
