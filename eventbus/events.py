@@ -232,7 +232,10 @@ def _load(tp: Any, value: Any, path: str) -> Any:
                 kwargs[f.name] = _load(hints[f.name], value[f.name], f"{path}.{f.name}")
             elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise InvalidEvent(f"{path}.{f.name}: required")
-        return tp(**kwargs)
+        try:
+            return tp(**kwargs)
+        except (TypeError, ValueError) as exc:  # a __post_init__ check of the payload class
+            raise InvalidEvent(f"{path}: {exc}") from None
     if tp is str:
         if not isinstance(value, str):
             raise InvalidEvent(f"{path}: expected a string")
@@ -249,9 +252,12 @@ def _load(tp: Any, value: Any, path: str) -> Any:
         if not isinstance(value, (str, int)) or isinstance(value, bool):
             raise InvalidEvent(f"{path}: expected a decimal string")
         try:
-            return Decimal(value)
+            number = Decimal(value)
         except InvalidOperation:
             raise InvalidEvent(f"{path}: {value!r} is not a decimal") from None
+        if not number.is_finite():
+            raise InvalidEvent(f"{path}: {value!r} is not a finite decimal")
+        return number
     if tp is uuid.UUID:
         try:
             return uuid.UUID(value)

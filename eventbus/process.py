@@ -55,7 +55,9 @@ class ConsumeCommand(BaseCommand):
             "--batch-size", type=bounded_int(1, 10_000), help="messages read and applied per transaction"
         )
         parser.add_argument(
-            "--block-ms", type=bounded_int(0, 600_000), help="how long one XREADGROUP waits for new messages"
+            "--block-ms",
+            type=bounded_int(10, 600_000),
+            help="how long one XREADGROUP waits for new messages (it returns as soon as one arrives)",
         )
         parser.add_argument("--once", action="store_true", help="process what is waiting, then exit")
 

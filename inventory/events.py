@@ -16,12 +16,20 @@ class ReservedLine:
     product_id: int
     quantity: int
 
+    def __post_init__(self) -> None:
+        if self.product_id < 1 or self.quantity < 1:
+            raise ValueError("product_id and quantity must be positive")
+
 
 @dataclass(frozen=True)
 class ShortLine:
     product_id: int
     requested: int
     available: int
+
+    def __post_init__(self) -> None:
+        if self.requested < 1 or self.available < 0:
+            raise ValueError("requested must be positive and available not negative")
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,10 @@ class OrderLine:
     product_id: int
     quantity: int
 
+    def __post_init__(self) -> None:
+        if self.product_id < 1 or self.quantity < 1:
+            raise ValueError("product_id and quantity must be positive")
+
 
 @dataclass(frozen=True)
 class OrderPlaced(Event):

@@ -1,0 +1,155 @@
+"""The outbox relay: committed outbox rows reach their stream in id order, exactly once."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from decimal import Decimal
+
+import pytest
+from django.db import connection, connections, transaction
+
+from eventbus import outbox
+from eventbus.events import Envelope, Event, decode
+from eventbus.models import OutboxEvent
+from eventbus.relay import Relay
+from inventory.events import InventoryReserved, ReservedLine
+from orders.events import OrderConfirmed, OrderRejected
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+postgresql_only = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="SQLite serialises all writers; the race needs real row locking"
+)
+
+
+def confirmed(customer_id: int = 1) -> OrderConfirmed:
+    return OrderConfirmed(order_id=uuid.uuid4(), customer_id=customer_id, total=Decimal("10.00"))
+
+
+def record(*events: Event) -> list[Envelope]:
+    """Record the events in one committed transaction, as a service would."""
+    with transaction.atomic():
+        return [outbox.record(e, aggregate_id=e.order_id) for e in events]  # type: ignore[attr-defined]
+
+
+def event_ids_on(transport, stream: str) -> list[uuid.UUID]:
+    return [decode(fields[b"event"]).event_id for _, fields in transport.client.xrange(transport.key(stream))]
+
+
+def test_relay_publishes_rows_to_their_own_stream_in_outbox_id_order(transport, relay):
+    record(confirmed())
+    record(InventoryReserved(order_id=uuid.uuid4(), lines=(ReservedLine(product_id=1, quantity=1),)))
+    record(OrderRejected(order_id=uuid.uuid4(), customer_id=1, reason="out of stock"), confirmed())
+    rows = list(OutboxEvent.objects.order_by("id"))
+
+    assert relay() == 4
+
+    assert event_ids_on(transport, "orders") == [r.event_id for r in rows if r.stream == "orders"]
+    assert event_ids_on(transport, "inventory") == [r.event_id for r in rows if r.stream == "inventory"]
+    for entry_id, fields in transport.client.xrange(transport.key("orders")):
+        row = OutboxEvent.objects.get(event_id=decode(fields[b"event"]).event_id)
+        assert fields == {b"type": row.event_type.encode(), b"event": row.body.encode()}, entry_id
+
+
+def test_relay_marks_every_published_row_as_published(relay):
+    record(confirmed(), confirmed())
+
+    relay()
+
+    assert not OutboxEvent.objects.filter(published_at__isnull=True).exists()
+
+
+def test_second_relay_run_publishes_nothing_again(transport, relay):
+    record(confirmed(), confirmed())
+    relay()
+
+    assert relay() == 0
+    assert transport.client.xlen(transport.key("orders")) == 2
+
+
+def test_row_committed_after_a_run_is_published_by_the_next_run_and_only_it(transport, relay):
+    (first,) = record(confirmed())
+    relay()
+    (second,) = record(confirmed())
+
+    assert relay() == 1
+    assert event_ids_on(transport, "orders") == [first.event_id, second.event_id]
+
+
+class Abort(Exception):
+    pass
+
+
+def record_then_roll_back() -> None:
+    with transaction.atomic():
+        record(confirmed())
+        raise Abort
+
+
+def test_rolled_back_event_is_never_published(transport, relay):
+    with pytest.raises(Abort):
+        record_then_roll_back()
+
+    assert relay() == 0
+    assert transport.client.xlen(transport.key("orders")) == 0
+
+
+@postgresql_only
+def test_row_with_a_lower_id_committed_late_is_still_published(transport):
+    """A relay that remembered `id > last_seen` would skip the slow transaction's row forever."""
+    relay = Relay(transport=transport)  # one long-lived relay, as in production
+    recorded, release = threading.Event(), threading.Event()
+    slow: list[Envelope] = []
+
+    def slow_transaction() -> None:
+        try:
+            with transaction.atomic():
+                slow.extend(record(confirmed()))
+                recorded.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=slow_transaction, daemon=True)
+    thread.start()
+    try:
+        assert recorded.wait(10)
+        (fast,) = record(confirmed())
+        relay.run(once=True)
+        assert event_ids_on(transport, "orders") == [fast.event_id]
+    finally:
+        release.set()
+        thread.join(10)
+
+    relay.run(once=True)
+    assert OutboxEvent.objects.get(event_id=slow[0].event_id).id < OutboxEvent.objects.get(event_id=fast.event_id).id
+    assert event_ids_on(transport, "orders") == [fast.event_id, slow[0].event_id]
+
+
+@postgresql_only
+def test_relays_running_at_once_publish_every_row_exactly_once(transport):
+    envelopes = record(*(confirmed() for _ in range(120)))
+    start = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def run_relay() -> None:
+        try:
+            start.wait(10)
+            Relay(batch_size=5, transport=transport).run(once=True)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run_relay, daemon=True) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not any(t.is_alive() for t in threads), "a relay hung"
+    Relay(transport=transport).run(once=True)  # whatever a relay that gave up early left behind
+
+    assert errors == []
+    published = event_ids_on(transport, "orders")
+    assert sorted(published) == sorted(e.event_id for e in envelopes), "every row once, none twice"
