@@ -19,6 +19,7 @@ rides out Redis and database outages with backoff, and stops cleanly on request.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import random
@@ -249,18 +250,25 @@ class Consumer:
             self._in_blocking_read = False
 
     def _drain_own_pending(self) -> None:
-        """Process what this consumer name read but never acknowledged (a previous run of it)."""
-        after = dict.fromkeys(self.streams, "0")
-        while not self.stopping:
-            messages = self._read(after, block_ms=None)
-            if not messages:
-                return
-            for m in messages:
-                after[m.stream] = m.id
-            scheduled = self.transport.scheduled_retries(self.group, [(m.stream, m.id) for m in messages])
-            messages = [m for m in messages if (m.stream, m.id) not in scheduled]
-            if messages:
-                self.process(messages, redelivered=True)
+        """Process what this consumer name read but never acknowledged (a previous run of it).
+        Listed with XPENDING, which is not a delivery; messages waiting for a scheduled retry
+        are left to it, and only the rest are claimed again (which counts as an attempt)."""
+        for stream in self.streams:
+            after = "-"
+            while not self.stopping:
+                ids = self.transport.pending_ids(stream, self.group, self.name, after=after, count=self.batch_size)
+                if not ids:
+                    break
+                after = ids[-1]
+                self._claim_and_process(stream, ids)
+
+    def _claim_and_process(self, stream: str, ids: list[str]) -> int:
+        """XCLAIM the ids not waiting for a retry, and process them as redeliveries."""
+        scheduled = self.transport.scheduled_retries(self.group, [(stream, i) for i in ids])
+        wanted = [i for i in ids if (stream, i) not in scheduled]
+        if wanted:
+            self.process(self.transport.claim(stream, self.group, self.name, wanted), redelivered=True)
+        return len(wanted)
 
     def _run_due_retries(self) -> bool:
         due = self.transport.pop_due_retries(self.group, now=time.time(), limit=self.batch_size)
@@ -281,28 +289,23 @@ class Consumer:
     def reclaim(self) -> bool:
         """Claim messages pending longer than CLAIM_MIN_IDLE_MS in any consumer of the group
         (one that died) and process them. Follows XAUTOCLAIM's cursor to the end of the pending
-        list; entries deleted from the stream are dropped from it (Redis 7 does that itself)."""
+        list. JUSTID keeps messages that only wait for their retry from using up an attempt;
+        entries deleted from the stream are acknowledged as tombstones."""
         found = False
         for stream in self.streams:
             cursor = "0-0"
             while not self.stopping:
-                cursor, messages, deleted = self.transport.autoclaim(
-                    stream,
-                    self.group,
-                    self.name,
-                    min_idle_ms=self.claim_min_idle_ms,
-                    start=cursor,
-                    count=self.batch_size,
-                )
+                cursor, ids, deleted = self.transport.autoclaim_ids(
+                    stream, self.group, self.name,
+                    min_idle_ms=self.claim_min_idle_ms, start=cursor, count=self.batch_size,
+                )  # fmt: skip
                 if deleted:
                     self.transport.ack(self.group, {stream: deleted})
-                scheduled = self.transport.scheduled_retries(self.group, [(m.stream, m.id) for m in messages])
-                messages = [m for m in messages if (m.stream, m.id) not in scheduled]
-                if messages:
+                claimed = self._claim_and_process(stream, ids) if ids else 0
+                if claimed:
                     found = True
-                    self.stats.reclaimed += len(messages)
-                    log.warning("claimed %d message(s) on %s left pending by a stopped consumer", len(messages), stream)
-                    self.process(messages, redelivered=True)
+                    self.stats.reclaimed += claimed
+                    log.warning("claimed %d message(s) on %s left pending by a stopped consumer", claimed, stream)
                 if cursor in ("0-0", "0"):
                     break
         return found
@@ -370,6 +373,8 @@ class Consumer:
         self._unacked = acks
         self._ack(acks)
         self._unacked = {}
+        if redelivered:  # some may have failed before: forget when they first did
+            self.transport.forget_failures(self.group, [(s, i) for s, ids in acks.items() for i in ids])
         self._settle(failures)
 
     def _apply(self, work: list[_Work], acks: dict[str, list[str]]) -> list[_Failure]:
@@ -446,12 +451,15 @@ class Consumer:
                 self.group, _describe(f), f.attempts, self.policy.max_attempts, delay, _one_line(f.error),
             )  # fmt: skip
         if retries:
+            self.transport.note_first_failures(self.group, list(retries), now)
             self.transport.schedule_retries(self.group, retries)
             soonest = min(retries.values()) - now
             self._next_retry_check = min(self._next_retry_check, time.monotonic() + max(soonest, 0.0))
 
     def _dead_letter(self, f: _Failure) -> None:
         error = f.error if isinstance(f.error, str) else f"{type(f.error).__name__}: {f.error}"
+        key = (f.message.stream, f.message.id)
+        first = self.transport.first_failures(self.group, [key]).get(key)
         try:
             row = deadletter_record(
                 group=self.group,
@@ -461,6 +469,7 @@ class Consumer:
                 attempts=f.attempts,
                 event_id=f.envelope.event_id if f.envelope else None,
                 event_type=f.envelope.type if f.envelope else _raw_type(f.message),
+                first_failed_at=dt.datetime.fromtimestamp(first, dt.UTC) if first else None,
             )
         except DatabaseError as exc:
             # Not recorded, so not acknowledged: it stays pending and comes back.
@@ -476,6 +485,7 @@ class Consumer:
         )
         self.transport.dead_letter(self.group, fields)
         self.transport.ack(self.group, {f.message.stream: [f.message.id]})
+        self.transport.forget_failures(self.group, [key])
         self.stats.dead += 1
         log.error("group %s: %s dead-lettered (row %d): %s", self.group, _describe(f), row.pk, _one_line(error))
 

@@ -57,6 +57,7 @@ def deadletter_record(
     event_id: uuid.UUID | None = None,
     event_type: str = "",
     failed_at: dt.datetime | None = None,
+    first_failed_at: dt.datetime | None = None,
 ) -> DeadLetter:
     """Park a message for `group`. Idempotent per (group, stream, message id): a message that is
     dead-lettered again after a crash updates its row. A replayed message that fails again
@@ -79,7 +80,7 @@ def deadletter_record(
                 "error": error,
                 "traceback": traceback,
                 "attempts": attempts,
-                "first_failed_at": now,
+                "first_failed_at": first_failed_at or now,
                 "last_failed_at": now,
             },
         )

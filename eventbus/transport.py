@@ -95,7 +95,8 @@ def _translated() -> Iterator[None]:
     try:
         yield
     except redis.ResponseError as exc:
-        if str(exc).startswith("NOGROUP"):
+        # Redis 7 ends a blocked XREADGROUP on a deleted stream with UNBLOCKED instead of NOGROUP.
+        if str(exc).startswith(("NOGROUP", "UNBLOCKED the stream key no longer exists")):
             raise GroupMissing(str(exc)) from exc
         if isinstance(exc, _ERRORS_UNAVAILABLE):
             raise TransportUnavailable(str(exc)) from exc
@@ -123,6 +124,8 @@ class Transport:
         self.prefix = prefix
         self._client_name = client_name
         self.client = self._make_client(socket_timeout=10.0)
+        # XAUTOCLAIM ... JUSTID: keep the raw reply (redis-py's parser drops the cursor).
+        self.client.set_response_callback("XAUTOCLAIM", lambda response, **options: response)
         self._blocking: dict[float, redis.Redis] = {}
         self._pop_due = self.client.register_script(_POP_DUE)
 
@@ -257,19 +260,28 @@ class Transport:
                 out.append(Message(stream, _text(entry_id), fields or None))
         return out
 
-    def autoclaim(
+    def autoclaim_ids(
         self, stream: str, group: str, consumer: str, *, min_idle_ms: int, start: str = "0-0", count: int = 100
-    ) -> tuple[str, list[Message], list[str]]:
-        """One XAUTOCLAIM step: (next cursor, claimed messages, ids deleted from the stream).
-        The caller loops until the cursor returns to 0-0."""
+    ) -> tuple[str, list[str], list[str]]:
+        """One XAUTOCLAIM ... JUSTID step: (next cursor, ids now owned by `consumer`, ids deleted
+        from the stream). JUSTID does not count as a delivery, so looking does not use up an
+        attempt; the caller XCLAIMs the ids it will process. Loop until the cursor is 0-0."""
         with _translated():
-            reply = self.client.xautoclaim(
-                self.key(stream), group, consumer, min_idle_time=min_idle_ms, start_id=start, count=count
+            reply = self.client.execute_command(
+                "XAUTOCLAIM", self.key(stream), group, consumer, min_idle_ms, start, "COUNT", count, "JUSTID"
             )
-        cursor, entries = reply[0], reply[1]
-        deleted = [_text(i) for i in reply[2]] if len(reply) > 2 else []
-        messages = [Message(stream, _text(i), f or None) for i, f in entries]
-        return _text(cursor), messages, deleted
+        cursor, ids = _text(reply[0]), [_text(i) for i in reply[1]]
+        deleted = [_text(i) for i in reply[2]] if len(reply) > 2 else []  # Redis 7 reports them
+        return cursor, ids, deleted
+
+    def pending_ids(self, stream: str, group: str, consumer: str, *, after: str = "-", count: int = 100) -> list[str]:
+        """Ids pending for one consumer, oldest first, after `after` (XPENDING: not a delivery)."""
+        start = after if after == "-" else f"({after}"
+        with _translated():
+            rows = self.client.xpending_range(
+                self.key(stream), group, min=start, max="+", count=count, consumername=consumer
+            )
+        return [_text(r["message_id"]) for r in rows]
 
     def claim(self, stream: str, group: str, consumer: str, ids: Sequence[str]) -> list[Message]:
         """XCLAIM the given pending ids for this consumer now, whatever their idle time.
@@ -329,6 +341,31 @@ class Transport:
         with _translated():
             scores = self.client.zmscore(self._retry_key(group), [f"{s}|{i}" for s, i in messages])
         return {m for m, score in zip(messages, scores, strict=True) if score is not None}
+
+    def _failures_key(self, group: str) -> str:
+        return self.key(f"eventbus:first-failure:{group}")
+
+    def note_first_failures(self, group: str, messages: Sequence[tuple[str, str]], at: float) -> None:
+        """Remember when each message first failed (kept if already known)."""
+        if not messages:
+            return
+        with _translated():
+            pipe = self.client.pipeline(transaction=False)
+            for s, i in messages:
+                pipe.hsetnx(self._failures_key(group), f"{s}|{i}", at)
+            pipe.execute()
+
+    def first_failures(self, group: str, messages: Sequence[tuple[str, str]]) -> dict[tuple[str, str], float]:
+        if not messages:
+            return {}
+        with _translated():
+            values = self.client.hmget(self._failures_key(group), [f"{s}|{i}" for s, i in messages])
+        return {m: float(v) for m, v in zip(messages, values, strict=True) if v is not None}
+
+    def forget_failures(self, group: str, messages: Sequence[tuple[str, str]]) -> None:
+        if messages:
+            with _translated():
+                self.client.hdel(self._failures_key(group), *[f"{s}|{i}" for s, i in messages])
 
     def retry_count(self, group: str) -> int:
         with _translated():
