@@ -114,6 +114,10 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
         _db["TEST"] = {"NAME": env.str("TEST_SQLITE_NAME", default=str(VAR_DIR / "test_db.sqlite3"))}
 else:
     _db.setdefault("OPTIONS", {})
+    # Bind parameters on the server: psycopg then prepares statements it runs repeatedly (the
+    # hot paths run the same few thousands of times a second) instead of quoting every value
+    # into the SQL text in Python.
+    _db["OPTIONS"].setdefault("server_side_binding", env.bool("DATABASE_SERVER_SIDE_BINDING", default=True))
     if env.bool("DATABASE_POOL", default=False):
         # psycopg's pool: threads of one process share a few connections (gunicorn gthread).
         _db["OPTIONS"]["pool"] = {
@@ -142,8 +146,9 @@ EVENTBUS = {
     # The relay wakes on a Redis message published after each commit that recorded events;
     # this interval is only the backstop for a missed wake-up.
     "RELAY_POLL_INTERVAL": env.float("RELAY_POLL_INTERVAL", default=1.0),
-    # Published outbox rows are kept this long for inspection, then purged by the relay.
-    "OUTBOX_RETENTION_S": env.int("OUTBOX_RETENTION_S", default=3600),
+    # 0: the relay deletes outbox rows as it publishes them (the fast default). Otherwise it
+    # keeps them, marked published, this long for inspection, then purges them.
+    "OUTBOX_RETENTION_S": env.int("OUTBOX_RETENTION_S", default=0),
     # Inbox rows older than this are purged; redelivery after this long is not expected.
     "INBOX_RETENTION_S": env.int("INBOX_RETENTION_S", default=7 * 24 * 3600),
     "CONSUMER_BATCH_SIZE": env.int("CONSUMER_BATCH_SIZE", default=100),

@@ -53,6 +53,14 @@ class ShutdownRequested(BaseException):
     A BaseException so that no `except Exception` on the way swallows it."""
 
 
+class _BatchFailed(Exception):
+    """A handler failed while the batch was applied in one transaction (rolled back)."""
+
+    def __init__(self, traceback: str) -> None:
+        super().__init__("batch failed")
+        self.traceback = traceback
+
+
 class DatabaseUnavailable(Exception):
     """The database connection broke; the batch is held and retried, nothing is acknowledged."""
 
@@ -378,25 +386,62 @@ class Consumer:
         self._settle(failures)
 
     def _apply(self, work: list[_Work], acks: dict[str, list[str]]) -> list[_Failure]:
-        failures: list[_Failure] = []
-        released = []
-        resolved = []
+        """Apply the batch in one transaction; if any handler fails, roll it back and apply the
+        messages one by one, each in its own savepoint, so one failure undoes only its own
+        writes. Either way the inbox rows commit with the effects."""
+        try:
+            return self._apply_together(work, acks)
+        except _BatchFailed as failed:
+            error = failed.__cause__ or failed
+            if len(work) == 1:  # nothing else to save: this attempt of this message failed
+                w = work[0]
+                permanent = isinstance(error, PermanentError)
+                return [
+                    _Failure(w.message, error, failed.traceback, w.attempts, envelope=w.envelope, permanent=permanent)
+                ]
+            log.info("group %s: a batch of %d failed (%s); applying it message by message",
+                     self.group, len(work), _one_line(error))  # fmt: skip
+            return self._apply_one_by_one(work, acks)
+
+    def _claim(self, work: list[_Work]) -> tuple[list[_Work], list[_Work]]:
+        """Record the batch in the inbox: (new work to apply, work already applied)."""
+        new = inbox.claim(self.group, [w.envelope.event_id for w in work])
+        todo, seen = [], []
+        for w in work:
+            if w.envelope.event_id in new:
+                new.discard(w.envelope.event_id)  # a second copy in the same batch is a duplicate
+                todo.append(w)
+            else:
+                seen.append(w)
+        return todo, seen
+
+    def _apply_together(self, work: list[_Work], acks: dict[str, list[str]]) -> list[_Failure]:
         try:
             with transaction.atomic():
-                new = inbox.claim(self.group, [w.envelope.event_id for w in work])
-                for w in work:
-                    replay_of = replayed_deadletter_id(w.message.fields)
-                    if w.envelope.event_id not in new:
-                        # Already applied by this group (a redelivery, a duplicate publish).
-                        self.stats.duplicates += 1
-                        acks[w.message.stream].append(w.message.id)
-                        if replay_of is not None:
-                            resolved.append(replay_of)
-                        continue
-                    new.discard(w.envelope.event_id)
+                todo, seen = self._claim(work)
+                for handler, run in _runs(todo):
+                    handler([w.envelope for w in run])
+                deadletters_resolve(_replays(todo + seen))
+        except Exception as exc:
+            if _database_broken(exc):
+                raise DatabaseUnavailable(str(exc)) from exc
+            raise _BatchFailed(traceback.format_exc()) from exc
+        self.stats.processed += len(todo)
+        self.stats.duplicates += len(seen)
+        for w in work:
+            acks[w.message.stream].append(w.message.id)
+        return []
+
+    def _apply_one_by_one(self, work: list[_Work], acks: dict[str, list[str]]) -> list[_Failure]:
+        failures: list[_Failure] = []
+        applied: list[_Work] = []
+        try:
+            with transaction.atomic():
+                todo, seen = self._claim(work)
+                for w in todo:
                     try:
                         with transaction.atomic():
-                            w.handler(w.envelope)
+                            w.handler([w.envelope])
                     except Exception as exc:
                         if _database_broken(exc):
                             raise DatabaseUnavailable(str(exc)) from exc
@@ -406,16 +451,16 @@ class Consumer:
                                 permanent=isinstance(exc, PermanentError),
                             )
                         )  # fmt: skip
-                        released.append(w.envelope.event_id)
                         continue
-                    self.stats.processed += 1
-                    acks[w.message.stream].append(w.message.id)
-                    if replay_of is not None:
-                        resolved.append(replay_of)
-                inbox.release(self.group, released)
-                deadletters_resolve(resolved)
+                    applied.append(w)
+                inbox.release(self.group, [f.envelope.event_id for f in failures if f.envelope])
+                deadletters_resolve(_replays(applied + seen))
         except DatabaseError as exc:
             raise DatabaseUnavailable(str(exc)) from exc
+        self.stats.processed += len(applied)
+        self.stats.duplicates += len(seen)
+        for w in applied + seen:
+            acks[w.message.stream].append(w.message.id)
         return failures
 
     def _delivery_counts(self, messages: Sequence[Message]) -> dict[tuple[str, str], int]:
@@ -497,6 +542,21 @@ def decode_message(m: Message) -> Envelope:
 
         raise MalformedMessage("message has no 'event' field")
     return decode(raw)
+
+
+def _runs(work: list[_Work]) -> list[tuple[registry.Handler, list[_Work]]]:
+    """Consecutive messages with the same handler, in stream order."""
+    runs: list[tuple[registry.Handler, list[_Work]]] = []
+    for w in work:
+        if runs and runs[-1][0] is w.handler and runs[-1][1][-1].envelope.type == w.envelope.type:
+            runs[-1][1].append(w)
+        else:
+            runs.append((w.handler, [w]))
+    return runs
+
+
+def _replays(work: list[_Work]) -> list[int]:
+    return [d for w in work if (d := replayed_deadletter_id(w.message.fields)) is not None]
 
 
 def _database_broken(exc: BaseException) -> bool:

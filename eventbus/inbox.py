@@ -38,14 +38,16 @@ def claim(group: str, event_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
         return set()
     now = timezone.now()
     qn = connection.ops.quote_name
-    values = ", ".join(["(%s, %s, %s)"] * len(ids))
-    params: list[object] = []
-    for event_id in ids:
-        params += [group, _prep(event_id), now]
+    columns = f"{qn('consumer_group')}, {qn('event_id')}, {qn('processed_at')}"
+    if connection.vendor == "postgresql":
+        # One query text for any batch size: prepared once, cached by the driver.
+        rows, params = "SELECT %s, unnest(%s::uuid[]), %s", [group, ids, now]
+    else:
+        rows = "VALUES " + ", ".join(["(%s, %s, %s)"] * len(ids))
+        params = [x for event_id in ids for x in (group, _prep(event_id), now)]
     sql = (
-        f"INSERT INTO {qn(_table)} ({qn('consumer_group')}, {qn('event_id')}, {qn('processed_at')}) "
-        f"VALUES {values} ON CONFLICT ({qn('consumer_group')}, {qn('event_id')}) DO NOTHING "
-        f"RETURNING {qn('event_id')}"
+        f"INSERT INTO {qn(_table)} ({columns}) {rows} "
+        f"ON CONFLICT ({qn('consumer_group')}, {qn('event_id')}) DO NOTHING RETURNING {qn('event_id')}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

@@ -10,8 +10,9 @@ from django.db.models import Q
 class OutboxEvent(models.Model):
     """An event written in the same transaction as the change that caused it.
 
-    `body` is the wire envelope exactly as the relay publishes it. Published rows are kept for
-    EVENTBUS["OUTBOX_RETENTION_S"] for inspection, then purged by the relay.
+    `body` is the wire envelope exactly as the relay publishes it. The relay deletes a row once
+    it is on the stream, unless EVENTBUS["OUTBOX_RETENTION_S"] asks to keep published rows (with
+    published_at set) that long for inspection.
     """
 
     id = models.BigAutoField(primary_key=True)

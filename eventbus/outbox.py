@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from django.db import connection, transaction
 from django.utils import timezone
 
+from eventbus import bulk
 from eventbus.events import Envelope, Event, encode
 from eventbus.models import OutboxEvent
 from eventbus.transport import wake_relay
 
-__all__ = ["OutsideTransaction", "record"]
+__all__ = ["OutsideTransaction", "record", "record_many"]
 
 
 class OutsideTransaction(RuntimeError):
@@ -31,21 +33,42 @@ def record(
     outside `transaction.atomic()`, where the event could outlive a failed change. After commit
     the relay is woken up (a hint only; it also polls).
     """
+    (envelope,) = record_many([(event, aggregate_id, caused_by)], correlation_id=correlation_id)
+    return envelope
+
+
+def record_many(
+    events: Sequence[tuple[Event, str | int | uuid.UUID, Envelope | None]],
+    *,
+    correlation_id: uuid.UUID | None = None,
+) -> list[Envelope]:
+    """record() for several (event, aggregate_id, caused_by) at once: one INSERT, same guarantee."""
     if not connection.in_atomic_block:
         raise OutsideTransaction("outbox.record() must run inside transaction.atomic()")
-    envelope = Envelope.new(event, aggregate_id=str(aggregate_id), caused_by=caused_by, correlation_id=correlation_id)
-    OutboxEvent.objects.create(
-        event_id=envelope.event_id,
-        event_type=envelope.type,
-        stream=envelope.stream,
-        aggregate_type=envelope.aggregate_type,
-        aggregate_id=envelope.aggregate_id,
-        correlation_id=envelope.correlation_id,
-        body=encode(envelope),
-        created_at=timezone.now(),
+    if not events:
+        return []
+    now = timezone.now()
+    envelopes = [
+        Envelope.new(
+            event, aggregate_id=str(aggregate_id), caused_by=caused_by, correlation_id=correlation_id, occurred_at=now
+        )
+        for event, aggregate_id, caused_by in events
+    ]
+    bulk.insert(
+        OutboxEvent,
+        _OUTBOX_COLUMNS,
+        [
+            (e.event_id, e.type, e.stream, e.aggregate_type, e.aggregate_id, e.correlation_id, encode(e), now)
+            for e in envelopes
+        ],
     )
     _wake_relay_after_commit()
-    return envelope
+    return envelopes
+
+
+_OUTBOX_COLUMNS = (
+    "event_id", "event_type", "stream", "aggregate_type", "aggregate_id", "correlation_id", "body", "created_at",
+)  # fmt: skip
 
 
 def _wake_relay_after_commit() -> None:

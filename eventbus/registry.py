@@ -9,7 +9,7 @@ from eventbus.events import Envelope, Event
 
 __all__ = ["Chore", "Handler", "chores_for", "groups", "handler_for", "handles", "housekeeping", "streams_for"]
 
-Handler = Callable[[Envelope], None]
+Handler = Callable[[list[Envelope]], None]
 H = TypeVar("H", bound=Handler)
 
 _HANDLERS: dict[str, dict[str, Handler]] = {}
@@ -21,9 +21,12 @@ _CHORES: dict[str, list[Chore]] = {}
 def handles(*event_classes: type[Event], group: str) -> Callable[[H], H]:
     """Register the decorated function as `group`'s handler for these events.
 
-    A handler is thin: it turns the envelope into one service call. It runs inside the consumer's
-    transaction (in its own savepoint), so everything it writes, the events it records included,
-    commits together with the inbox row, or not at all.
+    A handler receives a list of envelopes of one event type, in stream order (a consecutive
+    run of a batch; a single one when the batch is retried message by message), and is thin:
+    it turns them into one service call. It runs inside the consumer's transaction, so
+    everything it writes, the events it records included, commits together with the inbox
+    rows, or not at all. If it raises, the consumer rolls the batch back and applies the
+    messages one by one, each in its own savepoint, to find the one that fails.
     """
 
     def register(func: H) -> H:

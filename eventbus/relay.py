@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from eventbus import registry
+from eventbus import bulk, registry
 from eventbus.consumer import ShutdownRequested
 from eventbus.models import OutboxEvent, ProcessedEvent
 from eventbus.outage import Outage
@@ -85,7 +85,8 @@ class Relay:
         self._groups_seen = True
 
     def publish_batch(self) -> int:
-        """Publish up to batch_size unpublished rows; returns how many were published."""
+        """Publish up to batch_size unpublished rows; returns how many were published. Published
+        rows are deleted, or kept (marked published) for OUTBOX_RETENTION_S if that is set."""
         with transaction.atomic():
             rows = list(
                 OutboxEvent.objects.select_for_update(skip_locked=True)
@@ -96,7 +97,16 @@ class Relay:
             if not rows:
                 return 0
             self.transport.publish([(stream, {"type": type_, "event": body}) for _, stream, type_, body in rows])
-            OutboxEvent.objects.filter(id__in=[r[0] for r in rows]).update(published_at=timezone.now())
+            # Losing this in a database crash only publishes the rows again (consumers drop the
+            # duplicates), so it need not wait for the WAL flush.
+            bulk.relaxed_commit()
+            ids = [r[0] for r in rows]
+            if self.outbox_retention:
+                bulk.update_returning(
+                    OutboxEvent, set_sql="published_at = %s", set_params=[timezone.now()], key="id", keys=ids
+                )
+            else:
+                bulk.delete(OutboxEvent, key="id", keys=ids)
         self.published += len(rows)
         return len(rows)
 
@@ -165,7 +175,8 @@ class Relay:
         for stream in sorted(streams):
             self.transport.trim_acknowledged(stream)
         now = timezone.now()
-        _purge(OutboxEvent.objects.filter(published_at__lt=now - self.outbox_retention))
+        if self.outbox_retention:
+            _purge(OutboxEvent.objects.filter(published_at__lt=now - self.outbox_retention))
         _purge(ProcessedEvent.objects.filter(processed_at__lt=now - self.inbox_retention))
 
 

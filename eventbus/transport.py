@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -531,9 +532,37 @@ class _Breaker:
 _wake_breaker = _Breaker()
 
 
+class _WakeupSender:
+    """Publishes outbox wake-ups from a background thread, so a committing request never waits
+    on Redis, and a burst of commits costs one PUBLISH, not one each."""
+
+    def __init__(self) -> None:
+        self._due = threading.Event()
+        self._owner_pid = 0  # the thread does not survive a fork (gunicorn workers)
+
+    def request(self) -> None:
+        if self._owner_pid != os.getpid():
+            with _lock:
+                if self._owner_pid != os.getpid():
+                    self._due = threading.Event()
+                    threading.Thread(target=self._run, args=(self._due,), name="outbox-wakeup", daemon=True).start()
+                    self._owner_pid = os.getpid()
+        self._due.set()
+
+    def _run(self, due: threading.Event) -> None:
+        while True:
+            due.wait()
+            due.clear()
+            _wake_breaker.call(lambda: get_transport().notify_outbox())
+
+
+_wakeup_sender = _WakeupSender()
+
+
 def wake_relay() -> None:
-    """Publish an outbox wake-up; never raises (called after commit)."""
-    _wake_breaker.call(lambda: get_transport().notify_outbox())
+    """Ask for an outbox wake-up to be published; never raises, never blocks (called after
+    commit). Best effort: the relay also polls."""
+    _wakeup_sender.request()
 
 
 def connect_signals() -> None:

@@ -8,17 +8,18 @@ from inventory import services
 from orders.events import OrderCancelled, OrderPlaced
 
 
+def _lines(event: OrderPlaced | OrderCancelled) -> tuple[tuple[int, int], ...]:
+    return tuple((i.product_id, i.quantity) for i in event.items)
+
+
 @handles(OrderPlaced, group="inventory")
-def reserve_stock(envelope: Envelope) -> None:
-    event: OrderPlaced = envelope.payload  # type: ignore[assignment]
-    services.stock_reserve(
-        order_id=event.order_id, lines=[(i.product_id, i.quantity) for i in event.items], caused_by=envelope
+def reserve_stock(envelopes: list[Envelope]) -> None:
+    services.stock_reserve_many(
+        requests=[services.StockRequest(e.payload.order_id, _lines(e.payload), e) for e in envelopes]  # type: ignore[attr-defined]
     )
 
 
 @handles(OrderCancelled, group="inventory")
-def release_stock(envelope: Envelope) -> None:
-    event: OrderCancelled = envelope.payload  # type: ignore[assignment]
-    services.stock_release(
-        order_id=event.order_id, lines=[(i.product_id, i.quantity) for i in event.items], caused_by=envelope
-    )
+def release_stock(envelopes: list[Envelope]) -> None:
+    for e in envelopes:
+        services.stock_release(order_id=e.payload.order_id, lines=_lines(e.payload), caused_by=e)  # type: ignore[attr-defined]

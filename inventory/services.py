@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
@@ -16,7 +17,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from config.errors import InvalidInput
-from eventbus import outbox
+from eventbus import bulk, outbox
 from eventbus.events import Envelope
 from inventory.events import (
     InventoryReleased,
@@ -30,11 +31,13 @@ from inventory.models import Product, Reservation, StockAdjustment
 
 __all__ = [
     "MAX_STOCK",
+    "StockRequest",
     "product_create",
     "product_restock",
     "product_update",
     "stock_release",
     "stock_reserve",
+    "stock_reserve_many",
 ]
 
 
@@ -42,10 +45,6 @@ __all__ = [
 MAX_STOCK = 1_000_000_000
 
 SKU_TAKEN = "A product with this SKU already exists; choose another SKU."
-
-
-class _Short(Exception):
-    """Internal: some line could not be reserved; rolls back the lines that were."""
 
 
 def _publish_product(product: Product) -> None:
@@ -134,49 +133,77 @@ def _merge(lines: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     return sorted(totals.items())
 
 
-@transaction.atomic
-def stock_reserve(*, order_id: uuid.UUID, lines: Iterable[tuple[int, int]], caused_by: Envelope | None = None) -> bool:
-    """Reserve every line of an order or none, and publish the outcome.
+@dataclass(frozen=True)
+class StockRequest:
+    """An order's lines (product id, quantity), and the event that asks for them."""
 
-    Publishes InventoryReserved, or InventoryReservationFailed with the reason and the short
-    lines. Returns True if reserved. Does nothing (and returns False) for an order that already
-    has reservations, reserved or tombstoned by an earlier cancellation.
+    order_id: uuid.UUID
+    lines: tuple[tuple[int, int], ...]
+    caused_by: Envelope | None = None
+
+
+def stock_reserve(*, order_id: uuid.UUID, lines: Iterable[tuple[int, int]], caused_by: Envelope | None = None) -> bool:
+    """Reserve every line of one order or none; see stock_reserve_many."""
+    return stock_reserve_many(requests=[StockRequest(order_id, tuple(lines), caused_by)])[0]
+
+
+@transaction.atomic
+def stock_reserve_many(*, requests: Sequence[StockRequest]) -> list[bool]:
+    """Reserve every line of each order or none, in the given order, and publish each outcome:
+    InventoryReserved, or InventoryReservationFailed with the reason and the short lines.
+
+    Never oversells: every product the batch touches is locked first (SELECT ... FOR UPDATE in
+    id order on PostgreSQL; SQLite holds its write lock for the whole transaction), so the
+    stock read here cannot change until commit, and the CHECK constraint (stock >= 0) guards the
+    write. A fixed number of queries per batch, whatever its size. An order that already has
+    reservations (or tombstones from a cancellation that overtook it) is skipped. Returns, per
+    request, whether it was reserved now.
     """
-    merged = _merge(lines)
-    if Reservation.objects.filter(order_id=order_id).exists():
-        return False
-    short: list[tuple[int, int]] = []
-    try:
-        with transaction.atomic():
-            for product_id, quantity in merged:
-                taken = Product.objects.filter(pk=product_id, active=True, stock__gte=quantity).update(
-                    stock=F("stock") - quantity
-                )
-                if not taken:
-                    short.append((product_id, quantity))
-            if short:
-                raise _Short
-    except _Short:
-        available = dict(Product.objects.filter(pk__in=[p for p, _ in short], active=True).values_list("pk", "stock"))
-        short_lines = tuple(ShortLine(product_id=p, requested=q, available=available.get(p, 0)) for p, q in short)
-        outbox.record(
-            InventoryReservationFailed(
-                order_id=order_id, reason=_shortage_reason(short_lines, available), short_lines=short_lines
-            ),
-            aggregate_id=order_id,
-            caused_by=caused_by,
-        )
-        return False
+    merged = [(r, _merge(r.lines)) for r in requests]
+    handled = {
+        order_id
+        for (order_id,) in bulk.select(Reservation, ["order_id"], key="order_id", keys=[r.order_id for r in requests])
+    }
+    todo = [(r, lines) for r, lines in merged if r.order_id not in handled]
+    if not todo:
+        return [False] * len(requests)
+    wanted = sorted({p for _, lines in todo for p, _ in lines})
+    locked = bulk.select(Product, ["id", "stock", "active"], key="id", keys=wanted, lock=True, order_by="id")
+    stock = {pk: (level if active else None) for pk, level, active in locked}
+
     now = timezone.now()
-    Reservation.objects.bulk_create(
-        [Reservation(order_id=order_id, product_id=p, quantity=q, created_at=now) for p, q in merged]
-    )
-    outbox.record(
-        InventoryReserved(order_id=order_id, lines=tuple(ReservedLine(product_id=p, quantity=q) for p, q in merged)),
-        aggregate_id=order_id,
-        caused_by=caused_by,
-    )
-    return True
+    reserved: set[uuid.UUID] = set()
+    reservations: list[Reservation] = []
+    events: list[tuple[object, uuid.UUID, Envelope | None]] = []
+    for request, lines in todo:
+        short = [(p, q) for p, q in lines if stock.get(p) is None or stock[p] < q]
+        if short:
+            short_lines = tuple(ShortLine(product_id=p, requested=q, available=stock.get(p) or 0) for p, q in short)
+            available = {p: v for p, v in stock.items() if v is not None}
+            reason = _shortage_reason(short_lines, available)
+            event = InventoryReservationFailed(order_id=request.order_id, reason=reason, short_lines=short_lines)
+            events.append((event, request.order_id, request.caused_by))
+            continue
+        for p, q in lines:
+            stock[p] -= q  # type: ignore[operator]
+        reservations += [
+            Reservation(order_id=request.order_id, product_id=p, quantity=q, created_at=now) for p, q in lines
+        ]
+        reserved_lines = tuple(ReservedLine(product_id=p, quantity=q) for p, q in lines)
+        events.append(
+            (InventoryReserved(order_id=request.order_id, lines=reserved_lines), request.order_id, request.caused_by)
+        )
+        reserved.add(request.order_id)
+
+    if reservations:
+        bulk.set_column(Product, "stock", {r.product_id: stock[r.product_id] for r in reservations})
+        bulk.insert(
+            Reservation,
+            ("order_id", "product", "quantity", "status", "created_at"),
+            [(r.order_id, r.product_id, r.quantity, Reservation.Status.RESERVED, now) for r in reservations],
+        )
+    outbox.record_many(events)  # type: ignore[arg-type]
+    return [r.order_id in reserved for r in requests]
 
 
 def _shortage_reason(short_lines: tuple[ShortLine, ...], active: dict[int, int]) -> str:

@@ -5,34 +5,41 @@ from __future__ import annotations
 from eventbus.events import Envelope
 from eventbus.registry import handles, housekeeping
 from notifications.models import Notification
-from notifications.services import notification_for_order, notifications_deliver
+from notifications.services import OrderNotice, notifications_deliver, notifications_for_orders
 from orders.events import OrderCancelled, OrderConfirmed, OrderRejected
 
 
 @handles(OrderConfirmed, group="notifications")
-def order_confirmed(envelope: Envelope) -> None:
-    event: OrderConfirmed = envelope.payload  # type: ignore[assignment]
-    notification_for_order(
-        event_id=envelope.event_id, customer_id=event.customer_id, order_id=event.order_id,
-        kind=Notification.Kind.ORDER_CONFIRMED, context={"total": event.total},
+def order_confirmed(envelopes: list[Envelope]) -> None:
+    notifications_for_orders(
+        notices=[
+            OrderNotice(e.event_id, e.payload.customer_id, e.payload.order_id,  # type: ignore[attr-defined]
+                        Notification.Kind.ORDER_CONFIRMED, {"total": e.payload.total})  # type: ignore[attr-defined]
+            for e in envelopes
+        ]
     )  # fmt: skip
 
 
 @handles(OrderRejected, group="notifications")
-def order_rejected(envelope: Envelope) -> None:
-    event: OrderRejected = envelope.payload  # type: ignore[assignment]
-    notification_for_order(
-        event_id=envelope.event_id, customer_id=event.customer_id, order_id=event.order_id,
-        kind=Notification.Kind.ORDER_REJECTED, context={"reason": event.reason},
+def order_rejected(envelopes: list[Envelope]) -> None:
+    notifications_for_orders(
+        notices=[
+            OrderNotice(e.event_id, e.payload.customer_id, e.payload.order_id,  # type: ignore[attr-defined]
+                        Notification.Kind.ORDER_REJECTED, {"reason": e.payload.reason})  # type: ignore[attr-defined]
+            for e in envelopes
+        ]
     )  # fmt: skip
 
 
 @handles(OrderCancelled, group="notifications")
-def order_cancelled(envelope: Envelope) -> None:
-    event: OrderCancelled = envelope.payload  # type: ignore[assignment]
-    notification_for_order(
-        event_id=envelope.event_id, customer_id=event.customer_id, order_id=event.order_id,
-        kind=Notification.Kind.ORDER_CANCELLED, context={"was_confirmed": event.previous_status == "confirmed"},
+def order_cancelled(envelopes: list[Envelope]) -> None:
+    notifications_for_orders(
+        notices=[
+            OrderNotice(e.event_id, e.payload.customer_id, e.payload.order_id,  # type: ignore[attr-defined]
+                        Notification.Kind.ORDER_CANCELLED,
+                        {"was_confirmed": e.payload.previous_status == "confirmed"})  # type: ignore[attr-defined]
+            for e in envelopes
+        ]
     )  # fmt: skip
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -20,9 +21,10 @@ from django.db import connection, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from eventbus import bulk
 from notifications.models import Notification
 
-__all__ = ["notification_for_order", "notifications_deliver"]
+__all__ = ["OrderNotice", "notification_for_order", "notifications_deliver", "notifications_for_orders"]
 
 log = logging.getLogger(__name__)
 
@@ -33,71 +35,119 @@ _SUBJECTS = {
 }
 
 
-@transaction.atomic
+@dataclass(frozen=True)
+class OrderNotice:
+    """What to tell a customer about one order event."""
+
+    event_id: uuid.UUID
+    customer_id: int
+    order_id: uuid.UUID
+    kind: str
+    context: dict[str, Any] = field(default_factory=dict)
+
+
 def notification_for_order(
     *, event_id: uuid.UUID, customer_id: int, order_id: uuid.UUID, kind: str, context: dict[str, Any] | None = None
 ) -> Notification:
-    """Record the notification for an order event; its e-mail is sent after commit."""
-    user = get_user_model().objects.only("email", "first_name", "username").get(pk=customer_id)
-    ref = str(order_id)[:8]
-    ctx = {"name": user.first_name or user.get_username(), "order_ref": ref, **(context or {})}
-    notification = Notification.objects.create(
-        user=user,
-        order_id=order_id,
-        event_id=event_id,
-        kind=kind,
-        subject=_SUBJECTS[kind].format(ref=ref),
-        body=render_to_string(f"notifications/{kind}.txt", ctx),
-        created_at=timezone.now(),
+    """Record the notification for one order event; see notifications_for_orders."""
+    return notifications_for_orders(notices=[OrderNotice(event_id, customer_id, order_id, kind, context or {})])[0]
+
+
+@transaction.atomic
+def notifications_for_orders(*, notices: Sequence[OrderNotice]) -> list[Notification]:
+    """Record one notification per order event (two queries per batch); their e-mails are sent
+    after commit, never for a rolled-back event."""
+    User = get_user_model()
+    users = {
+        pk: User(pk=pk, email=email, first_name=first_name, username=username)
+        for pk, email, first_name, username in bulk.select(
+            User, ["id", "email", "first_name", "username"], key="id", keys=sorted({n.customer_id for n in notices})
+        )
+    }
+    now = timezone.now()
+    rows = []
+    for n in notices:
+        user = users[n.customer_id]
+        ref = str(n.order_id)[:8]
+        ctx = {"name": user.first_name or user.get_username(), "order_ref": ref, **n.context}
+        rows.append(
+            Notification(
+                user=user, order_id=n.order_id, event_id=n.event_id, kind=n.kind,
+                channel=Notification.Channel.EMAIL, status=Notification.Status.PENDING,
+                subject=_SUBJECTS[n.kind].format(ref=ref),
+                body=render_to_string(f"notifications/{n.kind}.txt", ctx), created_at=now,
+            )
+        )  # fmt: skip
+    bulk.insert(
+        Notification,
+        _COLUMNS,
+        [
+            (r.user_id, r.order_id, r.event_id, r.kind, r.channel, r.subject, r.body, r.status, "", r.created_at)
+            for r in rows
+        ],
     )
-    _deliver_after_commit(notification.pk)
-    return notification
+    _deliver_after_commit(rows)
+    return rows
+
+
+_COLUMNS = ("user", "order_id", "event_id", "kind", "channel", "subject", "body", "status", "error", "created_at")
 
 
 class _Delivery:
     """One post-commit delivery per transaction, however many notifications it created."""
 
     def __init__(self) -> None:
-        self.ids: list[int] = []
+        self.notifications: list[Notification] = []
 
     def __call__(self) -> None:
-        notifications_deliver(ids=self.ids)
+        _deliver(self.notifications)
 
 
-def _deliver_after_commit(pk: int) -> None:
+def _deliver_after_commit(notifications: list[Notification]) -> None:
     for _, func, _ in connection.run_on_commit:
         if isinstance(func, _Delivery):
-            func.ids.append(pk)
+            func.notifications.extend(notifications)
             return
     delivery = _Delivery()
-    delivery.ids.append(pk)
+    delivery.notifications.extend(notifications)
     transaction.on_commit(delivery, robust=True)
 
 
 def notifications_deliver(*, ids: Iterable[int] | None = None, older_than: dt.timedelta | None = None) -> int:
     """Send pending notifications (the given ones, or all pending older than `older_than`).
     Returns how many were sent. Failures are recorded on the row, never raised."""
-    with transaction.atomic():
-        pending = Notification.objects.select_for_update(skip_locked=True, of=("self",)).filter(
-            status=Notification.Status.PENDING
-        )
-        if ids is not None:
-            pending = pending.filter(pk__in=list(ids))
-        if older_than is not None:
-            pending = pending.filter(created_at__lt=timezone.now() - older_than)
-        batch = list(pending.select_related("user"))
-        if not batch:
-            return 0
-        Notification.objects.filter(pk__in=[n.pk for n in batch]).update(status=Notification.Status.SENDING)
+    pending = Notification.objects.filter(status=Notification.Status.PENDING).select_related("user")
+    if ids is not None:
+        pending = pending.filter(pk__in=list(ids))
+    if older_than is not None:
+        pending = pending.filter(created_at__lt=timezone.now() - older_than)
+    return _deliver(list(pending[:1000]))
 
-    sent: list[int] = []
-    failed: dict[str, list[int]] = {}
+
+def _deliver(notifications: list[Notification]) -> int:
+    """Claim (pending -> sending, one UPDATE: exclusive, so never sent twice), send, record."""
+    claimed = {
+        event_id
+        for (event_id,) in bulk.update_returning(
+            Notification,
+            set_sql="status = %s",
+            set_params=[Notification.Status.SENDING],
+            key="event_id",
+            keys=[n.event_id for n in notifications],
+            where_sql="status = 'pending'",
+        )
+    }
+    batch = [n for n in notifications if n.event_id in claimed]
+    if not batch:
+        return 0
+    sent: list[uuid.UUID] = []
+    failed: dict[str, list[uuid.UUID]] = {}
     mail = get_connection()
     try:
         mail.open()
         for n in batch:
             if not n.user.email:
-                failed.setdefault("the customer has no e-mail address", []).append(n.pk)
+                failed.setdefault("the customer has no e-mail address", []).append(n.event_id)
                 continue
             message = EmailMessage(
                 n.subject, n.body, settings.DEFAULT_FROM_EMAIL, [n.user.email],
@@ -106,19 +156,26 @@ def notifications_deliver(*, ids: Iterable[int] | None = None, older_than: dt.ti
             )  # fmt: skip
             try:
                 message.send()
-                sent.append(n.pk)
+                sent.append(n.event_id)
             except Exception as exc:  # noqa: BLE001 - any mail failure is recorded on the row
-                failed.setdefault(f"{type(exc).__name__}: {exc}", []).append(n.pk)
+                failed.setdefault(f"{type(exc).__name__}: {exc}", []).append(n.event_id)
     except Exception as exc:  # noqa: BLE001 - the mail server cannot be reached at all
-        unsent = [n.pk for n in batch if n.pk not in sent]
+        unsent = [n.event_id for n in batch if n.event_id not in sent]
         failed.setdefault(f"{type(exc).__name__}: {exc}", []).extend(unsent)
     finally:
         mail.close()
 
-    now = timezone.now()
     if sent:
-        Notification.objects.filter(pk__in=sent).update(status=Notification.Status.SENT, sent_at=now)
-    for error, pks in failed.items():
-        log.warning("could not e-mail %d notification(s): %s", len(pks), error)
-        Notification.objects.filter(pk__in=pks).update(status=Notification.Status.FAILED, error=error)
+        with transaction.atomic():
+            bulk.relaxed_commit()  # lost in a crash, the row stays 'sending': never sent twice
+            bulk.update_returning(
+                Notification,
+                set_sql="status = %s, sent_at = %s",
+                set_params=[Notification.Status.SENT, timezone.now()],
+                key="event_id",
+                keys=sent,
+            )
+    for error, event_ids in failed.items():
+        log.warning("could not e-mail %d notification(s): %s", len(event_ids), error)
+        Notification.objects.filter(event_id__in=event_ids).update(status=Notification.Status.FAILED, error=error)
     return len(sent)

@@ -10,21 +10,22 @@ from orders import services
 
 
 @handles(InventoryReserved, group="orders")
-def confirm_order(envelope: Envelope) -> None:
-    event: InventoryReserved = envelope.payload  # type: ignore[assignment]
-    services.order_confirm(order_id=event.order_id, caused_by=envelope)
+def confirm_orders(envelopes: list[Envelope]) -> None:
+    services.order_confirm_many(confirmations=[(e.payload.order_id, e) for e in envelopes])  # type: ignore[attr-defined]
 
 
 @handles(InventoryReservationFailed, group="orders")
-def reject_order(envelope: Envelope) -> None:
-    event: InventoryReservationFailed = envelope.payload  # type: ignore[assignment]
-    services.order_reject(order_id=event.order_id, reason=event.reason, caused_by=envelope)
+def reject_orders(envelopes: list[Envelope]) -> None:
+    services.order_reject_many(
+        rejections=[(e.payload.order_id, e.payload.reason, e) for e in envelopes]  # type: ignore[attr-defined]
+    )
 
 
 @handles(ProductChanged, group="orders")
-def update_catalog(envelope: Envelope) -> None:
-    event: ProductChanged = envelope.payload  # type: ignore[assignment]
-    services.catalog_product_apply(
-        product_id=event.product_id, sku=event.sku, name=event.name,
-        price=event.price, active=event.active, revision=event.revision,
-    )  # fmt: skip
+def update_catalog(envelopes: list[Envelope]) -> None:
+    for e in envelopes:
+        event: ProductChanged = e.payload  # type: ignore[assignment]
+        services.catalog_product_apply(
+            product_id=event.product_id, sku=event.sku, name=event.name,
+            price=event.price, active=event.active, revision=event.revision,
+        )  # fmt: skip

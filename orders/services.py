@@ -11,14 +11,15 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from config.errors import Conflict, InvalidInput, NotFound
-from eventbus import outbox
+from eventbus import bulk, outbox
 from eventbus.events import Envelope
 from orders.events import OrderCancelled, OrderConfirmed, OrderLine, OrderPlaced, OrderRejected
 from orders.models import CatalogProduct, Order, OrderItem
+from orders.selectors import catalog_products
 
 __all__ = [
     "MAX_LINES",
@@ -27,8 +28,10 @@ __all__ = [
     "catalog_product_apply",
     "order_cancel",
     "order_confirm",
+    "order_confirm_many",
     "order_place",
     "order_reject",
+    "order_reject_many",
 ]
 
 MAX_LINES = 100
@@ -67,7 +70,7 @@ def order_place(*, customer: AbstractBaseUser, items: Sequence[tuple[int, int]])
     Raises InvalidInput (per line) for unknown or inactive products and bad quantities.
     """
     _validate_lines(items)
-    catalog = CatalogProduct.objects.in_bulk([p for p, _ in items])
+    catalog = catalog_products([p for p, _ in items])
     errors = []
     for product_id, _ in items:
         product = catalog.get(product_id)
@@ -81,8 +84,10 @@ def order_place(*, customer: AbstractBaseUser, items: Sequence[tuple[int, int]])
         raise InvalidInput({"items": errors})
 
     now = timezone.now()
+    order = Order(id=uuid.uuid4(), customer=customer, created_at=now, updated_at=now)
     lines = [
         OrderItem(
+            order=order,
             product_id=product_id,
             sku=catalog[product_id].sku,
             name=catalog[product_id].name,
@@ -91,20 +96,31 @@ def order_place(*, customer: AbstractBaseUser, items: Sequence[tuple[int, int]])
         )
         for product_id, quantity in items
     ]
-    total = sum((line.unit_price * line.quantity for line in lines), Decimal("0.00"))
-    order = Order.objects.create(customer=customer, total=total, created_at=now, updated_at=now)
-    for line in lines:
-        line.order = order
-    OrderItem.objects.bulk_create(lines)
-    outbox.record(
-        OrderPlaced(
-            order_id=order.id,
-            customer_id=order.customer_id,
-            items=tuple(OrderLine(product_id=p, quantity=q) for p, q in items),
-            total=total,
-        ),
-        aggregate_id=order.id,
-    )
+    order.total = sum((line.unit_price * line.quantity for line in lines), Decimal("0.00"))
+    total = order.total
+    # The hot path of the API: the order, its items and its event in one round trip, not the
+    # ORM's per-object saves.
+    with bulk.pipelined():
+        bulk.insert(
+            Order,
+            ("id", "customer", "status", "total", "rejection_reason", "created_at", "updated_at"),
+            [(order.id, customer.pk, order.status, total, "", now, now)],
+        )
+        bulk.insert(
+            OrderItem,
+            ("order", "product_id", "sku", "name", "quantity", "unit_price"),
+            [(order.id, i.product_id, i.sku, i.name, i.quantity, i.unit_price) for i in lines],
+        )
+        outbox.record(
+            OrderPlaced(
+                order_id=order.id,
+                customer_id=order.customer_id,
+                items=tuple(OrderLine(product_id=p, quantity=q) for p, q in items),
+                total=total,
+            ),
+            aggregate_id=order.id,
+        )
+    order._state.adding, order._state.db = False, connection.alias
     order.placed_items = lines  # the API answers with them without reading them back
     return order
 
@@ -113,39 +129,82 @@ def _locked(order_id: uuid.UUID) -> Order | None:
     return Order.objects.select_for_update().filter(pk=order_id).first()
 
 
-@transaction.atomic
+def _pending_locked(order_ids: Sequence[uuid.UUID], to: str) -> dict[uuid.UUID, Order]:
+    """The orders that may move to `to` now, locked until commit (in id order)."""
+    orders = Order.objects.select_for_update().filter(pk__in=order_ids, status__in=Order.TRANSITIONS[to])
+    return {o.pk: o for o in orders.order_by("pk").only("id", "customer_id", "total", "status")}
+
+
 def order_confirm(*, order_id: uuid.UUID, caused_by: Envelope | None = None) -> bool:
-    """pending -> confirmed, publishing OrderConfirmed. False (and nothing published) if the
-    order is no longer pending, e.g. it was cancelled while stock was being reserved."""
-    order = _locked(order_id)
-    if order is None or order.status not in Order.TRANSITIONS[Order.Status.CONFIRMED]:
-        return False
-    now = timezone.now()
-    order.status, order.confirmed_at, order.updated_at = Order.Status.CONFIRMED, now, now
-    order.save(update_fields=["status", "confirmed_at", "updated_at"])
-    outbox.record(
-        OrderConfirmed(order_id=order.id, customer_id=order.customer_id, total=order.total),
-        aggregate_id=order.id,
-        caused_by=caused_by,
-    )
-    return True
+    """pending -> confirmed; see order_confirm_many."""
+    return bool(order_confirm_many(confirmations=[(order_id, caused_by)]))
 
 
 @transaction.atomic
-def order_reject(*, order_id: uuid.UUID, reason: str, caused_by: Envelope | None = None) -> bool:
-    """pending -> rejected with the reason, publishing OrderRejected."""
-    order = _locked(order_id)
-    if order is None or order.status not in Order.TRANSITIONS[Order.Status.REJECTED]:
-        return False
+def order_confirm_many(*, confirmations: Sequence[tuple[uuid.UUID, Envelope | None]]) -> int:
+    """pending -> confirmed for each (order id, causing event), publishing OrderConfirmed.
+    An order no longer pending (cancelled while its stock was reserved) is left as it is.
+    Returns how many were confirmed."""
     now = timezone.now()
-    order.status, order.rejected_at, order.updated_at, order.rejection_reason = Order.Status.REJECTED, now, now, reason
-    order.save(update_fields=["status", "rejected_at", "updated_at", "rejection_reason"])
-    outbox.record(
-        OrderRejected(order_id=order.id, customer_id=order.customer_id, reason=reason),
-        aggregate_id=order.id,
-        caused_by=caused_by,
+    # One conditional UPDATE both moves the orders that are still pending and tells which they
+    # were: an order cancelled meanwhile does not match and stays cancelled.
+    confirmed = bulk.update_returning(
+        Order,
+        set_sql="status = %s, confirmed_at = %s, updated_at = %s",
+        set_params=[Order.Status.CONFIRMED, now, now],
+        key="id",
+        keys=[order_id for order_id, _ in confirmations],
+        where_sql=_status_in(Order.TRANSITIONS[Order.Status.CONFIRMED]),
+        returning=("customer", "total"),
     )
-    return True
+    by_id = {order_id: (customer_id, total) for order_id, customer_id, total in confirmed}
+    outbox.record_many(
+        [
+            (
+                OrderConfirmed(order_id=order_id, customer_id=by_id[order_id][0], total=by_id[order_id][1]),
+                order_id,
+                cause,
+            )
+            for order_id, cause in confirmations
+            if order_id in by_id
+        ]
+    )
+    return len(by_id)
+
+
+def _status_in(statuses: Sequence[str]) -> str:
+    return "status IN (" + ", ".join(f"'{s}'" for s in statuses) + ")"  # fixed choices, not input
+
+
+def order_reject(*, order_id: uuid.UUID, reason: str, caused_by: Envelope | None = None) -> bool:
+    """pending -> rejected; see order_reject_many."""
+    return bool(order_reject_many(rejections=[(order_id, reason, caused_by)]))
+
+
+@transaction.atomic
+def order_reject_many(*, rejections: Sequence[tuple[uuid.UUID, str, Envelope | None]]) -> int:
+    """pending -> rejected with its reason, for each (order id, reason, causing event),
+    publishing OrderRejected. Returns how many were rejected."""
+    orders = _pending_locked([o for o, _, _ in rejections], Order.Status.REJECTED)
+    if not orders:
+        return 0
+    now = timezone.now()
+    changed, events = [], []
+    for order_id, reason, cause in rejections:
+        order = orders.get(order_id)
+        if order is None or order.status == Order.Status.REJECTED:
+            continue
+        order.status, order.rejected_at, order.updated_at, order.rejection_reason = (
+            Order.Status.REJECTED,
+            now,
+            now,
+            reason,
+        )
+        changed.append(order)
+        events.append((OrderRejected(order_id=order_id, customer_id=order.customer_id, reason=reason), order_id, cause))
+    Order.objects.bulk_update(changed, ["status", "rejected_at", "updated_at", "rejection_reason"])
+    outbox.record_many(events)
+    return len(changed)
 
 
 @transaction.atomic

@@ -27,9 +27,11 @@ def admin_url(model: type[Model], view: str, *args: object) -> str:
 
 
 @pytest.fixture
-def shop(api, customer, place_order, pump, transport):
+def shop(api, customer, place_order, pump, transport, settings):
     """One of everything: a confirmed order with its reservation, inbox rows, notification and
-    outbox events, a user group, an API token, and a dead letter."""
+    outbox events (kept after publishing, as with OUTBOX_RETENTION_S set), a user group, an API
+    token, and a dead letter."""
+    settings.EVENTBUS = {**settings.EVENTBUS, "OUTBOX_RETENTION_S": 3600}
     Group.objects.create(name="warehouse")
     Token.objects.get_or_create(user=customer)
     keyboard = ProductFactory(sku="KB-1", name="Keyboard", stock=5)

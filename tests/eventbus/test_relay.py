@@ -42,14 +42,33 @@ def test_relay_publishes_rows_to_their_own_stream_in_outbox_id_order(transport, 
     record(InventoryReserved(order_id=uuid.uuid4(), lines=(ReservedLine(product_id=1, quantity=1),)))
     record(OrderRejected(order_id=uuid.uuid4(), customer_id=1, reason="out of stock"), confirmed())
     rows = list(OutboxEvent.objects.order_by("id"))
+    by_event = {r.event_id: r for r in rows}
 
     assert relay() == 4
 
     assert event_ids_on(transport, "orders") == [r.event_id for r in rows if r.stream == "orders"]
     assert event_ids_on(transport, "inventory") == [r.event_id for r in rows if r.stream == "inventory"]
     for entry_id, fields in transport.client.xrange(transport.key("orders")):
-        row = OutboxEvent.objects.get(event_id=decode(fields[b"event"]).event_id)
+        row = by_event[decode(fields[b"event"]).event_id]
         assert fields == {b"type": row.event_type.encode(), b"event": row.body.encode()}, entry_id
+
+
+def test_relay_deletes_published_rows_by_default(relay):
+    record(confirmed(), confirmed())
+
+    relay()
+
+    assert not OutboxEvent.objects.exists()
+
+
+def test_relay_keeps_published_rows_marked_when_a_retention_is_set(relay, settings):
+    settings.EVENTBUS = {**settings.EVENTBUS, "OUTBOX_RETENTION_S": 60}
+    record(confirmed(), confirmed())
+
+    relay()
+
+    assert OutboxEvent.objects.count() == 2
+    assert not OutboxEvent.objects.filter(published_at__isnull=True).exists()
 
 
 def test_relay_marks_every_published_row_as_published(relay):
@@ -96,8 +115,9 @@ def test_rolled_back_event_is_never_published(transport, relay):
 
 
 @postgresql_only
-def test_row_with_a_lower_id_committed_late_is_still_published(transport):
+def test_row_with_a_lower_id_committed_late_is_still_published(transport, settings):
     """A relay that remembered `id > last_seen` would skip the slow transaction's row forever."""
+    settings.EVENTBUS = {**settings.EVENTBUS, "OUTBOX_RETENTION_S": 60}  # keep rows to compare ids
     relay = Relay(transport=transport)  # one long-lived relay, as in production
     recorded, release = threading.Event(), threading.Event()
     slow: list[Envelope] = []

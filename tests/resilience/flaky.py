@@ -79,21 +79,22 @@ script = HandlerScript()
 
 
 @handles(Flaky, group="inventory")
-def restock_flakily(envelope: Envelope) -> None:
-    event: Flaky = envelope.payload  # type: ignore[assignment]
-    plan = script.for_product(event.product_id)
-    plan.calls += 1
-    product_restock(product_id=event.product_id, quantity=1)
-    if plan.refuse:
-        raise Refused(f"product {event.product_id} refuses restocks")
-    if plan.failures_left > 0:
-        plan.failures_left -= 1
-        raise RuntimeError(f"restock of product {event.product_id} failed, as scripted")
+def restock_flakily(envelopes: list[Envelope]) -> None:
+    for envelope in envelopes:
+        event: Flaky = envelope.payload  # type: ignore[assignment]
+        plan = script.for_product(event.product_id)
+        plan.calls += 1
+        product_restock(product_id=event.product_id, quantity=1)
+        if plan.refuse:
+            raise Refused(f"product {event.product_id} refuses restocks")
+        if plan.failures_left > 0:
+            plan.failures_left -= 1
+            raise RuntimeError(f"restock of product {event.product_id} failed, as scripted")
 
 
 @handles(Flaky, group="notifications")
-def note_flaky(envelope: Envelope) -> None:
-    script.seen_by_notifications.append(envelope.event_id)
+def note_flaky(envelopes: list[Envelope]) -> None:
+    script.seen_by_notifications.extend(e.event_id for e in envelopes)
 
 
 def record_flaky(*products: object) -> list[Envelope]:
