@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "orders",
     "notifications",
     "dashboard",
+    "bench",
 ]
 
 MIDDLEWARE = [
@@ -195,10 +196,13 @@ WHITENOISE_USE_FINDERS = DEBUG
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # collectstatic fills it; whitenoise wants it to exist
 LOGIN_URL = "admin:login"
 
+# Seconds a web process remembers an API token's user (0: look it up on every request).
+AUTH_TOKEN_CACHE_S = env.float("AUTH_TOKEN_CACHE_S", default=30.0)
+
 # --- REST framework and OpenAPI ----------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "config.auth.CachedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

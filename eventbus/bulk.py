@@ -32,9 +32,14 @@ def relaxed_commit() -> None:
 
 @contextlib.contextmanager
 def pipelined() -> Iterator[None]:
-    """On PostgreSQL, send the statements issued inside (whose results are not read) in one
-    round trip, using psycopg's pipeline mode; errors surface on leaving the block, as Django
-    database errors. Elsewhere, a no-op."""
+    """On PostgreSQL, send the statements issued inside in as few round trips as possible
+    (psycopg's pipeline mode: a statement whose result is read syncs; the rest are sent
+    together); errors surface on leaving the block, as Django database errors. Elsewhere, a
+    no-op.
+
+    Only for code that does not read row counts: in pipeline mode a statement's rowcount is
+    unknown until the sync, which ORM saves with update_fields and QuerySet.update() rely on.
+    """
     if connection.vendor != "postgresql":
         yield
         return

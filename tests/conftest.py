@@ -61,6 +61,16 @@ def key_prefix(settings: object) -> Iterator[str]:
         reset_transport()
 
 
+@pytest.fixture(autouse=True)
+def forget_cached_tokens() -> Iterator[None]:
+    """The web's token cache is per process: no test sees another's users."""
+    from config.auth import CachedTokenAuthentication
+
+    CachedTokenAuthentication.forget()
+    yield
+    CachedTokenAuthentication.forget()
+
+
 @pytest.fixture
 def transport(key_prefix: str) -> Transport:
     return get_transport()

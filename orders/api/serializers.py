@@ -67,6 +67,14 @@ class OrderItemSerializer(serializers.ModelSerializer):
         fields = ["product_id", "sku", "name", "quantity", "unit_price", "line_total"]
 
 
+_money = serializers.DecimalField(max_digits=14, decimal_places=2)
+_moment = serializers.DateTimeField()
+
+
+def _when(value: Any) -> str | None:
+    return None if value is None else _moment.to_representation(value)
+
+
 class OrderSerializer(serializers.ModelSerializer):
     items = serializers.SerializerMethodField()
     customer_id = serializers.IntegerField(read_only=True)
@@ -92,3 +100,31 @@ class OrderSerializer(serializers.ModelSerializer):
     def get_items(self, order: Order) -> list[dict[str, Any]]:
         items = getattr(order, "placed_items", None)
         return OrderItemSerializer(items if items is not None else order.items.all(), many=True).data
+
+    def to_representation(self, order: Order) -> dict[str, Any]:
+        """The declared fields, formatted by the same DRF fields, without building a serializer
+        tree per order: this is on the API's hottest path (every placed order answers with it)."""
+        items = getattr(order, "placed_items", None)
+        return {
+            "id": str(order.id),
+            "status": order.status,
+            "customer_id": order.customer_id,
+            "items": [
+                {
+                    "product_id": i.product_id,
+                    "sku": i.sku,
+                    "name": i.name,
+                    "quantity": i.quantity,
+                    "unit_price": _money.to_representation(i.unit_price),
+                    "line_total": _money.to_representation(i.unit_price * i.quantity),
+                }
+                for i in (items if items is not None else order.items.all())
+            ],
+            "total": _money.to_representation(order.total),
+            "rejection_reason": order.rejection_reason,
+            "created_at": _when(order.created_at),
+            "updated_at": _when(order.updated_at),
+            "confirmed_at": _when(order.confirmed_at),
+            "rejected_at": _when(order.rejected_at),
+            "cancelled_at": _when(order.cancelled_at),
+        }

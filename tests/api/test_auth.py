@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -93,3 +96,42 @@ def test_request_without_credentials_is_401_and_changes_nothing(anonymous, order
     assert Order.objects.get(pk=order.pk).status == "pending"
     product.refresh_from_db()
     assert (product.stock, product.price) == (3, Decimal("10.00"))
+
+
+def token_client(user) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return client
+
+
+def test_a_token_is_looked_up_once_then_remembered_for_a_while():
+    client = token_client(UserFactory())
+
+    with CaptureQueriesContext(connection) as first:
+        assert client.get("/api/notifications/").status_code == 200
+    with CaptureQueriesContext(connection) as second:
+        assert client.get("/api/notifications/").status_code == 200
+
+    token_table = Token._meta.db_table
+    assert any(token_table in q["sql"] for q in first.captured_queries)
+    assert not any(token_table in q["sql"] for q in second.captured_queries)
+
+
+def test_a_deleted_token_stops_working_once_the_cache_time_has_passed(settings):
+    settings.AUTH_TOKEN_CACHE_S = 0.05
+    client = token_client(UserFactory())
+    assert client.get("/api/notifications/").status_code == 200
+    Token.objects.all().delete()
+
+    time.sleep(0.06)
+
+    assert client.get("/api/notifications/").status_code == 401
+
+
+def test_with_the_cache_off_a_deleted_token_stops_working_at_once(settings):
+    settings.AUTH_TOKEN_CACHE_S = 0
+    client = token_client(UserFactory())
+    assert client.get("/api/notifications/").status_code == 200
+    Token.objects.all().delete()
+
+    assert client.get("/api/notifications/").status_code == 401

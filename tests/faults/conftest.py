@@ -4,12 +4,14 @@ against the test database; a test that stops Redis gets a private redis-server (
 
 from __future__ import annotations
 
+import contextlib
 import email
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -94,6 +96,65 @@ def private_redis(tmp_path: Path, settings: object, key_prefix: str) -> Iterator
     settings.REDIS_URL = shared_url  # type: ignore[attr-defined]
     reset_transport()
     server.stop()
+
+
+class ReplyHoldingProxy:
+    """A TCP proxy in front of Redis that forwards every command, but once `hold` is set, keeps
+    back the replies on any connection that sends an XADD: the entries land on the stream, the
+    client never hears so. How a test stops a process between a Redis write and what it would
+    do next, without touching its code."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.hold = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            holding = threading.Event()
+            threading.Thread(target=self._commands, args=(client, upstream, holding), daemon=True).start()
+            threading.Thread(target=self._replies, args=(upstream, client, holding), daemon=True).start()
+
+    def _commands(self, source: socket.socket, sink: socket.socket, holding: threading.Event) -> None:
+        def forward(data: bytes) -> None:
+            if self.hold.is_set() and b"XADD" in data:
+                holding.set()
+            sink.sendall(data)
+
+        self._pump(source, sink, forward)
+
+    def _replies(self, source: socket.socket, sink: socket.socket, holding: threading.Event) -> None:
+        def forward(data: bytes) -> None:
+            while holding.is_set() and not self._closed:
+                time.sleep(0.01)
+            sink.sendall(data)
+
+        self._pump(source, sink, forward)
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket, forward: Callable[[bytes], None]) -> None:
+        try:
+            while data := source.recv(65536):
+                forward(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                with contextlib.suppress(OSError):
+                    s.close()
+
+    def close(self) -> None:
+        self._closed = True
+        self._listener.close()
 
 
 def database_url() -> str:

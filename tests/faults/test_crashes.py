@@ -10,7 +10,7 @@ import threading
 
 import pytest
 from django.core.management import call_command
-from django.db import connection, connections, transaction
+from django.db import connections
 
 from eventbus import registry
 from eventbus.models import OutboxEvent
@@ -19,7 +19,7 @@ from notifications.models import Notification
 from orders.models import Order
 from orders.services import order_place
 from tests.factories import ProductFactory, UserFactory
-from tests.faults.conftest import Processes, RedisServer, wait_until
+from tests.faults.conftest import Processes, RedisServer, ReplyHoldingProxy, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
@@ -102,28 +102,27 @@ def test_killing_a_consumer_of_each_group_mid_batch_loses_nothing_and_applies_no
     assert_effects_applied_once(processes, orders)
 
 
-@pytest.mark.skipif(
-    connection.vendor != "postgresql",
-    reason="holds the relay between XADD and its UPDATE with a PostgreSQL table lock; SQLite has no such lock",
-)
-def test_relay_killed_between_publishing_and_marking_rows_publishes_again_and_effects_happen_once(processes, transport):
+def test_relay_killed_between_publishing_and_marking_rows_publishes_again_and_effects_happen_once(
+    private_redis: RedisServer, processes: Processes, transport
+):
     customers = UserFactory.create_batch(5)
     products = [ProductFactory(stock=100) for _ in range(5)]
-    placer = place_orders(30, products, customers, seed=2)
-    placer.join()
-    unpublished = OutboxEvent.objects.filter(published_at__isnull=True).count()
+    place_orders(30, products, customers, seed=2).join()
     for group in registry.groups():
         processes.start_consumer(group, f"{group}-1")
-
-    with transaction.atomic():
-        # SHARE lets the relay claim rows (FOR UPDATE) and XADD them, but blocks its UPDATE that
-        # marks them published: we hold it exactly between the two, and kill it there.
-        with connection.cursor() as cursor:
-            cursor.execute(f"LOCK TABLE {OutboxEvent._meta.db_table} IN SHARE MODE")
+    # The first relay talks to Redis through a proxy that keeps back the replies to its XADDs:
+    # the entries land on the stream, the relay waits for the answer and never marks the rows.
+    proxy = ReplyHoldingProxy(private_redis.port)
+    proxy.hold.set()
+    processes.env_overrides["REDIS_URL"] = proxy.url
+    try:
         processes.start_relay("relay-1")
-        wait_until(lambda: transport.stream_length("orders") >= 30, timeout=30, what="the relay to XADD the placements")
+        wait_until(lambda: transport.stream_length("orders") >= 30, timeout=30, what="the relay's XADDs to land")
         processes.kill("relay-1")
-    assert OutboxEvent.objects.filter(published_at__isnull=True).count() >= unpublished, "no row was marked"
+    finally:
+        processes.env_overrides.pop("REDIS_URL")
+        proxy.close()
+    assert OutboxEvent.objects.filter(published_at__isnull=True).count() >= 30, "no row was marked"
 
     processes.start_relay("relay-2")
     wait_until(lambda: all_settled(30), timeout=60, what="every order to settle")

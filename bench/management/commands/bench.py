@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import datetime as dt
+import json
+import socket
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from bench import report
+from bench.fleet import Fleet
+from bench.scenarios import SCENARIOS, Context, delete_keys
+from bench.world import build_world, wait_for_catalog
+from eventbus import registry
+from eventbus.models import OutboxEvent
+
+ORDER = ["relay", "pipeline", "latency", "http", "burst", "memory"]
+
+
+class Command(BaseCommand):
+    help = (
+        "Benchmark the system against DATABASE_URL and REDIS_URL with production-like settings: relay drain, "
+        "pipeline throughput, latency at a steady rate, HTTP, a burst, consumer memory. Prints a table, writes "
+        "JSON and a PNG under var/bench/. Run it on a database no other relay uses."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--quick", action="store_true", help="a few seconds per scenario (what the tests run)")
+        parser.add_argument(
+            "--only", default=",".join(ORDER), help=f"comma-separated scenarios, from: {', '.join(ORDER)}"
+        )
+        parser.add_argument("--out", default=str(settings.VAR_DIR / "bench"), help="directory for JSON, PNG, logs")
+        parser.add_argument("--web-workers", type=int, default=2, help="gunicorn workers for http and burst")
+        parser.add_argument("--web-threads", type=int, default=16, help="threads per gunicorn worker")
+
+    def handle(self, *args: object, **options: object) -> None:
+        chosen = [s.strip() for s in str(options["only"]).split(",") if s.strip()]
+        unknown = sorted(set(chosen) - set(ORDER))
+        if unknown:
+            raise CommandError(f"unknown scenario(s) {', '.join(unknown)}: choose from {', '.join(ORDER)}")
+        if settings.DEBUG:
+            raise CommandError("DEBUG is on: benchmarks measure production settings; run with DEBUG=false")
+        waiting = OutboxEvent.objects.filter(published_at__isnull=True).count()
+        if waiting:
+            raise CommandError(
+                f"the outbox holds {waiting} unpublished event(s) that are not the benchmark's: "
+                "run it on a scratch database (no other relay or consumers on it)"
+            )
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+        out = Path(str(options["out"]))
+        run_dir = out / stamp
+        run_dir.mkdir(parents=True, exist_ok=True)
+        ctx = Context(quick=bool(options["quick"]), run_dir=run_dir, key_prefix=f"bench:{uuid.uuid4().hex[:8]}:")
+        settings.EVENTBUS = {**settings.EVENTBUS, "KEY_PREFIX": ctx.key_prefix}
+
+        results: dict = {}
+        started = time.monotonic()
+        self.stderr.write(f"benchmark {'(quick) ' if ctx.quick else ''}-> {run_dir}")
+        try:
+            self._run(ctx, chosen, results, int(options["web_workers"]), int(options["web_threads"]))  # type: ignore[call-overload]
+        finally:
+            if ctx.fleet:
+                ctx.fleet.stop()
+            delete_keys(ctx.key_prefix)
+
+        flat = report.flatten(results)
+        document = {
+            "when": stamp,
+            "quick": ctx.quick,
+            "machine": _machine(),
+            "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
+            "seconds": round(time.monotonic() - started, 1),
+            **flat,
+            "goals_met": report.verdicts(flat),
+            "scenarios": report.clean(results),
+        }
+        (run_dir / "results.json").write_text(json.dumps(document, indent=2, default=str))
+        (out / "latest.json").write_text(json.dumps(document, indent=2, default=str))
+        report.plot(results, run_dir / "latency.png")
+        if (run_dir / "latency.png").exists():
+            (out / "latest.png").write_bytes((run_dir / "latency.png").read_bytes())
+        self.stdout.write(report.table(results, flat))
+        self.stdout.write(f"\nJSON: {run_dir / 'results.json'}\nplot: {run_dir / 'latency.png'}")
+
+    def _run(self, ctx: Context, chosen: list[str], results: dict, workers: int, threads: int) -> None:
+        if "relay" in chosen:
+            results["relay"] = SCENARIOS["relay"](ctx)
+        rest = [s for s in chosen if s != "relay"]
+        if not rest:
+            return
+        ctx.fleet = Fleet(ctx.key_prefix, ctx.run_dir / "logs")
+        ctx.fleet.start_pipeline(registry.groups())
+        ctx.world = build_world()
+        wait_for_catalog(ctx.world)
+        port = 0
+        for name in rest:
+            if name in ("http", "burst") and not port:
+                port = _free_port()
+                ctx.fleet.start_web(port, workers=workers, threads=threads)
+                _wait_for_port(port, ctx)
+            ctx.fleet.check_alive()
+            results[name] = SCENARIOS[name](ctx, port) if name in ("http", "burst") else SCENARIOS[name](ctx)
+            ctx.fleet.check_alive()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_port(port: int, ctx: Context, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert ctx.fleet is not None
+        ctx.fleet.check_alive()
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise CommandError(f"gunicorn did not listen on port {port} within {timeout:g} s")
+
+
+def _machine() -> dict:
+    import os
+    import platform
+
+    import psutil
+
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+    }

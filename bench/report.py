@@ -1,0 +1,259 @@
+"""The benchmark's outputs: the table printed at the end, the JSON under var/bench/, and a PNG
+of the latency distributions."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+GOALS = {
+    "relay_events_per_s": (">=", 50_000),
+    "pipeline_orders_per_s": (">=", 1_000),
+    "placed_reserved_p50": ("<=", 3.0),
+    "placed_reserved_p99": ("<=", 15.0),
+    "placed_notified_p99": ("<=", 40.0),
+    "http_requests_per_s": (">=", 600),
+    "http_errors": ("==", 0),
+    "burst_lost": ("==", 0),
+    "burst_errors_5xx": ("==", 0),
+    "burst_drain_s": ("<=", 20.0),
+    "consumer_rss_growth_mb": ("<=", 10.0),
+}
+
+
+def flatten(results: dict[str, Any]) -> dict[str, Any]:
+    """The headline figures, under the names the issue asks for."""
+    out: dict[str, Any] = {}
+    if "relay" in results:
+        r = results["relay"]
+        out["relay_events_per_s"] = r["relay_events_per_s"]
+        out["relay_ceiling_xadd_per_s"] = r["ceiling_xadd_per_s"]
+        out["relay_ratio"] = r["ratio"]
+    if "pipeline" in results:
+        p = results["pipeline"]
+        out["pipeline_orders_per_s"] = p["pipeline_orders_per_s"]
+        out["pipeline_ceiling_commits_per_s"] = p["ceiling_commits_per_s"]
+        out["pipeline_ratio"] = p["ratio"]
+    if "latency" in results:
+        phases = results["latency"]["phases"]
+        out["latency_ms"] = phases.get("100_per_s")
+        out["latency_ms_500_per_s"] = phases.get("500_per_s")
+    if "http" in results:
+        h = results["http"]
+        out["http_requests_per_s"] = h["http_requests_per_s"]
+        out["http_errors"] = h["http_errors"]
+        out["http_latency_ms"] = h["latency_ms"]
+        out["http_loadgen_cpu_share"] = h["loadgen_cpu_share"]
+    if "burst" in results:
+        b = results["burst"]
+        out["burst"] = {
+            k: b[k]
+            for k in ("accepted", "refused", "lost", "errors_5xx", "drain_s", "peak_outbox", "peak_stream_backlog")
+        }
+    if "memory" in results:
+        out["consumer_rss_growth_mb"] = results["memory"]["consumer_rss_growth_mb"]
+    return out
+
+
+def _goal_values(flat: dict[str, Any]) -> dict[str, Any]:
+    values = {
+        k: flat[k]
+        for k in (
+            "relay_events_per_s",
+            "pipeline_orders_per_s",
+            "http_requests_per_s",
+            "http_errors",
+            "consumer_rss_growth_mb",
+        )
+        if k in flat
+    }
+    latency = flat.get("latency_ms") or {}
+    if latency:
+        values["placed_reserved_p50"] = latency["placed_reserved"]["p50"]
+        values["placed_reserved_p99"] = latency["placed_reserved"]["p99"]
+        values["placed_notified_p99"] = latency["placed_notified"]["p99"]
+    if "burst" in flat:
+        values["burst_lost"] = flat["burst"]["lost"]
+        values["burst_errors_5xx"] = flat["burst"]["errors_5xx"]
+        values["burst_drain_s"] = flat["burst"]["drain_s"]
+    return values
+
+
+def verdicts(flat: dict[str, Any]) -> dict[str, bool]:
+    out = {}
+    for name, value in _goal_values(flat).items():
+        op, goal = GOALS[name]
+        out[name] = {">=": value >= goal, "<=": value <= goal, "==": value == goal}[op]
+    return out
+
+
+def table(results: dict[str, Any], flat: dict[str, Any]) -> str:
+    rows: list[tuple[str, str, str, str]] = []  # metric, measured, ceiling / ratio, goal
+    passed = verdicts(flat)
+
+    def goal(name: str) -> str:
+        if name not in GOALS:
+            return ""
+        op, value = GOALS[name]
+        mark = "" if name not in passed else ("  ok" if passed[name] else "  MISSED")
+        return f"{op} {value:,}{mark}"
+
+    if "relay" in results:
+        r = results["relay"]
+        rows.append(
+            (
+                "relay drain, events/s",
+                f"{r['relay_events_per_s']:,}",
+                f"XADD {r['ceiling_xadd_per_s']:,}/s, ratio {r['ratio']:.2f}",
+                goal("relay_events_per_s"),
+            )
+        )
+    if "pipeline" in results:
+        p = results["pipeline"]
+        rows.append(
+            (
+                "pipeline, orders/s",
+                f"{p['pipeline_orders_per_s']:,}",
+                f"commits {p['ceiling_commits_per_s']:,}/s, ratio {p['ratio']:.3f}",
+                goal("pipeline_orders_per_s"),
+            )
+        )
+    if "latency" in results:
+        for phase, stages in results["latency"]["phases"].items():
+            rate = phase.split("_")[0]
+            for stage, s in stages.items():
+                label = f"{stage.replace('_', ' -> ')} @{rate}/s, ms"
+                key_p50, key_p99 = f"{stage}_p50", f"{stage}_p99"
+                target = (
+                    " ".join(
+                        x
+                        for x in (goal(key_p50) and f"p50 {goal(key_p50)}", goal(key_p99) and f"p99 {goal(key_p99)}")
+                        if x
+                    )
+                    if rate == "100"
+                    else ""
+                )
+                rows.append(
+                    (label, f"p50 {s['p50']}  p95 {s['p95']}  p99 {s['p99']}  max {s['max']}", f"n={s['n']}", target)
+                )
+    if "http" in results:
+        h = results["http"]
+        lat = h["latency_ms"]
+        rows.append(
+            (
+                "http (64 clients), orders/s",
+                f"{h['http_requests_per_s']:,}",
+                f"loadgen CPU {h['loadgen_cpu_share']:.0%} of a core",
+                goal("http_requests_per_s"),
+            )
+        )
+        rows.append(
+            (
+                "http latency, ms",
+                f"p50 {lat['p50']}  p95 {lat['p95']}  p99 {lat['p99']}  max {lat['max']}",
+                f"server CPU {h['server_cpu_share']:.0%}",
+                "",
+            )
+        )
+        rows.append(("http errors", f"{h['http_errors']}", json.dumps(h["statuses"]), goal("http_errors")))
+    if "burst" in results:
+        b = results["burst"]
+        rows.append(
+            (
+                "burst: accepted / refused",
+                f"{b['accepted']:,} / {b['refused']:,}",
+                f"of {b['offered']:,} over {b['connections']} connections in {b['offer_s']} s",
+                "",
+            )
+        )
+        rows.append(
+            (
+                "burst: lost, 5xx",
+                f"{b['lost']}, {b['errors_5xx']}",
+                f"other errors {b['other_errors'] or 0}",
+                goal("burst_lost"),
+            )
+        )
+        rows.append(
+            (
+                "burst: drain, s",
+                f"{b['drain_s']}",
+                f"peak outbox {b['peak_outbox']:,}, peak streams {b['peak_stream_backlog']:,}",
+                goal("burst_drain_s"),
+            )
+        )
+    if "memory" in results:
+        m = results["memory"]
+        detail = ", ".join(f"{g} {m['rss_mb_first'][g]:.0f}->{m['rss_mb_last'][g]:.0f}" for g in m["growth_mb"])
+        rows.append(
+            (
+                f"consumer RSS growth, MB ({m['events_first']:,}->{m['events_last']:,} events)",
+                f"{m['consumer_rss_growth_mb']}",
+                detail,
+                goal("consumer_rss_growth_mb"),
+            )
+        )
+
+    widths = [max(len(r[i]) for r in [("metric", "measured", "ceiling / detail", "goal"), *rows]) for i in range(4)]
+    line = "  ".join("-" * w for w in widths)
+    out = [
+        "  ".join(h.ljust(w) for h, w in zip(("metric", "measured", "ceiling / detail", "goal"), widths, strict=True)),
+        line,
+    ]
+    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(out)
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    """Latency distributions (CDFs, log scale): the pipeline stages at each rate, and HTTP."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = []
+    if "latency" in results:
+        for rate, stages in results["latency"]["_samples"].items():
+            panels.append((f"Pipeline at {rate} orders/s (commit to commit)", stages))
+    http_series = {}
+    if "http" in results:
+        http_series["64 clients, steady"] = results["http"]["_latencies"]
+    if "burst" in results:
+        http_series["burst, 1,000 connections"] = results["burst"]["_latencies"]
+    if http_series:
+        panels.append(("HTTP POST /api/orders/ (client side)", http_series))
+    if not panels:
+        return
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
+    for ax, (title, series) in zip(axes[0], panels, strict=True):
+        for label, values in series.items():
+            ordered = sorted(v for v in values if v > 0)
+            if not ordered:
+                continue
+            ys = [(i + 1) / len(ordered) for i in range(len(ordered))]
+            ax.plot(ordered, ys, label=f"{label.replace('_', ' -> ')} (n={len(ordered):,})")
+        ax.set_xscale("log")
+        ax.set_xlabel("milliseconds (log)")
+        ax.set_ylabel("fraction of requests / orders")
+        ax.set_ylim(0, 1.01)
+        for q in (0.5, 0.99):
+            ax.axhline(q, color="grey", linewidth=0.5, linestyle=":")
+        ax.grid(True, which="both", linewidth=0.3)
+        ax.set_title(title)
+        ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def clean(value: Any) -> Any:
+    """JSON-ready: drop raw samples (they go to the plot), NaN to None."""
+    if isinstance(value, dict):
+        return {str(k): clean(v) for k, v in value.items() if not str(k).startswith("_")}
+    if isinstance(value, list):
+        return [clean(v) for v in value]
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value

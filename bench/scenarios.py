@@ -1,0 +1,496 @@
+"""The benchmark scenarios of `manage.py bench`. Each returns a dict for the JSON report and
+measures, in the same run, the ceiling it is compared with."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.db import connection, connections
+from django.db.models import Min
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+from tqdm import tqdm
+
+from bench.fleet import ROOT, Fleet
+from bench.stats import summary
+from bench.world import World, place_in_threads, wait_until_notified
+from eventbus import registry
+from eventbus.events import Envelope, encode
+from eventbus.models import OutboxEvent, ProcessedEvent
+from eventbus.monitor import pipeline_backlog
+from eventbus.relay import Relay
+from eventbus.transport import Transport
+from inventory.models import Reservation
+from notifications.models import Notification
+from orders.events import OrderLine, OrderPlaced
+from orders.models import Order
+from orders.services import order_place
+
+
+@dataclass
+class Context:
+    quick: bool
+    run_dir: Path
+    key_prefix: str
+    world: World | None = None
+    fleet: Fleet | None = None
+
+    def bar(self, total: float, desc: str, unit: str = "it") -> tqdm:
+        return tqdm(total=total, desc=f"{desc:<28}", unit=unit, leave=False, dynamic_ncols=True, file=sys.stderr)
+
+
+def transport_for(prefix: str) -> Transport:
+    from eventbus.transport import redis_url
+
+    return Transport(redis_url(), prefix=prefix)
+
+
+def delete_keys(prefix: str) -> None:
+    transport = transport_for("")
+    keys = list(transport.client.scan_iter(match=f"{prefix}*", count=1000))
+    for i in range(0, len(keys), 1000):
+        transport.client.delete(*keys[i : i + 1000])
+    transport.close()
+
+
+# --- 1. relay drain ------------------------------------------------------------------------------
+
+
+def relay_drain(ctx: Context) -> dict:
+    """N events waiting in the outbox; the production relay publishes them all. Ceiling: the
+    same bodies XADDed in pipelines of the same size from the same client, no database."""
+    n = 5_000 if ctx.quick else 100_000
+    prefix = f"{ctx.key_prefix}relay:"
+    transport = transport_for(prefix)
+    bodies = []
+    with ctx.bar(n, "relay: filling the outbox", "ev") as bar:
+        rows = []
+        now = timezone.now()
+        for _ in range(n):
+            order_id = uuid.uuid4()
+            envelope = Envelope.new(
+                OrderPlaced(order_id=order_id, customer_id=1, items=(OrderLine(product_id=1, quantity=1),), total=10),
+                aggregate_id=order_id,
+            )
+            body = encode(envelope)
+            bodies.append(body)
+            rows.append(
+                OutboxEvent(
+                    event_id=envelope.event_id, event_type=envelope.type, stream=envelope.stream,
+                    aggregate_type=envelope.aggregate_type, aggregate_id=envelope.aggregate_id,
+                    correlation_id=envelope.correlation_id, body=body, created_at=now,
+                )
+            )  # fmt: skip
+            if len(rows) == 5000:
+                OutboxEvent.objects.bulk_create(rows)
+                bar.update(len(rows))
+                rows = []
+        OutboxEvent.objects.bulk_create(rows)
+        bar.update(len(rows))
+
+    relay = Relay(transport=transport)
+    relay.ensure_groups()
+    with ctx.bar(n, "relay: draining", "ev") as bar:
+        started = time.perf_counter()
+        published = 0
+        while published < n:
+            got = relay.publish_batch()
+            if not got:
+                break
+            published += got
+            bar.update(got)
+        relay_s = time.perf_counter() - started
+    if published != n:
+        raise RuntimeError(f"the relay published {published} of {n} events")
+
+    # Ceiling: raw pipelined XADD of the same bodies, same batch size, same client.
+    scratch = transport_for(f"{prefix}ceiling:")
+    with ctx.bar(n, "relay: ceiling (raw XADD)", "ev") as bar:
+        started = time.perf_counter()
+        for i in range(0, n, relay.batch_size):
+            chunk = bodies[i : i + relay.batch_size]
+            scratch.publish([("orders", {"type": OrderPlaced.type, "event": body}) for body in chunk])
+            bar.update(len(chunk))
+        ceiling_s = time.perf_counter() - started
+
+    OutboxEvent.objects.filter(created_at=now).delete()  # published rows kept by a retention setting
+    transport.close()
+    scratch.close()
+    delete_keys(prefix)
+    rate, ceiling = n / relay_s, n / ceiling_s
+    return {
+        "events": n,
+        "relay_events_per_s": round(rate),
+        "ceiling_xadd_per_s": round(ceiling),
+        "ratio": round(rate / ceiling, 3),
+    }
+
+
+# --- 2. pipeline throughput ------------------------------------------------------------------------
+
+
+def commit_rate(ctx: Context, threads: int, seconds: float) -> float:
+    """Single-row INSERT + COMMIT per transaction, from `threads` connections at once."""
+    table = "bench_commit_probe"
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TABLE IF NOT EXISTS {table} (id integer PRIMARY KEY, v integer)")
+        cursor.execute(f"DELETE FROM {table}")
+    counts = [0] * threads
+    stop = time.monotonic() + seconds
+    start_gate = threading.Barrier(threads)
+
+    def work(i: int) -> None:
+        from django.db import transaction
+
+        try:
+            start_gate.wait()
+            n = 0
+            key = i * 10_000_000
+            while time.monotonic() < stop:
+                with transaction.atomic(), connection.cursor() as cursor:
+                    cursor.execute(f"INSERT INTO {table} (id, v) VALUES (%s, 1)", [key + n])
+                n += 1
+            counts[i] = n
+        finally:
+            connections.close_all()
+
+    pool = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+    started = time.monotonic()
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    elapsed = time.monotonic() - started
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE {table}")
+    return sum(counts) / elapsed
+
+
+def pipeline(ctx: Context) -> dict:
+    """Orders placed as fast as THREADS threads can through the real services, relay and one
+    process per consumer group running; orders/s from the first placement to the last
+    notification. Ceiling: single-row commits/s from the same number of connections."""
+    assert ctx.world is not None
+    threads = 4
+    n = 300 if ctx.quick else 10_000
+    since = timezone.now()
+    with ctx.bar(n, "pipeline: placing", "order") as bar:
+        ids = place_in_threads(ctx.world, n, threads, on_placed=lambda: bar.update(1))
+    with ctx.bar(n, "pipeline: waiting for the flow", "order") as bar:
+        wait_until_notified(ctx.world, since, n, timeout=600, on_progress=lambda done: bar.update(done - bar.n))
+    first = Order.objects.filter(customer__in=ctx.world.customers, created_at__gte=since).aggregate(t=Min("created_at"))
+    last = (
+        Notification.objects.filter(user__in=ctx.world.customers, created_at__gte=since)
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    span = (last - first["t"]).total_seconds()
+    ceiling = commit_rate(ctx, threads, 1.0 if ctx.quick else 5.0)
+    rate = len(ids) / span
+    return {
+        "orders": len(ids),
+        "threads": threads,
+        "seconds": round(span, 2),
+        "pipeline_orders_per_s": round(rate),
+        "ceiling_commits_per_s": round(ceiling),
+        "ratio": round(rate / ceiling, 3),
+        "commits_per_order_at_ceiling": round(ceiling / rate, 2),
+    }
+
+
+# --- 3. latency at a steady rate ----------------------------------------------------------------------
+
+
+def place_at_rate(world: World, rate: float, seconds: float, bar: tqdm) -> list:
+    """Open loop: order i is due at start + i / rate, whatever happened to the ones before."""
+    total = int(rate * seconds)
+    ids: list = []
+    lock = threading.Lock()
+    slot = [0]
+    start = time.monotonic() + 0.2
+
+    def work(seed: int) -> None:
+        rng = random.Random(seed)
+        try:
+            while True:
+                with lock:
+                    i = slot[0]
+                    slot[0] += 1
+                if i >= total:
+                    return
+                delay = start + i / rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                order = order_place(customer=rng.choice(world.customers), items=world.lines(rng))
+                with lock:
+                    ids.append(order.id)
+                bar.update(1)
+        finally:
+            connections.close_all()
+
+    pool = [threading.Thread(target=work, args=(i,)) for i in range(max(2, int(rate // 150) + 1))]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return ids
+
+
+def stage_latencies(order_ids: list) -> dict[str, list[float]]:
+    """Per order, ms from its placement commit to each later commit."""
+    placed = dict(Order.objects.filter(pk__in=order_ids).values_list("pk", "created_at"))
+    confirmed = dict(Order.objects.filter(pk__in=order_ids).values_list("pk", "confirmed_at"))
+    reserved = dict(
+        Reservation.objects.filter(order_id__in=order_ids).values_list("order_id").annotate(t=Min("created_at"))
+    )
+    notified = dict(Notification.objects.filter(order_id__in=order_ids).values_list("order_id", "created_at"))
+
+    def ms(later: dict) -> list[float]:
+        return [(later[o] - placed[o]).total_seconds() * 1000 for o in order_ids if later.get(o)]
+
+    return {"placed_reserved": ms(reserved), "placed_confirmed": ms(confirmed), "placed_notified": ms(notified)}
+
+
+def latency(ctx: Context) -> dict:
+    """100 orders/s for 30 s, then 500 orders/s; p50/p95/p99/max of placed -> reserved,
+    -> confirmed, -> notified, from the commit timestamps each step records."""
+    assert ctx.world is not None
+    phases = [(100, 3.0), (500, 2.0)] if ctx.quick else [(100, 30.0), (500, 30.0)]
+    out: dict = {}
+    samples: dict = {}
+    for rate, seconds in phases:
+        since = timezone.now()
+        with ctx.bar(int(rate * seconds), f"latency: {rate} orders/s", "order") as bar:
+            ids = place_at_rate(ctx.world, rate, seconds, bar)
+        wait_until_notified(ctx.world, since, len(ids), timeout=300)
+        stages = stage_latencies(ids)
+        samples[rate] = stages
+        out[f"{rate}_per_s"] = {stage: summary(values) for stage, values in stages.items()}
+    return {"phases": out, "_samples": samples}
+
+
+# --- 4. HTTP --------------------------------------------------------------------------------------
+
+
+def run_loadgen(config: dict) -> dict:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.loadgen", json.dumps(config)],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise RuntimeError(f"the load generator failed: {result.stderr[-2000:]}")
+    return json.loads(result.stdout)
+
+
+def tokens(world: World) -> list[str]:
+    return [Token.objects.get_or_create(user=user)[0].key for user in world.customers]
+
+
+def http(ctx: Context, port: int) -> dict:
+    """64 keep-alive clients placing orders against gunicorn (production settings) for 30 s."""
+    assert ctx.world is not None
+    assert ctx.fleet is not None
+    seconds = 3 if ctx.quick else 30
+    config = {
+        "host": "127.0.0.1", "port": port, "connections": 64, "duration_s": seconds,
+        "tokens": tokens(ctx.world), "products": ctx.world.product_ids, "timeout_s": 30,
+    }  # fmt: skip
+    since = timezone.now()
+    web_cpu = ctx.fleet.cpu_seconds("web")
+    with ctx.bar(seconds, "http: 64 clients", "s") as bar:
+        ticker = _tick(bar, seconds)
+        result = run_loadgen(config)
+        ticker.set()
+    web_cpu = ctx.fleet.cpu_seconds("web") - web_cpu
+    created = result["statuses"].get("201", 0)
+    errors = sum(n for code, n in result["statuses"].items() if code != "201") + sum(result["errors"].values())
+    wait_until_notified(ctx.world, since, created, timeout=300)
+    return {
+        "connections": 64,
+        "seconds": round(result["wall_s"], 2),
+        "http_requests_per_s": round(created / result["wall_s"]),
+        "http_errors": errors,
+        "statuses": result["statuses"],
+        "error_kinds": result["errors"],
+        "latency_ms": summary(result["latencies_ms"]),
+        "loadgen_cpu_share": round(result["cpu_s"] / result["wall_s"], 3),
+        "server_cpu_share": round(web_cpu / result["wall_s"], 3),
+        "error_samples": result["samples"],
+        "_latencies": result["latencies_ms"],
+    }
+
+
+def _tick(bar: tqdm, seconds: float) -> threading.Event:
+    done = threading.Event()
+
+    def run() -> None:
+        for _ in range(int(seconds)):
+            if done.wait(1):
+                return
+            bar.update(1)
+
+    threading.Thread(target=run, daemon=True).start()
+    return done
+
+
+# --- 5. burst ---------------------------------------------------------------------------------------
+
+
+def burst(ctx: Context, port: int) -> dict:
+    """10,000 orders offered as fast as 1,000 concurrent connections can send them. Each is
+    accepted (201) or refused cleanly (429/503 with JSON); every accepted one must settle."""
+    assert ctx.world is not None
+    total, conns = (1_000, 200) if ctx.quick else (10_000, 1_000)
+    config = {
+        "host": "127.0.0.1", "port": port, "connections": conns, "total": total,
+        "tokens": tokens(ctx.world), "products": ctx.world.product_ids, "timeout_s": 60,
+    }  # fmt: skip
+    customers = [c.pk for c in ctx.world.customers]
+    since = timezone.now()
+    peak = {"outbox": 0, "streams": 0}
+    stop = threading.Event()
+
+    def sample() -> None:
+        try:
+            while not stop.wait(0.25):
+                backlog = pipeline_backlog()
+                peak["outbox"] = max(peak["outbox"], backlog.outbox)
+                peak["streams"] = max(peak["streams"], sum(g.pending + g.lag for g in backlog.groups))
+        finally:
+            connections.close_all()
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    with ctx.bar(total, f"burst: {conns} connections", "req") as bar:
+        watcher = _watch_orders(customers, since, bar)
+        result = run_loadgen(config)
+        watcher.set()
+    offered_at = time.monotonic()
+    accepted = result["statuses"].get("201", 0)
+    refused = result["statuses"].get("429", 0) + result["statuses"].get("503", 0)
+    errors_5xx = sum(n for code, n in result["statuses"].items() if code.startswith("5") and code != "503")
+    drained = True
+    try:
+        with ctx.bar(accepted, "burst: draining", "order") as bar:
+            wait_until_notified(
+                ctx.world, since, accepted, timeout=300, on_progress=lambda done: bar.update(done - bar.n)
+            )
+    except RuntimeError:
+        drained = False
+    drain_s = time.monotonic() - offered_at
+    stop.set()
+    sampler.join()
+    in_db = Order.objects.filter(customer_id__in=customers, created_at__gte=since)
+    final = in_db.exclude(status=Order.Status.PENDING).count()
+    return {
+        "offered": total,
+        "connections": conns,
+        "accepted": accepted,
+        "refused": refused,
+        "errors_5xx": errors_5xx,
+        "other_errors": dict(result["errors"]),
+        "orders_in_database": in_db.count(),
+        "lost": max(accepted - final, 0),
+        "drained": drained,
+        "offer_s": round(result["wall_s"], 2),
+        "drain_s": round(drain_s, 2),
+        "peak_outbox": peak["outbox"],
+        "peak_stream_backlog": peak["streams"],
+        "latency_ms": summary(result["latencies_ms"]),
+        "loadgen_cpu_share": round(result["cpu_s"] / result["wall_s"], 3),
+        "error_samples": result["samples"],
+        "_latencies": result["latencies_ms"],
+    }
+
+
+def _watch_orders(customers: list[int], since: dt.datetime, bar: tqdm) -> threading.Event:
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            while not done.wait(0.5):
+                n = Order.objects.filter(customer_id__in=customers, created_at__gte=since).count()
+                bar.update(max(n - bar.n, 0))
+        finally:
+            connections.close_all()
+
+    threading.Thread(target=run, daemon=True).start()
+    return done
+
+
+# --- 6. memory ---------------------------------------------------------------------------------------
+
+
+def memory(ctx: Context) -> dict:
+    """Resident memory of each consumer after its group handled FIRST events and after LAST."""
+    assert ctx.world is not None
+    assert ctx.fleet is not None
+    first, last = (500, 3_000) if ctx.quick else (1_000, 100_000)
+    groups = registry.groups()
+    since = timezone.now()
+
+    def handled() -> dict[str, int]:
+        return {g: ProcessedEvent.objects.filter(consumer_group=g, processed_at__gte=since).count() for g in groups}
+
+    rss_first: dict[str, float] = {}
+    stop = threading.Event()
+    placer = threading.Thread(target=_place_until, args=(ctx.world, stop))
+    placer.start()
+    try:
+        with ctx.bar(last, "memory: events per consumer", "ev") as bar:
+            while True:
+                ctx.fleet.check_alive()
+                counts = handled()
+                for g in groups:
+                    if g not in rss_first and counts[g] >= first:
+                        rss_first[g] = ctx.fleet.rss_mb(g)
+                low = min(counts.values())
+                bar.update(max(low - bar.n, 0))
+                if low >= last:
+                    break
+                time.sleep(0.5)
+    finally:
+        stop.set()
+        placer.join()
+    rss_last = {g: ctx.fleet.rss_mb(g) for g in groups}
+    growth = {g: round(rss_last[g] - rss_first[g], 1) for g in groups}
+    return {
+        "events_first": first,
+        "events_last": last,
+        "rss_mb_first": {g: round(v, 1) for g, v in rss_first.items()},
+        "rss_mb_last": {g: round(v, 1) for g, v in rss_last.items()},
+        "growth_mb": growth,
+        "consumer_rss_growth_mb": max(growth.values()),
+    }
+
+
+def _place_until(world: World, stop: threading.Event) -> None:
+    rng = random.Random(7)
+    try:
+        while not stop.is_set():
+            order_place(customer=rng.choice(world.customers), items=world.lines(rng))
+    finally:
+        connections.close_all()
+
+
+SCENARIOS: dict[str, Callable[..., dict]] = {
+    "relay": relay_drain,
+    "pipeline": pipeline,
+    "latency": latency,
+    "http": http,
+    "burst": burst,
+    "memory": memory,
+}
+
+__all__ = ["SCENARIOS", "Context"]

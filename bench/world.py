@@ -1,0 +1,108 @@
+"""The data a benchmark works on: its own products (plenty of stock) and customers, created
+through the real services, plus helpers to place orders and wait for the pipeline."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.db import connections
+
+from inventory.services import product_create
+from notifications.models import Notification
+from orders.models import CatalogProduct, Order
+from orders.services import order_place
+
+
+@dataclass
+class World:
+    run_id: str
+    product_ids: list[int]
+    customers: list
+    rng: random.Random = field(default_factory=lambda: random.Random(42))
+
+    def lines(self, rng: random.Random | None = None) -> list[tuple[int, int]]:
+        rng = rng or self.rng
+        return [(p, rng.randint(1, 3)) for p in rng.sample(self.product_ids, rng.randint(1, 3))]
+
+
+def build_world(*, products: int = 50, customers: int = 50, stock: int = 900_000_000) -> World:
+    run_id = uuid.uuid4().hex[:8]
+    product_ids = [
+        product_create(sku=f"bench-{run_id}-{i}", name=f"Bench product {i}", price=Decimal("9.90"), stock=stock).pk
+        for i in range(products)
+    ]
+    User = get_user_model()
+    users = [
+        User.objects.create(username=f"bench-{run_id}-{i}", email=f"bench-{run_id}-{i}@example.com")
+        for i in range(customers)
+    ]
+    return World(run_id=run_id, product_ids=product_ids, customers=users)
+
+
+def wait_for_catalog(world: World, timeout: float = 60) -> None:
+    """Orders can be placed once the orders consumer has applied the ProductChanged events."""
+    deadline = time.monotonic() + timeout
+    while CatalogProduct.objects.filter(product_id__in=world.product_ids).count() < len(world.product_ids):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the orders consumer did not sync the bench catalog: is it running?")
+        time.sleep(0.05)
+
+
+def place_in_threads(world: World, total: int, threads: int, on_placed: Callable[[], None] | None = None) -> list:
+    """Place `total` orders as fast as `threads` threads can; returns their ids."""
+    ids: list = []
+    lock = threading.Lock()
+    remaining = [total]
+
+    def work(seed: int) -> None:
+        rng = random.Random(seed)
+        try:
+            while True:
+                with lock:
+                    if remaining[0] <= 0:
+                        return
+                    remaining[0] -= 1
+                order = order_place(customer=rng.choice(world.customers), items=world.lines(rng))
+                with lock:
+                    ids.append(order.id)
+                if on_placed:
+                    on_placed()
+        finally:
+            connections.close_all()
+
+    pool = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return ids
+
+
+def notified_since(world: World, since: dt.datetime) -> int:
+    return Notification.objects.filter(user_id__in=[c.pk for c in world.customers], created_at__gte=since).count()
+
+
+def wait_until_notified(
+    world: World, since: dt.datetime, expected: int, *, timeout: float, on_progress: Callable[[int], None] | None = None
+) -> None:
+    """Wait until `expected` orders placed since `since` have their notification (the last
+    step of the flow)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done = notified_since(world, since)
+        if on_progress:
+            on_progress(done)
+        if done >= expected:
+            return
+        if time.monotonic() > deadline:
+            pending = Order.objects.filter(customer__in=world.customers, status=Order.Status.PENDING).count()
+            raise RuntimeError(f"only {done}/{expected} orders notified after {timeout:g} s ({pending} still pending)")
+        time.sleep(0.1)
