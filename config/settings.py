@@ -154,9 +154,14 @@ EVENTBUS = {
     "INBOX_RETENTION_S": env.int("INBOX_RETENTION_S", default=7 * 24 * 3600),
     "CONSUMER_BATCH_SIZE": env.int("CONSUMER_BATCH_SIZE", default=100),
     "CONSUMER_BLOCK_MS": env.int("CONSUMER_BLOCK_MS", default=2000),
-    # Per-group retry policy; a group not listed uses "default".
+    # Retry policy: exponential backoff with full jitter. "default" applies to every group;
+    # add a group's name (e.g. "notifications": {...}) to override it for that group.
     "RETRY": {
-        "default": {"base_s": 0.5, "cap_s": 30.0, "max_attempts": 5},
+        "default": {
+            "base_s": env.float("RETRY_BASE_S", default=0.5),
+            "cap_s": env.float("RETRY_CAP_S", default=30.0),
+            "max_attempts": env.int("RETRY_MAX_ATTEMPTS", default=5),
+        },
     },
     # A pending message idle this long is presumed orphaned by a dead consumer and reclaimed.
     "CLAIM_MIN_IDLE_MS": env.int("CLAIM_MIN_IDLE_MS", default=60_000),

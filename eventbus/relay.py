@@ -206,3 +206,10 @@ def _purge(queryset: object, chunk: int = 10_000) -> int:
         total += len(ids)
         if len(ids) < chunk:
             return total
+
+
+def republish_since(since: dt.datetime) -> int:
+    """Mark rows kept after publishing (OUTBOX_RETENTION_S) and published since `since` as
+    unpublished again, so the relay publishes them once more. For recovering from a Redis that
+    lost acknowledged writes; the inbox makes the repeats harmless. Returns how many."""
+    return OutboxEvent.objects.filter(published_at__gte=since).update(published_at=None)

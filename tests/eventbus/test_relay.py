@@ -7,7 +7,9 @@ import uuid
 from decimal import Decimal
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.db import connection, connections, transaction
+from django.utils import timezone
 
 from eventbus import outbox
 from eventbus.events import Envelope, Event, decode
@@ -173,3 +175,20 @@ def test_relays_running_at_once_publish_every_row_exactly_once(transport):
     assert errors == []
     published = event_ids_on(transport, "orders")
     assert sorted(published) == sorted(e.event_id for e in envelopes), "every row once, none twice"
+
+
+def test_republish_since_makes_the_relay_publish_kept_rows_again(transport, settings):
+    settings.EVENTBUS = {**settings.EVENTBUS, "OUTBOX_RETENTION_S": 3600}
+    before = timezone.now()
+    (envelope,) = record(confirmed())
+    Relay(transport=transport).run(once=True)
+
+    call_command("relay_outbox", "--republish-since", before.isoformat())
+    Relay(transport=transport).run(once=True)
+
+    assert event_ids_on(transport, "orders") == [envelope.event_id, envelope.event_id]
+
+
+def test_republish_since_without_a_time_zone_is_a_clear_error():
+    with pytest.raises(CommandError, match="ISO 8601 time with a zone"):
+        call_command("relay_outbox", "--republish-since", "yesterday")

@@ -82,20 +82,17 @@ def test_killing_a_consumer_of_each_group_mid_batch_loses_nothing_and_applies_no
         processes.start_consumer(group, f"{group}-1", "--batch-size", "20")
 
     orders = 400
-    placer = place_orders(orders, products, customers, seed=1)
-    # Kill each group's consumer once it is busy, while orders are still arriving.
-    wait_until(lambda: Reservation.objects.count() >= 60, timeout=60, what="inventory to get busy")
-    processes.kill("inventory-1")
-    processes.start_consumer("inventory", "inventory-2", "--batch-size", "20")
-    wait_until(lambda: Order.objects.exclude(status="pending").count() >= 120, timeout=60, what="orders to get busy")
-    processes.kill("orders-1")
-    processes.start_consumer("orders", "orders-2", "--batch-size", "20")
-    wait_until(lambda: Notification.objects.count() >= 150, timeout=60, what="notifications to get busy")
-    processes.kill("notifications-1")
-    assert Order.objects.filter(status="pending").exists() or Order.objects.count() < orders, (
-        "the kills came after the work was done; they prove nothing"
-    )
-    processes.start_consumer("notifications", "notifications-2", "--batch-size", "20")
+    placer = place_orders(orders, products, customers, seed=1, pause_s=0.01)
+    # Kill each group's consumer while it is busy and orders are still arriving.
+    for group, placed, busy in (
+        ("inventory", 80, lambda: Reservation.objects.exists()),
+        ("orders", 200, lambda: Order.objects.exclude(status="pending").exists()),
+        ("notifications", 320, lambda: Notification.objects.exists()),
+    ):
+        wait_until(lambda: Order.objects.count() >= placed and busy(), timeout=60, what=f"{group} to get busy")  # noqa: B023
+        processes.kill(f"{group}-1")
+        assert Order.objects.count() < orders, f"{group} was killed after the work was done; it proves nothing"
+        processes.start_consumer(group, f"{group}-2", "--batch-size", "20")
     placer.join(timeout=120)
 
     wait_until(lambda: all_settled(orders), timeout=120, what="every order and notification to settle")

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandParser
+import datetime as dt
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.dateparse import parse_datetime
 
 from eventbus.process import bounded_int, stop_on_signals
-from eventbus.relay import Relay
+from eventbus.relay import Relay, republish_since
 
 
 class Command(BaseCommand):
@@ -12,8 +15,22 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--batch-size", type=bounded_int(1, 100_000), help="rows claimed per transaction")
         parser.add_argument("--once", action="store_true", help="publish what is waiting, then exit")
+        parser.add_argument(
+            "--republish-since",
+            metavar="TIME",
+            help="after Redis lost data (a crash without fsync'd persistence): mark the outbox rows kept by "
+            "OUTBOX_RETENTION_S and published since TIME (ISO 8601, e.g. 2026-11-27T12:00:00Z) for publishing "
+            "again, then exit; consumers drop what they had already applied",
+        )
 
     def handle(self, *args: object, **options: object) -> None:
+        if options["republish_since"]:
+            since = parse_datetime(str(options["republish_since"]))
+            if since is None or since.tzinfo is None:
+                raise CommandError("--republish-since needs an ISO 8601 time with a zone, e.g. 2026-11-27T12:00:00Z")
+            n = republish_since(since.astimezone(dt.UTC))
+            self.stdout.write(f"{n} event(s) will be published again by the relay")
+            return
         relay = Relay(batch_size=options["batch_size"])  # type: ignore[arg-type]
         with stop_on_signals(relay.request_stop):
             published = relay.run(once=bool(options["once"]))
