@@ -127,7 +127,7 @@ class Transport:
         self.client = self._make_client(socket_timeout=10.0)
         # XAUTOCLAIM ... JUSTID: keep the raw reply (redis-py's parser drops the cursor).
         self.client.set_response_callback("XAUTOCLAIM", lambda response, **options: response)
-        self._blocking: dict[float, redis.Redis] = {}
+        self._blocking: dict[int, redis.Redis] = {}
         self._pop_due = self.client.register_script(_POP_DUE)
 
     def _make_client(self, *, socket_timeout: float | None) -> redis.Redis:
@@ -245,10 +245,13 @@ class Transport:
         return self._messages(reply)
 
     def _blocking_client(self, block_ms: int) -> redis.Redis:
-        timeout = block_ms / 1000 + 10.0
-        client = self._blocking.get(timeout)
+        """A client whose socket timeout outlasts the block. One per minute of block time (in
+        practice one): the block of each read varies, and a client per value would open a
+        new connection for almost every read."""
+        minutes = max(1, -(-block_ms // 60_000))
+        client = self._blocking.get(minutes)
         if client is None:
-            client = self._blocking[timeout] = self._make_client(socket_timeout=timeout)
+            client = self._blocking[minutes] = self._make_client(socket_timeout=minutes * 60 + 10.0)
         return client
 
     def _messages(self, reply: object) -> list[Message]:

@@ -34,3 +34,13 @@ def test_message_read_but_not_acknowledged_is_processed_when_the_same_consumer_r
     assert Product.objects.get(pk=product.pk).stock == 3
     assert Reservation.objects.filter(order_id=order.id).count() == 1
     assert pending(transport, "inventory") == []
+
+
+def test_blocking_reads_of_varying_length_share_one_connection(transport):
+    transport.ensure_group("orders", "inventory")
+    for block_ms in (5, 17, 230, 999, 1):
+        transport.read("inventory", "c1", {"orders": ">"}, count=1, block_ms=block_ms)
+
+    assert len(transport._blocking) == 1
+    (client,) = transport._blocking.values()
+    assert len(client.connection_pool._available_connections) + len(client.connection_pool._in_use_connections) == 1
