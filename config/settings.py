@@ -143,6 +143,11 @@ if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
 EVENTBUS = {
     # Prefix for every Redis key the bus owns, so several deployments can share one Redis.
     "KEY_PREFIX": env.str("EVENTBUS_KEY_PREFIX", default=""),
+    # A process that commits events publishes them itself right after the commit; the relay
+    # then only takes rows older than RELAY_GRACE_S (their publisher crashed, Redis was down).
+    # Off: the relay publishes every row, woken after each commit.
+    "PUBLISH_ON_COMMIT": env.bool("PUBLISH_ON_COMMIT", default=True),
+    "RELAY_GRACE_S": env.float("RELAY_GRACE_S", default=5.0),
     "RELAY_BATCH_SIZE": env.int("RELAY_BATCH_SIZE", default=1000),
     # The relay wakes on a Redis message published after each commit that recorded events;
     # this interval is only the backstop for a missed wake-up.

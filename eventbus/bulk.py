@@ -17,7 +17,17 @@ from typing import Any
 from django.db import connection
 from django.db.models import Field, Model
 
-__all__ = ["delete", "insert", "pipelined", "relaxed_commit", "select", "set_column", "update_returning"]
+__all__ = [
+    "Select",
+    "delete",
+    "insert",
+    "pipelined",
+    "relaxed_commit",
+    "select",
+    "set_column",
+    "update_returning",
+    "write_relaxed",
+]
 
 
 def relaxed_commit() -> None:
@@ -85,26 +95,48 @@ def _key_filter(field: Field, keys: Sequence[Any]) -> tuple[str, list[Any]]:
     return f"{column} IN ({', '.join(['%s'] * len(keys))})", [field.get_db_prep_value(k, connection) for k in keys]
 
 
+class Select:
+    """SELECT the named columns of the rows whose `key` is in `keys`; with lock=True, FOR UPDATE
+    (rows locked until commit, in `order_by` order). `send()` it, then read `rows()` (tuples of
+    Python values): several sent inside pipelined() come back in one round trip."""
+
+    def __init__(
+        self, model: type[Model], names: Sequence[str], *, key: str, keys: Sequence[Any], lock: bool = False,
+        order_by: str = "",
+    ) -> None:  # fmt: skip
+        self.fields = [model._meta.get_field(name) for name in names]
+        self.keys = keys
+        qn = connection.ops.quote_name
+        self.where, self.params = _key_filter(model._meta.get_field(key), keys) if keys else ("", [])
+        self.sql = (
+            f"SELECT {', '.join(qn(f.column) for f in self.fields)} FROM {qn(model._meta.db_table)} WHERE {self.where}"
+        )
+        if order_by:
+            self.sql += f" ORDER BY {qn(model._meta.get_field(order_by).column)}"
+        if lock and connection.features.has_select_for_update:
+            self.sql += " FOR UPDATE"
+        self._cursor: Any = None
+
+    def send(self) -> Select:
+        if self.keys:
+            self._cursor = connection.cursor()
+            self._cursor.execute(self.sql, self.params)
+        return self
+
+    def rows(self) -> list[tuple[Any, ...]]:
+        if self._cursor is None:
+            return []
+        with self._cursor as cursor:
+            rows = cursor.fetchall()
+        converters = [_from_db(f) for f in self.fields]
+        return [tuple(convert(v) for convert, v in zip(converters, row, strict=True)) for row in rows]
+
+
 def select(
     model: type[Model], names: Sequence[str], *, key: str, keys: Sequence[Any], lock: bool = False, order_by: str = ""
 ) -> list[tuple[Any, ...]]:
-    """SELECT the named columns of the rows whose `key` is in `keys`, as tuples of Python
-    values; with lock=True, FOR UPDATE (rows locked until commit, in `order_by` order)."""
-    if not keys:
-        return []
-    fields = [model._meta.get_field(name) for name in names]
-    qn = connection.ops.quote_name
-    where, params = _key_filter(model._meta.get_field(key), keys)
-    sql = f"SELECT {', '.join(qn(f.column) for f in fields)} FROM {qn(model._meta.db_table)} WHERE {where}"
-    if order_by:
-        sql += f" ORDER BY {qn(model._meta.get_field(order_by).column)}"
-    if lock and connection.features.has_select_for_update:
-        sql += " FOR UPDATE"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    converters = [_from_db(f) for f in fields]
-    return [tuple(convert(v) for convert, v in zip(converters, row, strict=True)) for row in rows]
+    """Select(...).send().rows(): one statement, read at once."""
+    return Select(model, names, key=key, keys=keys, lock=lock, order_by=order_by).send().rows()
 
 
 def update_returning(
@@ -145,6 +177,31 @@ def delete(model: type[Model], *, key: str, keys: Sequence[Any]) -> None:
     where, params = _key_filter(model._meta.get_field(key), keys)
     with connection.cursor() as cursor:
         cursor.execute(f"DELETE FROM {connection.ops.quote_name(model._meta.db_table)} WHERE {where}", params)
+
+
+def write_relaxed(
+    model: type[Model], *, key: str, keys: Sequence[Any], set_sql: str = "", set_params: Sequence[Any] = ()
+) -> None:
+    """DELETE (or, with set_sql, UPDATE) the rows whose `key` is in `keys`, as a transaction of
+    its own that does not wait for its WAL flush: for bookkeeping whose loss in a database crash
+    is harmless. On PostgreSQL one round trip (pipeline mode)."""
+    if not keys:
+        return
+    where, params = _key_filter(model._meta.get_field(key), keys)
+    table = connection.ops.quote_name(model._meta.db_table)
+    if set_sql:
+        sql, params = f"UPDATE {table} SET {set_sql} WHERE {where}", [*set_params, *params]
+    else:
+        sql = f"DELETE FROM {table} WHERE {where}"
+    with connection.cursor() as cursor:
+        if connection.vendor != "postgresql" or connection.in_atomic_block:
+            cursor.execute(sql, params)
+            return
+        with pipelined():
+            cursor.execute("BEGIN")
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            cursor.execute(sql, params)
+            cursor.execute("COMMIT")
 
 
 def set_column(model: type[Model], column_name: str, values: dict[Any, Any]) -> None:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 
-from eventbus import bulk, inbox, registry
+from eventbus import inbox, registry
 from eventbus.deadletters import deadletter_record, deadletters_resolve, replayed_deadletter_id
 from eventbus.events import Envelope, PermanentError, decode
 from eventbus.outage import Outage
@@ -418,8 +418,7 @@ class Consumer:
     def _apply_together(self, work: list[_Work], acks: dict[str, list[str]]) -> list[_Failure]:
         try:
             with transaction.atomic():
-                with bulk.pipelined():  # BEGIN rides with the inbox claim: one round trip
-                    todo, seen = self._claim(work)
+                todo, seen = self._claim(work)
                 for handler, run in _runs(todo):
                     handler([w.envelope for w in run])
                 deadletters_resolve(_replays(todo + seen))

@@ -1,17 +1,28 @@
-"""The transactional outbox: the only way application code publishes an event."""
+"""The transactional outbox: the only way application code publishes an event.
+
+An event is written in the caller's transaction. Once that transaction commits, the process
+that committed it publishes it at once (XADD) and deletes its row (EVENTBUS
+["PUBLISH_ON_COMMIT"], the default); whatever it could not publish (it crashed, Redis was
+down) is left to the relay, which takes rows older than RELAY_GRACE_S. With publishing on
+commit turned off, the relay publishes everything and is woken after each commit instead.
+"""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 
-from django.db import connection, transaction
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from eventbus import bulk
 from eventbus.events import Envelope, Event, encode
 from eventbus.models import OutboxEvent
-from eventbus.transport import wake_relay
+from eventbus.transport import Breaker, TransportUnavailable, get_transport, wake_relay
+
+log = logging.getLogger(__name__)
 
 __all__ = ["OutsideTransaction", "record", "record_many"]
 
@@ -31,7 +42,7 @@ def record(
 
     Guarantee: the event exists if and only if the caller's transaction commits. Refuses to run
     outside `transaction.atomic()`, where the event could outlive a failed change. After commit
-    the relay is woken up (a hint only; it also polls).
+    it is published at once, or by the relay if that fails (see the module docstring).
     """
     (envelope,) = record_many([(event, aggregate_id, caused_by)], correlation_id=correlation_id)
     return envelope
@@ -54,15 +65,21 @@ def record_many(
         )
         for event, aggregate_id, caused_by in events
     ]
+    bodies = [encode(e) for e in envelopes]
     bulk.insert(
         OutboxEvent,
         _OUTBOX_COLUMNS,
         [
-            (e.event_id, e.type, e.stream, e.aggregate_type, e.aggregate_id, e.correlation_id, encode(e), now)
-            for e in envelopes
+            (e.event_id, e.type, e.stream, e.aggregate_type, e.aggregate_id, e.correlation_id, body, now)
+            for e, body in zip(envelopes, bodies, strict=True)
         ],
     )
-    _wake_relay_after_commit()
+    if settings.EVENTBUS["PUBLISH_ON_COMMIT"]:
+        # One callback per call, registered in the current savepoint: if that savepoint rolls
+        # back, Django drops the callback with it, so a rolled-back event is never published.
+        transaction.on_commit(_PublishOnCommit(envelopes, bodies), robust=True)
+    else:
+        _wake_relay_after_commit()
     return envelopes
 
 
@@ -76,3 +93,35 @@ def _wake_relay_after_commit() -> None:
     # savepoint that rolls back is dropped by Django, and then the next record() registers again.
     if not any(func is wake_relay for _, func, _ in connection.run_on_commit):
         transaction.on_commit(wake_relay)
+
+
+_publish_breaker = Breaker("could not publish committed events at once (the relay will)")
+
+
+class _PublishOnCommit:
+    def __init__(self, envelopes: list[Envelope], bodies: list[str]) -> None:
+        self.envelopes = envelopes
+        self.bodies = bodies
+
+    def __call__(self) -> None:
+        publish_committed(self.envelopes, self.bodies)
+
+
+def publish_committed(envelopes: Sequence[Envelope], bodies: Sequence[str]) -> bool:
+    """XADD committed events and delete their outbox rows. Never raises: on failure the rows
+    stay for the relay (a crash between the XADD and the delete only means the relay publishes
+    them again; consumers drop the duplicate). Returns True if they were published."""
+    entries = [(e.stream, {"type": e.type, "event": body}) for e, body in zip(envelopes, bodies, strict=True)]
+    if not _publish_breaker.call(lambda: get_transport().publish(entries), TransportUnavailable):
+        return False
+    ids = [e.event_id for e in envelopes]
+    try:
+        if settings.EVENTBUS["OUTBOX_RETENTION_S"]:  # keep them, marked, for inspection
+            bulk.write_relaxed(
+                OutboxEvent, key="event_id", keys=ids, set_sql="published_at = %s", set_params=[timezone.now()]
+            )
+        else:
+            bulk.write_relaxed(OutboxEvent, key="event_id", keys=ids)
+    except DatabaseError as exc:
+        log.warning("published %d event(s) but could not delete their outbox rows: %s", len(envelopes), exc)
+    return True

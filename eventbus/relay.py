@@ -34,7 +34,21 @@ __all__ = ["Relay"]
 log = logging.getLogger(__name__)
 
 
-VACUUM_AFTER_DELETES = 10_000
+VACUUM_AFTER_DEAD_ROWS = 10_000
+
+
+def _vacuum_if_churned() -> None:
+    """The outbox is a queue: every published row leaves a dead tuple that the claim's index
+    scan steps over until a vacuum. Do not count on autovacuum being on (it is off on some
+    servers, CI's among them): vacuum the table once it has this many dead rows."""
+    if connection.vendor != "postgresql":
+        return
+    table = OutboxEvent._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = %s", [table])
+        row = cursor.fetchone()
+        if row and row[0] >= VACUUM_AFTER_DEAD_ROWS:
+            cursor.execute(f"VACUUM {connection.ops.quote_name(table)}")
 
 
 class Relay:
@@ -44,8 +58,13 @@ class Relay:
         batch_size: int | None = None,
         poll_interval: float | None = None,
         transport: Transport | None = None,
+        grace_s: float | None = None,
     ) -> None:
         conf = settings.EVENTBUS
+        if grace_s is None:
+            grace_s = conf["RELAY_GRACE_S"] if conf["PUBLISH_ON_COMMIT"] else 0.0
+        # Rows younger than this are being published by the process that committed them.
+        self.grace = dt.timedelta(seconds=grace_s)
         self.batch_size = batch_size or conf["RELAY_BATCH_SIZE"]
         self.poll_interval = poll_interval if poll_interval is not None else conf["RELAY_POLL_INTERVAL"]
         self.trim_interval_s = conf["TRIM_INTERVAL_S"]
@@ -58,7 +77,6 @@ class Relay:
         self._outage = Outage(log, consequence="events wait in the outbox meanwhile; retrying", stopping=self._stopping)
         self._next_maintenance = 0.0
         self._groups_seen = False
-        self._deleted_since_vacuum = 0
         self.published = 0
 
     @property
@@ -96,12 +114,10 @@ class Relay:
         (pipeline mode). The marking comes after the XADD, as a crash in between must leave the
         rows unpublished."""
         with bulk.pipelined(), transaction.atomic():
-            rows = list(
-                OutboxEvent.objects.select_for_update(skip_locked=True)
-                .filter(published_at__isnull=True)
-                .order_by("id")
-                .values_list("id", "stream", "event_type", "body")[: self.batch_size]
-            )
+            unpublished = OutboxEvent.objects.select_for_update(skip_locked=True).filter(published_at__isnull=True)
+            if self.grace:
+                unpublished = unpublished.filter(created_at__lt=timezone.now() - self.grace)
+            rows = list(unpublished.order_by("id").values_list("id", "stream", "event_type", "body")[: self.batch_size])
             if not rows:
                 return 0
             self.transport.publish([(stream, {"type": type_, "event": body}) for _, stream, type_, body in rows])
@@ -115,7 +131,6 @@ class Relay:
                 )
             else:
                 bulk.delete(OutboxEvent, key="id", keys=ids)
-                self._deleted_since_vacuum += len(ids)
         self.published += len(rows)
         return len(rows)
 
@@ -186,12 +201,7 @@ class Relay:
         now = timezone.now()
         if self.outbox_retention:
             _purge(OutboxEvent.objects.filter(published_at__lt=now - self.outbox_retention))
-        if self._deleted_since_vacuum >= VACUUM_AFTER_DELETES and connection.vendor == "postgresql":
-            # A queue table churns: every published row leaves a dead tuple that the claim's
-            # index scan must step over until a vacuum. Do not count on autovacuum being on.
-            with connection.cursor() as cursor:
-                cursor.execute(f"VACUUM {connection.ops.quote_name(OutboxEvent._meta.db_table)}")
-            self._deleted_since_vacuum = 0
+        _vacuum_if_churned()
         _purge(ProcessedEvent.objects.filter(processed_at__lt=now - self.inbox_retention))
 
 

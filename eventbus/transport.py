@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -509,30 +510,44 @@ def get_transport() -> Transport:
 
 
 def reset_transport() -> None:
+    """Forget the process's transport (settings changed): the next use connects afresh, and
+    breakers opened by the old one close."""
     with _lock:
         _transport.cache_clear()
+        for breaker in Breaker.instances:
+            breaker.open_until = 0.0
 
 
-class _Breaker:
-    """After a failed wake-up, skip further attempts for a moment so a Redis outage costs the
-    web process one failed connection per second, not one per request."""
+class Breaker:
+    """After a failure, skip further attempts for a moment, so an outage costs a process one
+    failed connection per second, not one per request."""
 
-    def __init__(self, pause_s: float = 1.0) -> None:
+    instances: ClassVar[list[Breaker]] = []
+
+    def __init__(self, what: str, pause_s: float = 1.0) -> None:
+        self.what = what
         self.pause_s = pause_s
         self.open_until = 0.0
+        Breaker.instances.append(self)
 
-    def call(self, fn: object) -> None:
+    def call(self, fn: object, *errors: type[BaseException]) -> bool:
+        """Run fn unless the breaker is open; True if it ran and did not raise one of `errors`
+        (any Exception if none given), which are logged, not raised."""
         now = time.monotonic()
         if now < self.open_until:
-            return
+            return False
         try:
             fn()  # type: ignore[operator]
-        except Exception as exc:  # noqa: BLE001 - a wake-up is a hint; failing it must not fail the caller
+        except Exception as exc:
+            if errors and not isinstance(exc, errors):
+                raise
             self.open_until = now + self.pause_s
-            log.warning("could not wake the outbox relay (it will poll instead): %s", exc)
+            log.warning("%s: %s", self.what, exc)
+            return False
+        return True
 
 
-_wake_breaker = _Breaker()
+_wake_breaker = Breaker("could not wake the outbox relay (it will poll instead)")
 
 
 class _WakeupSender:

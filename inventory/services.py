@@ -160,42 +160,48 @@ def stock_reserve_many(*, requests: Sequence[StockRequest]) -> list[bool]:
     request, whether it was reserved now.
     """
     merged = [(r, _merge(r.lines)) for r in requests]
-    handled = {
-        order_id
-        for (order_id,) in bulk.select(Reservation, ["order_id"], key="order_id", keys=[r.order_id for r in requests])
-    }
-    todo = [(r, lines) for r, lines in merged if r.order_id not in handled]
-    if not todo:
-        return [False] * len(requests)
-    wanted = sorted({p for _, lines in todo for p, _ in lines})
-    locked = bulk.select(Product, ["id", "stock", "active"], key="id", keys=wanted, lock=True, order_by="id")
-    stock = {pk: (level if active else None) for pk, level, active in locked}
+    wanted = sorted({p for _, lines in merged for p, _ in lines})
+    # Both reads, then the writes, in as few round trips as the database allows (pipeline).
+    with bulk.pipelined():
+        handled_query = bulk.Select(
+            Reservation, ["order_id"], key="order_id", keys=[r.order_id for r in requests]
+        ).send()
+        locked_query = bulk.Select(
+            Product, ["id", "stock", "active"], key="id", keys=wanted, lock=True, order_by="id"
+        ).send()
+        handled = {order_id for (order_id,) in handled_query.rows()}
+        stock = {pk: (level if active else None) for pk, level, active in locked_query.rows()}
+        todo = [(r, lines) for r, lines in merged if r.order_id not in handled]
+        if not todo:
+            return [False] * len(requests)
+        now = timezone.now()
+        reserved: set[uuid.UUID] = set()
+        reservations: list[Reservation] = []
+        events: list[tuple[object, uuid.UUID, Envelope | None]] = []
+        for request, lines in todo:
+            short = [(p, q) for p, q in lines if stock.get(p) is None or stock[p] < q]
+            if short:
+                short_lines = tuple(ShortLine(product_id=p, requested=q, available=stock.get(p) or 0) for p, q in short)
+                available = {p: v for p, v in stock.items() if v is not None}
+                reason = _shortage_reason(short_lines, available)
+                event = InventoryReservationFailed(order_id=request.order_id, reason=reason, short_lines=short_lines)
+                events.append((event, request.order_id, request.caused_by))
+                continue
+            for p, q in lines:
+                stock[p] -= q  # type: ignore[operator]
+            reservations += [
+                Reservation(order_id=request.order_id, product_id=p, quantity=q, created_at=now) for p, q in lines
+            ]
+            reserved_lines = tuple(ReservedLine(product_id=p, quantity=q) for p, q in lines)
+            events.append(
+                (
+                    InventoryReserved(order_id=request.order_id, lines=reserved_lines),
+                    request.order_id,
+                    request.caused_by,
+                )
+            )
+            reserved.add(request.order_id)
 
-    now = timezone.now()
-    reserved: set[uuid.UUID] = set()
-    reservations: list[Reservation] = []
-    events: list[tuple[object, uuid.UUID, Envelope | None]] = []
-    for request, lines in todo:
-        short = [(p, q) for p, q in lines if stock.get(p) is None or stock[p] < q]
-        if short:
-            short_lines = tuple(ShortLine(product_id=p, requested=q, available=stock.get(p) or 0) for p, q in short)
-            available = {p: v for p, v in stock.items() if v is not None}
-            reason = _shortage_reason(short_lines, available)
-            event = InventoryReservationFailed(order_id=request.order_id, reason=reason, short_lines=short_lines)
-            events.append((event, request.order_id, request.caused_by))
-            continue
-        for p, q in lines:
-            stock[p] -= q  # type: ignore[operator]
-        reservations += [
-            Reservation(order_id=request.order_id, product_id=p, quantity=q, created_at=now) for p, q in lines
-        ]
-        reserved_lines = tuple(ReservedLine(product_id=p, quantity=q) for p, q in lines)
-        events.append(
-            (InventoryReserved(order_id=request.order_id, lines=reserved_lines), request.order_id, request.caused_by)
-        )
-        reserved.add(request.order_id)
-
-    with bulk.pipelined():  # the writes in one round trip
         if reservations:
             bulk.set_column(Product, "stock", {r.product_id: stock[r.product_id] for r in reservations})
             bulk.insert(

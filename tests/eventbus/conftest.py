@@ -36,3 +36,10 @@ def consume(transport: Transport) -> Callable[..., Stats]:
         return Consumer(group, name=name, block_ms=0, transport=transport).run(once=True)
 
     return run
+
+
+@pytest.fixture
+def relay_only(settings: object) -> None:
+    """The relay publishes every row (PUBLISH_ON_COMMIT off): for tests of the relay and of
+    outbox rows themselves."""
+    settings.EVENTBUS = {**settings.EVENTBUS, "PUBLISH_ON_COMMIT": False}  # type: ignore[attr-defined]

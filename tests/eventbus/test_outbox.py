@@ -19,7 +19,7 @@ from tests.factories import ProductFactory
 
 # transaction=True: without it the whole test runs inside one atomic block, and neither a real
 # commit nor "outside a transaction" could be observed.
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("relay_only")]
 
 
 class PaymentDeclined(Exception):

@@ -14,7 +14,7 @@ from orders.events import OrderConfirmed, OrderPlaced
 from orders.services import order_place
 from tests.factories import ProductFactory
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("relay_only")]
 
 
 def publish_again(transport, stream: str, event_type: str) -> None:

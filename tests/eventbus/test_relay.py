@@ -18,7 +18,7 @@ from eventbus.relay import Relay
 from inventory.events import InventoryReserved, ReservedLine
 from orders.events import OrderConfirmed, OrderRejected
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("relay_only")]
 
 postgresql_only = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="SQLite serialises all writers; the race needs real row locking"

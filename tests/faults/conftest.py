@@ -101,11 +101,12 @@ def private_redis(tmp_path: Path, settings: object, key_prefix: str) -> Iterator
 class ReplyHoldingProxy:
     """A TCP proxy in front of Redis that forwards every command, but once `hold` is set, keeps
     back the replies on any connection that sends an XADD: the entries land on the stream, the
-    client never hears so. How a test stops a process between a Redis write and what it would
-    do next, without touching its code."""
+    client never hears so. With hold_commands, the XADD itself never reaches Redis. How a test
+    stops a process just before or just after a Redis write, without touching its code."""
 
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, *, hold_commands: bool = False) -> None:
         self.target_port = target_port
+        self.hold_commands = hold_commands  # swallow the XADD itself instead of its reply
         self.hold = threading.Event()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
@@ -128,6 +129,10 @@ class ReplyHoldingProxy:
         def forward(data: bytes) -> None:
             if self.hold.is_set() and b"XADD" in data:
                 holding.set()
+                if self.hold_commands:
+                    while not self._closed:
+                        time.sleep(0.01)
+                    return
             sink.sendall(data)
 
         self._pump(source, sink, forward)

@@ -100,8 +100,11 @@ def test_killing_a_consumer_of_each_group_mid_batch_loses_nothing_and_applies_no
 
 
 def test_relay_killed_between_publishing_and_marking_rows_publishes_again_and_effects_happen_once(
-    private_redis: RedisServer, processes: Processes, transport
+    private_redis: RedisServer, processes: Processes, transport, settings
 ):
+    # The relay publishes everything here (no publishing on commit), so it is the one to kill.
+    settings.EVENTBUS = {**settings.EVENTBUS, "PUBLISH_ON_COMMIT": False}
+    processes.env_overrides["PUBLISH_ON_COMMIT"] = "false"
     customers = UserFactory.create_batch(5)
     products = [ProductFactory(stock=100) for _ in range(5)]
     place_orders(30, products, customers, seed=2).join()
@@ -133,6 +136,35 @@ def test_relay_killed_between_publishing_and_marking_rows_publishes_again_and_ef
     assert int(inventory[2]) >= 30, "every placement reached the stream a second time, and was dropped"
     assert Reservation.objects.values("order_id").distinct().count() == Order.objects.filter(status="confirmed").count()
     assert_effects_applied_once(processes, 30)
+
+
+def test_a_consumer_killed_after_its_commit_before_publishing_its_events_leaves_them_to_the_relay(
+    private_redis: RedisServer, processes: Processes, transport
+):
+    customers = UserFactory.create_batch(5)
+    products = [ProductFactory(stock=100) for _ in range(5)]
+    processes.env_overrides["RELAY_GRACE_S"] = "1"
+    processes.start_relay()
+    for group in ("orders", "notifications"):
+        processes.start_consumer(group, f"{group}-1")
+    # inventory-1 reaches Redis through a proxy that swallows its XADDs: it commits its
+    # reservations and InventoryReserved events, then waits forever to publish them.
+    proxy = ReplyHoldingProxy(private_redis.port, hold_commands=True)
+    proxy.hold.set()
+    processes.env_overrides["REDIS_URL"] = proxy.url
+    try:
+        processes.start_consumer("inventory", "inventory-1")
+    finally:
+        processes.env_overrides.pop("REDIS_URL")
+    place_orders(20, products, customers, seed=4).join()
+    wait_until(lambda: Reservation.objects.values("order_id").distinct().count() >= 1, timeout=30, what="a commit")
+    processes.kill("inventory-1")
+    proxy.close()
+    assert OutboxEvent.objects.filter(event_type="inventory.InventoryReserved").exists(), "left in the outbox"
+
+    processes.start_consumer("inventory", "inventory-2")
+    wait_until(lambda: all_settled(20), timeout=60, what="every order to settle")
+    assert_effects_applied_once(processes, 20)
 
 
 def test_restarting_redis_with_persistence_while_orders_flow_loses_nothing(private_redis: RedisServer, processes):

@@ -69,8 +69,15 @@ def test_a_rejected_order_still_holding_a_reservation_fails_the_check(settled_or
     assert f"rejected order {settled_order.pk} still holds" in report
 
 
+@pytest.fixture
+def unpublished(settings):
+    """Events stay in the outbox: nothing publishes them on commit, and no relay runs."""
+    settings.EVENTBUS = {**settings.EVENTBUS, "PUBLISH_ON_COMMIT": False}
+
+
+@pytest.mark.usefixtures("unpublished")
 def test_an_outbox_event_unpublished_for_longer_than_the_threshold_fails_the_check():
-    ProductFactory(stock=5)  # records a ProductChanged event; no relay runs
+    ProductFactory(stock=5)  # records a ProductChanged event
     OutboxEvent.objects.update(created_at=timezone.now() - dt.timedelta(seconds=120))
 
     status, report = check_invariants("--outbox-max-age", "60")
@@ -80,8 +87,9 @@ def test_an_outbox_event_unpublished_for_longer_than_the_threshold_fails_the_che
     assert "1 event(s) waiting; oldest inventory.ProductChanged" in report
 
 
+@pytest.mark.usefixtures("unpublished")
 def test_an_outbox_event_younger_than_the_threshold_is_not_reported():
-    ProductFactory(stock=5)  # records a ProductChanged event; no relay runs
+    ProductFactory(stock=5)  # records a ProductChanged event
 
     status, report = check_invariants("--outbox-max-age", "60")
 
