@@ -19,6 +19,7 @@ rides out Redis and database outages with backoff, and stops cleanly on request.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -34,7 +35,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 
-from eventbus import inbox, registry
+from eventbus import bulk, inbox, registry
 from eventbus.deadletters import deadletter_record, deadletters_resolve, replayed_deadletter_id
 from eventbus.events import Envelope, PermanentError, decode
 from eventbus.outage import Outage
@@ -418,9 +419,14 @@ class Consumer:
     def _apply_together(self, work: list[_Work], acks: dict[str, list[str]]) -> list[_Failure]:
         try:
             with transaction.atomic():
-                todo, seen = self._claim(work)
-                for handler, run in _runs(todo):
-                    handler([w.envelope for w in run])
+                # When every handler of the batch only runs bulk statements, one pipeline from
+                # the inbox claim to the last write: BEGIN rides with the claim, the writes go
+                # out together before the COMMIT.
+                together = all(registry.pipeline_safe(w.handler) for w in work)
+                with bulk.pipelined() if together else contextlib.nullcontext():
+                    todo, seen = self._claim(work)
+                    for handler, run in _runs(todo):
+                        handler([w.envelope for w in run])
                 deadletters_resolve(_replays(todo + seen))
         except Exception as exc:
             if _database_broken(exc):

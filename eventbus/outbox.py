@@ -1,28 +1,26 @@
 """The transactional outbox: the only way application code publishes an event.
 
 An event is written in the caller's transaction. Once that transaction commits, the process
-that committed it publishes it at once (XADD) and deletes its row (EVENTBUS
-["PUBLISH_ON_COMMIT"], the default); whatever it could not publish (it crashed, Redis was
-down) is left to the relay, which takes rows older than RELAY_GRACE_S. With publishing on
-commit turned off, the relay publishes everything and is woken after each commit instead.
+that committed it publishes it at once: XADD, and in the same Redis round trip a mark that it
+did (EVENTBUS["PUBLISH_ON_COMMIT"], the default). The relay deletes the rows of marked events
+in bulk, and publishes rows older than RELAY_GRACE_S that nobody marked (their process
+crashed after commit, Redis was down). With publishing on commit turned off, the relay
+publishes everything and is woken after each commit instead.
 """
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Sequence
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from eventbus import bulk
 from eventbus.events import Envelope, Event, encode
 from eventbus.models import OutboxEvent
 from eventbus.transport import Breaker, TransportUnavailable, get_transport, wake_relay
-
-log = logging.getLogger(__name__)
 
 __all__ = ["OutsideTransaction", "record", "record_many"]
 
@@ -108,20 +106,9 @@ class _PublishOnCommit:
 
 
 def publish_committed(envelopes: Sequence[Envelope], bodies: Sequence[str]) -> bool:
-    """XADD committed events and delete their outbox rows. Never raises: on failure the rows
-    stay for the relay (a crash between the XADD and the delete only means the relay publishes
-    them again; consumers drop the duplicate). Returns True if they were published."""
+    """XADD committed events and mark them published, in one Redis round trip. Never raises: on
+    failure the rows stay for the relay (which publishes rows older than RELAY_GRACE_S; a
+    repeat is dropped by the consumers' inbox). Returns True if they were published."""
     entries = [(e.stream, {"type": e.type, "event": body}) for e, body in zip(envelopes, bodies, strict=True)]
-    if not _publish_breaker.call(lambda: get_transport().publish(entries), TransportUnavailable):
-        return False
-    ids = [e.event_id for e in envelopes]
-    try:
-        if settings.EVENTBUS["OUTBOX_RETENTION_S"]:  # keep them, marked, for inspection
-            bulk.write_relaxed(
-                OutboxEvent, key="event_id", keys=ids, set_sql="published_at = %s", set_params=[timezone.now()]
-            )
-        else:
-            bulk.write_relaxed(OutboxEvent, key="event_id", keys=ids)
-    except DatabaseError as exc:
-        log.warning("published %d event(s) but could not delete their outbox rows: %s", len(envelopes), exc)
-    return True
+    marks = [str(e.event_id) for e in envelopes]
+    return _publish_breaker.call(lambda: get_transport().publish(entries, mark=marks), TransportUnavailable)

@@ -13,12 +13,13 @@ Handler = Callable[[list[Envelope]], None]
 H = TypeVar("H", bound=Handler)
 
 _HANDLERS: dict[str, dict[str, Handler]] = {}
+_PIPELINE_SAFE: set[Handler] = set()
 _STREAMS: dict[str, set[str]] = {}
 Chore = tuple[float, Callable[[], object]]
 _CHORES: dict[str, list[Chore]] = {}
 
 
-def handles(*event_classes: type[Event], group: str) -> Callable[[H], H]:
+def handles(*event_classes: type[Event], group: str, pipeline_safe: bool = False) -> Callable[[H], H]:
     """Register the decorated function as `group`'s handler for these events.
 
     A handler receives a list of envelopes of one event type, in stream order (a consecutive
@@ -27,9 +28,14 @@ def handles(*event_classes: type[Event], group: str) -> Callable[[H], H]:
     everything it writes, the events it records included, commits together with the inbox
     rows, or not at all. If it raises, the consumer rolls the batch back and applies the
     messages one by one, each in its own savepoint, to find the one that fails.
+
+    pipeline_safe: the handler only runs eventbus.bulk statements (it reads no row counts), so
+    the consumer may apply a batch of it in PostgreSQL pipeline mode, saving round trips.
     """
 
     def register(func: H) -> H:
+        if pipeline_safe:
+            _PIPELINE_SAFE.add(func)
         table = _HANDLERS.setdefault(group, {})
         for cls in event_classes:
             if cls.type in table and table[cls.type] is not func:
@@ -81,3 +87,7 @@ def housekeeping(*, group: str, every_s: float) -> Callable[[Callable[[], object
 
 def chores_for(group: str) -> list[Chore]:
     return list(_CHORES.get(group, []))
+
+
+def pipeline_safe(handler: Handler) -> bool:
+    return handler in _PIPELINE_SAFE

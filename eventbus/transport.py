@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 Fields = dict[bytes, bytes]
 
 
+# Event ids published on commit whose outbox rows the relay has yet to delete.
+PUBLISHED_SET = "eventbus:published"
+
+
 class TransportUnavailable(Exception):
     """Redis cannot be reached (refused, timed out, loading its data set, read-only)."""
 
@@ -178,8 +182,9 @@ class Transport:
 
     # --- publishing -------------------------------------------------------------------------
 
-    def publish(self, entries: Sequence[tuple[str, Fields | dict[str, str]]]) -> list[str]:
-        """XADD every entry in one pipelined round trip, in order. Returns the new ids.
+    def publish(self, entries: Sequence[tuple[str, Fields | dict[str, str]]], *, mark: Sequence[str] = ()) -> list[str]:
+        """XADD every entry in one pipelined round trip, in order, and return the new ids; with
+        `mark`, also add those event ids to the published set, in the same round trip.
 
         Not transactional: if the connection drops half-way some entries may be on the stream;
         the caller publishes them again and consumers drop the duplicates by event id.
@@ -188,7 +193,15 @@ class Transport:
             pipe = self.client.pipeline(transaction=False)
             for stream, fields in entries:
                 pipe.xadd(self.key(stream), fields)
-            return [i.decode() for i in pipe.execute()]
+            if mark:
+                pipe.sadd(self.key(PUBLISHED_SET), *mark)
+            replies = pipe.execute()
+        return [_text(i) for i in replies[: len(entries)]]
+
+    def take_published_marks(self, limit: int) -> list[str]:
+        """Take (and remove) up to `limit` event ids that producers published on commit."""
+        with _translated():
+            return [_text(i) for i in self.client.spop(self.key(PUBLISHED_SET), limit) or ()]
 
     # --- groups -----------------------------------------------------------------------------
 

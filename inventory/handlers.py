@@ -12,7 +12,7 @@ def _lines(event: OrderPlaced | OrderCancelled) -> tuple[tuple[int, int], ...]:
     return tuple((i.product_id, i.quantity) for i in event.items)
 
 
-@handles(OrderPlaced, group="inventory")
+@handles(OrderPlaced, group="inventory", pipeline_safe=True)
 def reserve_stock(envelopes: list[Envelope]) -> None:
     services.stock_reserve_many(
         requests=[services.StockRequest(e.payload.order_id, _lines(e.payload), e) for e in envelopes]  # type: ignore[attr-defined]
