@@ -49,6 +49,8 @@ def pipelined() -> Iterator[None]:
 
     Only for code that does not read row counts: in pipeline mode a statement's rowcount is
     unknown until the sync, which ORM saves with update_fields and QuerySet.update() rely on.
+    Open it inside transaction.atomic(), not around it: psycopg syncs (a round trip) whenever
+    autocommit changes in pipeline mode, and atomic() changes it on the way in and out.
     """
     if connection.vendor != "postgresql":
         yield

@@ -111,10 +111,10 @@ class Relay:
         """Publish up to batch_size unpublished rows; returns how many were published. Published
         rows are deleted, or kept (marked published) for OUTBOX_RETENTION_S if that is set.
 
-        Two database round trips: BEGIN rides with the claim, the marking with the COMMIT
-        (pipeline mode). The marking comes after the XADD, as a crash in between must leave the
+        Three database round trips: BEGIN rides with the claim (pipeline mode), then the marking,
+        then the COMMIT. The marking comes after the XADD, as a crash in between must leave the
         rows unpublished."""
-        with bulk.pipelined(), transaction.atomic():
+        with transaction.atomic(), bulk.pipelined():
             unpublished = OutboxEvent.objects.select_for_update(skip_locked=True).filter(published_at__isnull=True)
             if self.grace:
                 unpublished = unpublished.filter(created_at__lt=timezone.now() - self.grace)
@@ -194,6 +194,11 @@ class Relay:
                 self._outage.failed("database", exc)
                 connection.close()
         self._drop_wakeups()
+        self._stopping.clear()
+        try:  # leave no published row behind on a clean stop
+            self.forget_published()
+        except (TransportUnavailable, DatabaseError) as exc:
+            log.warning("could not delete the rows of events published on commit: %s", exc)
         log.info("relay stopped: %d events published", self.published)
         return self.published
 

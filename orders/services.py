@@ -70,7 +70,7 @@ def order_place(*, customer: AbstractBaseUser, items: Sequence[tuple[int, int]])
     Three database round trips: BEGIN with the catalog read, the three inserts, the COMMIT.
     """
     _validate_lines(items)
-    with bulk.pipelined(), transaction.atomic():
+    with transaction.atomic(), bulk.pipelined():
         return _place(customer, items)
 
 
