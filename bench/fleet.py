@@ -72,6 +72,17 @@ class Fleet:
                        "DATABASE_POOL_MAX": str(threads + 2)},
         )  # fmt: skip
 
+    def pause_pipeline(self) -> None:
+        """SIGSTOP the relay and consumers (their work waits on the streams)."""
+        for name, proc in self.procs.items():
+            if name != "web":
+                proc.send_signal(signal.SIGSTOP)
+
+    def resume_pipeline(self) -> None:
+        for name, proc in self.procs.items():
+            if name != "web":
+                proc.send_signal(signal.SIGCONT)
+
     def rss_mb(self, name: str) -> float:
         return psutil.Process(self.procs[name].pid).memory_info().rss / 2**20
 

@@ -46,6 +46,9 @@ def flatten(results: dict[str, Any]) -> dict[str, Any]:
         out["http_errors"] = h["http_errors"]
         out["http_latency_ms"] = h["latency_ms"]
         out["http_loadgen_cpu_share"] = h["loadgen_cpu_share"]
+        if "web_alone" in h:
+            out["http_web_alone_requests_per_s"] = h["web_alone"]["http_requests_per_s"]
+            out["http_web_alone_errors"] = h["web_alone"]["http_errors"]
     if "burst" in results:
         b = results["burst"]
         out["burst"] = {
@@ -158,6 +161,14 @@ def table(results: dict[str, Any], flat: dict[str, Any]) -> str:
             )
         )
         rows.append(("http errors", f"{h['http_errors']}", json.dumps(h["statuses"]), goal("http_errors")))
+        if "web_alone" in h:
+            a = h["web_alone"]
+            lat = a["latency_ms"]
+            rows.append((
+                "http, web alone (pipeline paused)",
+                f"{a['http_requests_per_s']:,}/s, {a['http_errors']} errors",
+                f"p50 {lat['p50']} p99 {lat['p99']} ms; drained in {a['drain_s']} s", "",
+            ))  # fmt: skip
     if "burst" in results:
         b = results["burst"]
         rows.append(
@@ -219,7 +230,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
             panels.append((f"Pipeline at {rate} orders/s (commit to commit)", stages))
     http_series = {}
     if "http" in results:
-        http_series["64 clients, steady"] = results["http"]["_latencies"]
+        http_series["64 clients, full system"] = results["http"]["_latencies"]
+        if "web_alone" in results["http"]:
+            http_series["64 clients, web alone"] = results["http"]["web_alone"]["_latencies"]
     if "burst" in results:
         http_series["burst, 1,000 connections"] = results["burst"]["_latencies"]
     if http_series:

@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from orders import selectors, services
-from orders.api.serializers import OrderCreateSerializer, OrderSerializer
+from orders.api.serializers import OrderCreateSerializer, OrderSerializer, well_formed_lines
 from orders.models import Order
 
 
@@ -41,9 +41,11 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     @extend_schema(request=OrderCreateSerializer, responses={201: OrderSerializer})
     def create(self, request: Request) -> Response:
         """Place an order. It starts `pending`; inventory then confirms or rejects it."""
-        serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        items = [(i["product_id"], i["quantity"]) for i in serializer.validated_data["items"]]
+        items = well_formed_lines(request.data)
+        if items is None:
+            serializer = self.get_serializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            items = [(i["product_id"], i["quantity"]) for i in serializer.validated_data["items"]]
         order = services.order_place(customer=request.user, items=items)
         return Response(
             OrderSerializer(order).data,

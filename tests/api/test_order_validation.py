@@ -191,3 +191,31 @@ def test_order_body_that_is_a_string_is_400_and_creates_nothing(refused):
     body = refused("two keyboards please")
 
     assert list(body) == ["non_field_errors"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"items": [{"product_id": 1, "quantity": 2}]},
+        {"items": [{"product_id": 1, "quantity": 2}, {"product_id": 3, "quantity": 1000}], "note": "ignored"},
+        {"items": [{"product_id": 1, "quantity": 0}]},
+        {"items": [{"product_id": 1, "quantity": True}]},
+        {"items": [{"product_id": "1", "quantity": 2}]},
+        {"items": [{"product_id": 1, "quantity": 2}, {"product_id": 1, "quantity": 1}]},
+        {"items": []},
+        {"items": [{"product_id": 1}]},
+        {"items": "nope"},
+        ["not", "an", "object"],
+        {"items": [{"product_id": 1, "quantity": 1}] * 101},
+    ],
+)
+def test_the_fast_path_accepts_exactly_what_the_serializer_accepts(body):
+    from orders.api.serializers import OrderCreateSerializer, well_formed_lines
+
+    serializer = OrderCreateSerializer(data=body)
+    fast = well_formed_lines(body)
+
+    if serializer.is_valid():
+        assert fast == [(i["product_id"], i["quantity"]) for i in serializer.validated_data["items"]]
+    else:
+        assert fast is None, "anything the serializer refuses goes to it, for its messages"
