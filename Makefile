@@ -26,8 +26,9 @@ test: install
 
 # make bench            full run (minutes): every scenario of docs/benchmarks.md
 # make bench QUICK=1    a few seconds per scenario (the test suite runs this once)
+# make bench PROFILE=1  also sample every process of the pipeline scenario with py-spy
 bench: install
-	$(PY) manage.py bench $(if $(QUICK),--quick,) $(BENCH_ARGS)
+	$(PY) manage.py bench $(if $(QUICK),--quick,) $(if $(PROFILE),--profile,) $(BENCH_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

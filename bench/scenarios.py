@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import random
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 from django.db import connection, connections
 from django.db.models import Min
 from django.utils import timezone
@@ -22,6 +24,7 @@ from rest_framework.authtoken.models import Token
 from tqdm import tqdm
 
 from bench.fleet import ROOT, Fleet
+from bench.profile import Profiler
 from bench.stats import summary
 from bench.world import World, place_in_threads, wait_until_notified
 from eventbus import registry
@@ -42,6 +45,7 @@ class Context:
     quick: bool
     run_dir: Path
     key_prefix: str
+    profile: bool = False
     world: World | None = None
     fleet: Fleet | None = None
 
@@ -184,10 +188,14 @@ def pipeline(ctx: Context) -> dict:
     threads = 4
     n = 300 if ctx.quick else 10_000
     since = timezone.now()
+    cpu_before = _cpu_snapshot(ctx)
+    profiler = _start_profiler(ctx)
     with ctx.bar(n, "pipeline: placing", "order") as bar:
         ids = place_in_threads(ctx.world, n, threads, on_placed=lambda: bar.update(1))
     with ctx.bar(n, "pipeline: waiting for the flow", "order") as bar:
         wait_until_notified(ctx.world, since, n, timeout=600, on_progress=lambda done: bar.update(done - bar.n))
+    cpu_after = _cpu_snapshot(ctx)
+    profile = profiler.finish() if profiler else None
     first = Order.objects.filter(customer__in=ctx.world.customers, created_at__gte=since).aggregate(t=Min("created_at"))
     last = (
         Notification.objects.filter(user__in=ctx.world.customers, created_at__gte=since)
@@ -206,7 +214,45 @@ def pipeline(ctx: Context) -> dict:
         "ceiling_commits_per_s": round(ceiling),
         "ratio": round(rate / ceiling, 3),
         "commits_per_order_at_ceiling": round(ceiling / rate, 2),
+        **({"profile": str(ctx.run_dir / "profile-summary.txt")} if profile else {}),
+        "cpu_ms_per_order": {
+            name: round(1000 * (seconds - cpu_before.get(name, 0.0)) / len(ids), 3)
+            for name, seconds in cpu_after.items()
+        },
     }
+
+
+def _start_profiler(ctx: Context) -> Profiler | None:
+    """With --profile: py-spy on this process (its threads place the orders), the relay and
+    each consumer, for the length of the scenario."""
+    if not ctx.profile:
+        return None
+    assert ctx.fleet is not None
+    pids = {"placing (bench process)": os.getpid(), **{n: p.pid for n, p in ctx.fleet.procs.items()}}
+    profiler = Profiler(ctx.run_dir, ROOT)
+    if not profiler.start(pids):
+        sys.stderr.write("--profile: py-spy is not installed; no profile taken\n")
+        return None
+    return profiler
+
+
+def _cpu_snapshot(ctx: Context) -> dict[str, float]:
+    """CPU seconds used so far by each process of the scenario, the servers included."""
+    assert ctx.fleet is not None
+    me = psutil.Process()
+    snapshot = {"placing (bench process)": me.cpu_times().user + me.cpu_times().system}
+    snapshot.update({name: ctx.fleet.cpu_seconds(name) for name in ctx.fleet.procs})
+    for label, names in (("postgresql", ("postgres",)), ("redis", ("redis-server",))):
+        total = 0.0
+        for proc in psutil.process_iter(["name"]):
+            try:
+                if proc.info["name"] and proc.info["name"].startswith(names):
+                    times = proc.cpu_times()
+                    total += times.user + times.system
+            except psutil.Error:
+                pass
+        snapshot[label] = total
+    return snapshot
 
 
 # --- 3. latency at a steady rate ----------------------------------------------------------------------
@@ -467,8 +513,9 @@ def memory(ctx: Context) -> dict:
 
     rss_first: dict[str, float] = {}
     stop = threading.Event()
-    placer = threading.Thread(target=_place_until, args=(ctx.world, stop))
-    placer.start()
+    placers = [threading.Thread(target=_place_until, args=(ctx.world, stop, seed)) for seed in range(3)]
+    for placer in placers:
+        placer.start()
     try:
         with ctx.bar(last, "memory: events per consumer", "ev") as bar:
             while True:
@@ -484,7 +531,8 @@ def memory(ctx: Context) -> dict:
                 time.sleep(0.5)
     finally:
         stop.set()
-        placer.join()
+        for placer in placers:
+            placer.join()
     rss_last = {g: ctx.fleet.rss_mb(g) for g in groups}
     growth = {g: round(rss_last[g] - rss_first[g], 1) for g in groups}
     return {
@@ -497,8 +545,8 @@ def memory(ctx: Context) -> dict:
     }
 
 
-def _place_until(world: World, stop: threading.Event) -> None:
-    rng = random.Random(7)
+def _place_until(world: World, stop: threading.Event, seed: int) -> None:
+    rng = random.Random(seed)
     try:
         while not stop.is_set():
             order_place(customer=rng.choice(world.customers), items=world.lines(rng))

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 
 VACUUM_AFTER_DEAD_ROWS = 10_000
+RESUME_BATCHES = 10
 
 
 def _vacuum_if_churned() -> None:
@@ -78,6 +79,8 @@ class Relay:
         self._outage = Outage(log, consequence="events wait in the outbox meanwhile; retrying", stopping=self._stopping)
         self._next_maintenance = 0.0
         self._groups_seen = False
+        self._resume_after: int | None = None
+        self._hinted = 0
         self.published = 0
 
     @property
@@ -118,8 +121,13 @@ class Relay:
             unpublished = OutboxEvent.objects.select_for_update(skip_locked=True).filter(published_at__isnull=True)
             if self.grace:
                 unpublished = unpublished.filter(created_at__lt=timezone.now() - self.grace)
+            if self._resume_after is not None:
+                # Working through a backlog: start past the last batch instead of stepping over
+                # the dead index entries of every row published so far (quadratic otherwise).
+                unpublished = unpublished.filter(id__gt=self._resume_after)
             rows = list(unpublished.order_by("id").values_list("id", "stream", "event_type", "body")[: self.batch_size])
             if not rows:
+                self._resume_after = None
                 return 0
             self.transport.publish([(stream, {"type": type_, "event": body}) for _, stream, type_, body in rows])
             # Losing this in a database crash only publishes the rows again (consumers drop the
@@ -133,6 +141,12 @@ class Relay:
             else:
                 bulk.delete(OutboxEvent, key="id", keys=ids)
         self.published += len(rows)
+        # A lower id can commit late (ids are taken before commit): the hint holds only while
+        # batches come back full, and never for more than RESUME_BATCHES in a row, so such a
+        # row is found by the next claim from the start.
+        self._hinted = self._hinted + 1 if self._resume_after is not None else 0
+        full = len(rows) == self.batch_size
+        self._resume_after = rows[-1][0] if full and self._hinted < RESUME_BATCHES else None
         return len(rows)
 
     def forget_published(self) -> int:
@@ -161,9 +175,10 @@ class Relay:
         self.forget_published()
         total = 0
         while not self._stopping.is_set():
+            hinted = self._resume_after is not None
             n = self.publish_batch()
             total += n
-            if n < self.batch_size:
+            if n < self.batch_size and not hinted:  # a short hinted batch: look from the start
                 break
         return total
 

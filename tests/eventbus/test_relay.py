@@ -192,3 +192,34 @@ def test_republish_since_makes_the_relay_publish_kept_rows_again(transport, sett
 def test_republish_since_without_a_time_zone_is_a_clear_error():
     with pytest.raises(CommandError, match="ISO 8601 time with a zone"):
         call_command("relay_outbox", "--republish-since", "yesterday")
+
+
+@postgresql_only
+def test_row_with_a_lower_id_committed_late_during_a_backlog_drain_is_published_in_the_same_pass(transport):
+    """While it works through full batches the relay starts past the last one; a row that
+    commits late with a lower id must still go out before the pass ends."""
+    relay = Relay(transport=transport, batch_size=2)
+    recorded, release = threading.Event(), threading.Event()
+    slow: list[Envelope] = []
+
+    def slow_transaction() -> None:
+        try:
+            with transaction.atomic():
+                slow.extend(record(confirmed()))
+                recorded.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=slow_transaction, daemon=True)
+    thread.start()
+    assert recorded.wait(10)
+    fast = [e for _ in range(4) for e in record(confirmed())]
+    assert relay.publish_batch() == 2
+    assert relay.publish_batch() == 2, "full batches: the relay now starts past them"
+    release.set()
+    thread.join(10)
+
+    relay.run(once=True)
+
+    assert event_ids_on(transport, "orders") == [e.event_id for e in fast] + [slow[0].event_id]

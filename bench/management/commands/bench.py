@@ -37,6 +37,10 @@ class Command(BaseCommand):
         parser.add_argument("--out", default=str(settings.VAR_DIR / "bench"), help="directory for JSON, PNG, logs")
         parser.add_argument("--web-workers", type=int, default=2, help="gunicorn workers for http and burst")
         parser.add_argument("--web-threads", type=int, default=16, help="threads per gunicorn worker")
+        parser.add_argument(
+            "--profile", action="store_true",
+            help="sample every process of the pipeline scenario with py-spy; summary in profile-summary.txt",
+        )  # fmt: skip
 
     def handle(self, *args: object, **options: object) -> None:
         chosen = [s.strip() for s in str(options["only"]).split(",") if s.strip()]
@@ -55,7 +59,12 @@ class Command(BaseCommand):
         out = Path(str(options["out"]))
         run_dir = out / stamp
         run_dir.mkdir(parents=True, exist_ok=True)
-        ctx = Context(quick=bool(options["quick"]), run_dir=run_dir, key_prefix=f"bench:{uuid.uuid4().hex[:8]}:")
+        ctx = Context(
+            quick=bool(options["quick"]),
+            run_dir=run_dir,
+            key_prefix=f"bench:{uuid.uuid4().hex[:8]}:",
+            profile=bool(options["profile"]),
+        )
         settings.EVENTBUS = {**settings.EVENTBUS, "KEY_PREFIX": ctx.key_prefix}
 
         results: dict = {}
