@@ -18,7 +18,6 @@ import datetime as dt
 import logging
 import threading
 import time
-import uuid
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
@@ -37,6 +36,18 @@ log = logging.getLogger(__name__)
 
 VACUUM_AFTER_DEAD_ROWS = 10_000
 RESUME_BATCHES = 10
+
+
+def _ordered_index_scan() -> None:
+    """Make the claim read the unpublished-rows index in id order and stop at the batch size,
+    whatever the statistics say. Without them (a new table; servers with autovacuum off never
+    gather any) PostgreSQL expects a handful of rows and sorts every unpublished row for each
+    claim instead: 36 ms a batch with 50,000 waiting, against 1 ms. For this transaction only;
+    sent in the same round trip as the claim."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_sort = off")
+            cursor.execute("SET LOCAL enable_bitmapscan = off")
 
 
 def _vacuum_if_churned() -> None:
@@ -118,6 +129,7 @@ class Relay:
         then the COMMIT. The marking comes after the XADD, as a crash in between must leave the
         rows unpublished."""
         with transaction.atomic(), bulk.pipelined():
+            _ordered_index_scan()
             unpublished = OutboxEvent.objects.select_for_update(skip_locked=True).filter(published_at__isnull=True)
             if self.grace:
                 unpublished = unpublished.filter(created_at__lt=timezone.now() - self.grace)
@@ -158,7 +170,7 @@ class Relay:
             marked = self.transport.take_published_marks(10_000)
             if not marked:
                 return total
-            ids = [uuid.UUID(m) for m in marked]
+            ids = marked  # event ids as text: cast by the database, no UUID objects built
             with transaction.atomic():
                 bulk.relaxed_commit()
                 if self.outbox_retention:
