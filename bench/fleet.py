@@ -72,16 +72,15 @@ class Fleet:
                        "DATABASE_POOL_MAX": str(threads + 2)},
         )  # fmt: skip
 
-    def pause_pipeline(self) -> None:
-        """SIGSTOP the relay and consumers (their work waits on the streams)."""
-        for name, proc in self.procs.items():
-            if name != "web":
-                proc.send_signal(signal.SIGSTOP)
-
-    def resume_pipeline(self) -> None:
-        for name, proc in self.procs.items():
-            if name != "web":
-                proc.send_signal(signal.SIGCONT)
+    def stop_pipeline(self) -> list[str]:
+        """Stop the relay and consumers cleanly (SIGTERM: each finishes its batch); their work
+        waits on the streams. Returns the groups, to start them again."""
+        names = [n for n in self.procs if n not in ("web", "relay")]
+        for name in ["relay", *names]:
+            proc = self.procs.pop(name)
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+        return names
 
     def rss_mb(self, name: str) -> float:
         return psutil.Process(self.procs[name].pid).memory_info().rss / 2**20

@@ -165,7 +165,7 @@ def table(results: dict[str, Any], flat: dict[str, Any]) -> str:
             a = h["web_alone"]
             lat = a["latency_ms"]
             rows.append((
-                "http, web alone (pipeline paused)",
+                "http, web alone (pipeline stopped)",
                 f"{a['http_requests_per_s']:,}/s, {a['http_errors']} errors",
                 f"p50 {lat['p50']} p99 {lat['p99']} ms; drained in {a['drain_s']} s", "",
             ))  # fmt: skip

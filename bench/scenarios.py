@@ -346,17 +346,17 @@ def tokens(world: World) -> list[str]:
 def http(ctx: Context, port: int) -> dict:
     """64 keep-alive clients placing orders against gunicorn (production settings) for 30 s,
     twice: with the relay and consumers running beside it on the same two cores (as in
-    production; the headline figure), and with them paused, which is the API's own capacity to
-    absorb a surge (events wait on their streams, then drain)."""
+    production; the headline figure), and with them stopped, which is the API's own capacity to
+    absorb a surge (events wait on their streams, then drain once they start again)."""
     assert ctx.world is not None
     assert ctx.fleet is not None
     seconds = 3 if ctx.quick else 30
     full = _http_run(ctx, port, seconds, "http: 64 clients, full system")
-    ctx.fleet.pause_pipeline()
+    groups = ctx.fleet.stop_pipeline()
     try:
         alone = _http_run(ctx, port, seconds, "http: 64 clients, web alone")
     finally:
-        ctx.fleet.resume_pipeline()
+        ctx.fleet.start_pipeline(groups)
     drain_started = time.monotonic()
     wait_until_notified(ctx.world, alone.pop("_since"), alone["accepted"], timeout=600)
     alone["drain_s"] = round(time.monotonic() - drain_started, 2)
