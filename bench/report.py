@@ -223,6 +223,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib import ticker
 
     panels = []
     if "latency" in results:
@@ -248,6 +249,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
             ys = [(i + 1) / len(ordered) for i in range(len(ordered))]
             ax.plot(ordered, ys, label=f"{label.replace('_', ' -> ')} (n={len(ordered):,})")
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
         ax.set_xlabel("milliseconds (log)")
         ax.set_ylabel("fraction of requests / orders")
         ax.set_ylim(0, 1.01)
