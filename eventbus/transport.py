@@ -434,10 +434,6 @@ class Transport:
                     needed.append(_next_id(_text(g["last-delivered-id"])))
             return self.client.xtrim(key, minid=min(needed, key=_id_key), approximate=True)
 
-    def trim_length(self, stream: str, maxlen: int) -> int:
-        with _translated():
-            return self.client.xtrim(self.key(stream), maxlen=maxlen, approximate=True)
-
     def remove_idle_consumers(self, stream: str, group: str, *, idle_ms: int, keep: str = "") -> list[str]:
         """Delete consumers idle longer than idle_ms that hold no pending message (deleting one
         with pending entries would orphan them, so those are left for reclaim)."""

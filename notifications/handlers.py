@@ -2,45 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from eventbus.events import Envelope
 from eventbus.registry import handles, housekeeping
 from notifications.models import Notification
 from notifications.services import OrderNotice, notifications_deliver, notifications_for_orders
 from orders.events import OrderCancelled, OrderConfirmed, OrderRejected
 
-
-@handles(OrderConfirmed, group="notifications")
-def order_confirmed(envelopes: list[Envelope]) -> None:
-    notifications_for_orders(
-        notices=[
-            OrderNotice(e.event_id, e.payload.customer_id, e.payload.order_id,  # type: ignore[attr-defined]
-                        Notification.Kind.ORDER_CONFIRMED, {"total": e.payload.total})  # type: ignore[attr-defined]
-            for e in envelopes
-        ]
-    )  # fmt: skip
-
-
-@handles(OrderRejected, group="notifications")
-def order_rejected(envelopes: list[Envelope]) -> None:
-    notifications_for_orders(
-        notices=[
-            OrderNotice(e.event_id, e.payload.customer_id, e.payload.order_id,  # type: ignore[attr-defined]
-                        Notification.Kind.ORDER_REJECTED, {"reason": e.payload.reason})  # type: ignore[attr-defined]
-            for e in envelopes
-        ]
-    )  # fmt: skip
+# event type -> (kind of notification, what its template needs from the event)
+_NOTICES: dict[str, tuple[str, Callable[[Any], dict[str, Any]]]] = {
+    OrderConfirmed.type: (Notification.Kind.ORDER_CONFIRMED, lambda e: {"total": e.total}),
+    OrderRejected.type: (Notification.Kind.ORDER_REJECTED, lambda e: {"reason": e.reason}),
+    OrderCancelled.type: (
+        Notification.Kind.ORDER_CANCELLED,
+        lambda e: {"was_confirmed": e.previous_status == "confirmed"},
+    ),
+}
 
 
-@handles(OrderCancelled, group="notifications")
-def order_cancelled(envelopes: list[Envelope]) -> None:
-    notifications_for_orders(
-        notices=[
-            OrderNotice(e.event_id, e.payload.customer_id, e.payload.order_id,  # type: ignore[attr-defined]
-                        Notification.Kind.ORDER_CANCELLED,
-                        {"was_confirmed": e.payload.previous_status == "confirmed"})  # type: ignore[attr-defined]
-            for e in envelopes
-        ]
-    )  # fmt: skip
+@handles(OrderConfirmed, OrderRejected, OrderCancelled, group="notifications")
+def notify_customers(envelopes: list[Envelope]) -> None:
+    notices = []
+    for e in envelopes:
+        kind, context = _NOTICES[e.type]
+        event: Any = e.payload
+        notices.append(OrderNotice(e.event_id, event.customer_id, event.order_id, kind, context(event)))
+    notifications_for_orders(notices=notices)
 
 
 @housekeeping(group="notifications", every_s=30)

@@ -25,10 +25,6 @@ def order_get(*, user: AbstractBaseUser, order_id: uuid.UUID) -> Order | None:
     return order_list(user=user).filter(pk=order_id).first()
 
 
-def catalog_product_list() -> QuerySet[CatalogProduct]:
-    return CatalogProduct.objects.all()
-
-
 def catalog_products(product_ids: list[int]) -> dict[int, CatalogProduct]:
     """The catalog entries for these ids, by id: one prepared query on the placing hot path."""
     if not product_ids:

@@ -116,33 +116,44 @@ def test_rolled_back_event_is_never_published(transport, relay):
     assert transport.client.xlen(transport.key("orders")) == 0
 
 
+class SlowTransaction:
+    """An event recorded in a transaction, on another connection, that commits only on
+    release(): its outbox id is lower than those of rows recorded meanwhile."""
+
+    def __init__(self) -> None:
+        self.recorded, self._release = threading.Event(), threading.Event()
+        self.envelopes: list[Envelope] = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        assert self.recorded.wait(10)
+
+    def _run(self) -> None:
+        try:
+            with transaction.atomic():
+                self.envelopes.extend(record(confirmed()))
+                self.recorded.set()
+                self._release.wait(10)
+        finally:
+            connections.close_all()
+
+    def release(self) -> None:
+        self._release.set()
+        self._thread.join(10)
+
+
 @postgresql_only
 def test_row_with_a_lower_id_committed_late_is_still_published(transport, settings):
     """A relay that remembered `id > last_seen` would skip the slow transaction's row forever."""
     settings.EVENTBUS = {**settings.EVENTBUS, "OUTBOX_RETENTION_S": 60}  # keep rows to compare ids
     relay = Relay(transport=transport)  # one long-lived relay, as in production
-    recorded, release = threading.Event(), threading.Event()
-    slow: list[Envelope] = []
-
-    def slow_transaction() -> None:
-        try:
-            with transaction.atomic():
-                slow.extend(record(confirmed()))
-                recorded.set()
-                release.wait(10)
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=slow_transaction, daemon=True)
-    thread.start()
+    slow_transaction = SlowTransaction()
     try:
-        assert recorded.wait(10)
         (fast,) = record(confirmed())
         relay.run(once=True)
         assert event_ids_on(transport, "orders") == [fast.event_id]
     finally:
-        release.set()
-        thread.join(10)
+        slow_transaction.release()
+    slow = slow_transaction.envelopes
 
     relay.run(once=True)
     assert OutboxEvent.objects.get(event_id=slow[0].event_id).id < OutboxEvent.objects.get(event_id=fast.event_id).id
@@ -199,26 +210,12 @@ def test_row_with_a_lower_id_committed_late_during_a_backlog_drain_is_published_
     """While it works through full batches the relay starts past the last one; a row that
     commits late with a lower id must still go out before the pass ends."""
     relay = Relay(transport=transport, batch_size=2)
-    recorded, release = threading.Event(), threading.Event()
-    slow: list[Envelope] = []
-
-    def slow_transaction() -> None:
-        try:
-            with transaction.atomic():
-                slow.extend(record(confirmed()))
-                recorded.set()
-                release.wait(10)
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=slow_transaction, daemon=True)
-    thread.start()
-    assert recorded.wait(10)
+    slow_transaction = SlowTransaction()
     fast = [e for _ in range(4) for e in record(confirmed())]
     assert relay.publish_batch() == 2
     assert relay.publish_batch() == 2, "full batches: the relay now starts past them"
-    release.set()
-    thread.join(10)
+    slow_transaction.release()
+    slow = slow_transaction.envelopes
 
     relay.run(once=True)
 
