@@ -50,7 +50,7 @@ class Reservation(models.Model):
             models.UniqueConstraint(fields=["order_id", "product"], name="reservation_once_per_order_product"),
             models.CheckConstraint(condition=Q(quantity__gt=0), name="reservation_quantity_positive"),
         ]
-        indexes = [models.Index(fields=["order_id"], name="reservation_order")]
+        # reservation_once_per_order_product (order_id, product) serves look-ups by order.
 
     def __str__(self) -> str:
         return f"{self.order_id} {self.product_id} x{self.quantity} ({self.status})"

@@ -22,7 +22,10 @@ class Notification(models.Model):
         SENT = "sent"
         FAILED = "failed"
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    # No index of its own: notification_user_recent (user, -created_at) serves look-ups by user.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications", db_index=False
+    )
     order_id = models.UUIDField()
     event_id = models.UUIDField(unique=True)
     kind = models.CharField(max_length=20, choices=Kind.choices)

@@ -25,7 +25,10 @@ class Order(models.Model):
     }
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    customer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders")
+    # No index of its own: order_customer_recent (customer, -created_at) serves every look-up by customer.
+    customer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders", db_index=False
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     total = models.DecimalField(max_digits=14, decimal_places=2)
     rejection_reason = models.TextField(blank=True)
@@ -52,7 +55,8 @@ class Order(models.Model):
 
 
 class OrderItem(models.Model):
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
+    # No index of its own: order_item_once_per_product (order, product_id) serves look-ups by order.
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items", db_index=False)
     product_id = models.PositiveBigIntegerField()  # inventory's Product ids are 64-bit
     sku = models.CharField(max_length=64)
     name = models.CharField(max_length=200)
