@@ -26,7 +26,7 @@ from tqdm import tqdm
 from bench.fleet import ROOT, Fleet
 from bench.profile import Profiler
 from bench.stats import summary
-from bench.world import World, place_in_threads, wait_until_notified
+from bench.world import World, place_in_processes, wait_until_notified
 from eventbus import registry
 from eventbus.events import Envelope, encode
 from eventbus.models import OutboxEvent, ProcessedEvent
@@ -46,6 +46,8 @@ class Context:
     run_dir: Path
     key_prefix: str
     profile: bool = False
+    placing_processes: int = 2
+    placing_threads: int = 8
     world: World | None = None
     fleet: Fleet | None = None
 
@@ -181,17 +183,20 @@ def commit_rate(ctx: Context, threads: int, seconds: float) -> float:
 
 
 def pipeline(ctx: Context) -> dict:
-    """Orders placed as fast as THREADS threads can through the real services, relay and one
+    """Orders placed as fast as the placing threads can through the real services (by default
+    2 processes of 8 threads, as the web's 2 gunicorn workers place them), relay and one
     process per consumer group running; orders/s from the first placement to the last
     notification. Ceiling: single-row commits/s from the same number of connections."""
     assert ctx.world is not None
-    threads = 4
+    processes, threads = ctx.placing_processes, ctx.placing_threads
     n = 300 if ctx.quick else 10_000
     since = timezone.now()
     cpu_before = _cpu_snapshot(ctx)
     profiler = _start_profiler(ctx)
     with ctx.bar(n, "pipeline: placing", "order") as bar:
-        ids = place_in_threads(ctx.world, n, threads, on_placed=lambda: bar.update(1))
+        ids, placing_cpu = place_in_processes(
+            ctx.world, n, processes, threads, on_placed=lambda done: bar.update(done - bar.n)
+        )
     with ctx.bar(n, "pipeline: waiting for the flow", "order") as bar:
         wait_until_notified(ctx.world, since, n, timeout=600, on_progress=lambda done: bar.update(done - bar.n))
     cpu_after = _cpu_snapshot(ctx)
@@ -204,10 +209,14 @@ def pipeline(ctx: Context) -> dict:
         .first()
     )
     span = (last - first["t"]).total_seconds()
-    ceiling = commit_rate(ctx, threads, 1.0 if ctx.quick else 5.0)
+    ceiling = commit_rate(ctx, processes * threads, 1.0 if ctx.quick else 5.0)
     rate = len(ids) / span
+    cpu = {name: seconds - cpu_before.get(name, 0.0) for name, seconds in cpu_after.items()}
+    cpu["bench process (progress, waiting)"] = cpu.pop(_BENCH)
+    cpu = {f"placing ({processes} processes x {threads} threads)": placing_cpu, **cpu}
     return {
         "orders": len(ids),
+        "processes": processes,
         "threads": threads,
         "seconds": round(span, 2),
         "pipeline_orders_per_s": round(rate),
@@ -215,32 +224,33 @@ def pipeline(ctx: Context) -> dict:
         "ratio": round(rate / ceiling, 3),
         "commits_per_order_at_ceiling": round(ceiling / rate, 2),
         **({"profile": str(ctx.run_dir / "profile-summary.txt")} if profile else {}),
-        "cpu_ms_per_order": {
-            name: round(1000 * (seconds - cpu_before.get(name, 0.0)) / len(ids), 3)
-            for name, seconds in cpu_after.items()
-        },
+        "cpu_ms_per_order": {name: round(1000 * seconds / len(ids), 3) for name, seconds in cpu.items()},
     }
 
 
 def _start_profiler(ctx: Context) -> Profiler | None:
-    """With --profile: py-spy on this process (its threads place the orders), the relay and
+    """With --profile: py-spy on the placing processes (this one's children), the relay and
     each consumer, for the length of the scenario."""
     if not ctx.profile:
         return None
     assert ctx.fleet is not None
-    pids = {"placing (bench process)": os.getpid(), **{n: p.pid for n, p in ctx.fleet.procs.items()}}
+    pids = {"placing": os.getpid(), **{n: p.pid for n, p in ctx.fleet.procs.items()}}
     profiler = Profiler(ctx.run_dir, ROOT)
-    if not profiler.start(pids):
+    if not profiler.start(pids, with_children=frozenset({"placing"})):  # the placing processes are forked
         sys.stderr.write("--profile: py-spy is not installed; no profile taken\n")
         return None
     return profiler
 
 
+_BENCH = "bench"
+
+
 def _cpu_snapshot(ctx: Context) -> dict[str, float]:
-    """CPU seconds used so far by each process of the scenario, the servers included."""
+    """CPU seconds used so far by each process of the scenario, the servers included (with the
+    backends that exited meanwhile: the postmaster's children times hold them)."""
     assert ctx.fleet is not None
     me = psutil.Process()
-    snapshot = {"placing (bench process)": me.cpu_times().user + me.cpu_times().system}
+    snapshot = {_BENCH: me.cpu_times().user + me.cpu_times().system}
     snapshot.update({name: ctx.fleet.cpu_seconds(name) for name in ctx.fleet.procs})
     for label, names in (("postgresql", ("postgres",)), ("redis", ("redis-server",))):
         total = 0.0
@@ -248,7 +258,7 @@ def _cpu_snapshot(ctx: Context) -> dict[str, float]:
             try:
                 if proc.info["name"] and proc.info["name"].startswith(names):
                     times = proc.cpu_times()
-                    total += times.user + times.system
+                    total += times.user + times.system + times.children_user + times.children_system
             except psutil.Error:
                 pass
         snapshot[label] = total
