@@ -187,9 +187,18 @@ def decode(raw: bytes | str) -> Envelope:
 # --- (de)serialisation of dataclass payloads ------------------------------------------------
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def _dump(value: Any) -> Any:
-    if dataclasses.is_dataclass(value):
-        return {f.name: _dump(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    kind = type(value)
+    if kind is str or kind is int or value is None:
+        return value
+    names = _FIELD_NAMES.get(kind)
+    if names is None and dataclasses.is_dataclass(value):
+        names = _FIELD_NAMES[kind] = tuple(f.name for f in dataclasses.fields(value))
+    if names is not None:
+        return {name: _dump(getattr(value, name)) for name in names}
     if isinstance(value, (list, tuple)):
         return [_dump(v) for v in value]
     if isinstance(value, (uuid.UUID, Decimal)):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
@@ -74,6 +75,16 @@ def order_place(*, customer: AbstractBaseUser, items: Sequence[tuple[int, int]])
         return _place(customer, items)
 
 
+class PlacedLine(NamedTuple):
+    """A line of an order just placed, as the API answers with it (no read back)."""
+
+    product_id: int
+    sku: str
+    name: str
+    quantity: int
+    unit_price: Decimal
+
+
 def _place(customer: AbstractBaseUser, items: Sequence[tuple[int, int]]) -> Order:
     catalog = catalog_products([p for p, _ in items])
     errors = []
@@ -89,40 +100,30 @@ def _place(customer: AbstractBaseUser, items: Sequence[tuple[int, int]]) -> Orde
         raise InvalidInput({"items": errors})
 
     now = timezone.now()
-    order = Order(id=uuid.uuid4(), customer=customer, created_at=now, updated_at=now)
-    lines = [
-        OrderItem(
-            order=order,
-            product_id=product_id,
-            sku=catalog[product_id].sku,
-            name=catalog[product_id].name,
-            quantity=quantity,
-            unit_price=catalog[product_id].price,
-        )
-        for product_id, quantity in items
-    ]
-    order.total = sum((line.unit_price * line.quantity for line in lines), Decimal("0.00"))
-    total = order.total
+    order_id = uuid.uuid4()
+    lines = [PlacedLine(p, catalog[p].sku, catalog[p].name, quantity, catalog[p].price) for p, quantity in items]
+    total = sum((line.unit_price * line.quantity for line in lines), Decimal("0.00"))
     # The hot path of the API: bulk statements queued in the pipeline, not the ORM's saves.
     bulk.insert(
         Order,
         ("id", "customer", "status", "total", "rejection_reason", "created_at", "updated_at"),
-        [(order.id, customer.pk, order.status, total, "", now, now)],
+        [(order_id, customer.pk, Order.Status.PENDING, total, "", now, now)],
     )
     bulk.insert(
         OrderItem,
         ("order", "product_id", "sku", "name", "quantity", "unit_price"),
-        [(order.id, i.product_id, i.sku, i.name, i.quantity, i.unit_price) for i in lines],
+        [(order_id, *line) for line in lines],
     )
     outbox.record(
         OrderPlaced(
-            order_id=order.id,
-            customer_id=order.customer_id,
+            order_id=order_id,
+            customer_id=customer.pk,
             items=tuple(OrderLine(product_id=p, quantity=q) for p, q in items),
             total=total,
         ),
-        aggregate_id=order.id,
+        aggregate_id=order_id,
     )
+    order = Order(id=order_id, customer=customer, total=total, created_at=now, updated_at=now)
     order._state.adding, order._state.db = False, connection.alias
     order.placed_items = lines  # the API answers with them without reading them back
     return order
