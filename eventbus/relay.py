@@ -29,7 +29,7 @@ from eventbus.models import OutboxEvent, ProcessedEvent
 from eventbus.outage import Outage
 from eventbus.transport import GroupMissing, Transport, TransportUnavailable, Wakeups, get_transport
 
-__all__ = ["Relay"]
+__all__ = ["Relay", "vacuum_if_churned"]
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def _ordered_index_scan() -> None:
             cursor.execute("SET LOCAL enable_bitmapscan = off")
 
 
-def _vacuum_if_churned() -> None:
+def vacuum_if_churned() -> None:
     """The outbox is a queue: every published row leaves a dead tuple that the claim's index
     scan steps over until a vacuum. Do not count on autovacuum being on (it is off on some
     servers, CI's among them): vacuum the table once it has this many dead rows."""
@@ -256,7 +256,7 @@ class Relay:
         now = timezone.now()
         if self.outbox_retention:
             _purge(OutboxEvent.objects.filter(published_at__lt=now - self.outbox_retention))
-        _vacuum_if_churned()
+        vacuum_if_churned()
         _purge(ProcessedEvent.objects.filter(processed_at__lt=now - self.inbox_retention))
 
 
