@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
@@ -23,6 +23,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from tqdm import tqdm
 
+from bench.autovacuum import AutovacuumStandIn
 from bench.fleet import ROOT, Fleet
 from bench.profile import Profiler
 from bench.stats import summary
@@ -50,6 +51,7 @@ class Context:
     placing_threads: int = 8
     world: World | None = None
     fleet: Fleet | None = None
+    autovacuum: AutovacuumStandIn = field(default_factory=AutovacuumStandIn)
 
     def bar(self, total: float, desc: str, unit: str = "it") -> tqdm:
         return tqdm(total=total, desc=f"{desc:<28}", unit=unit, leave=False, dynamic_ncols=True, file=sys.stderr)
@@ -131,6 +133,7 @@ def relay_drain(ctx: Context) -> dict:
         ceiling_s = time.perf_counter() - started
 
     OutboxEvent.objects.filter(created_at=now).delete()  # published rows kept by a retention setting
+    vacuum_if_churned()  # the relay's housekeeping, now rather than in the middle of the next scenario
     transport.close()
     scratch.close()
     delete_keys(prefix)

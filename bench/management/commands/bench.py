@@ -10,7 +10,6 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connection
 
 from bench import report
 from bench.fleet import Fleet
@@ -80,6 +79,7 @@ class Command(BaseCommand):
         try:
             self._run(ctx, chosen, results, int(options["web_workers"]), int(options["web_threads"]))  # type: ignore[call-overload]
         finally:
+            ctx.autovacuum.stop()
             if ctx.fleet:
                 ctx.fleet.stop()
             # Rows published on commit whose marks the relay had not yet taken: delete them
@@ -94,6 +94,7 @@ class Command(BaseCommand):
             "machine": _machine(),
             "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
             "seconds": round(time.monotonic() - started, 1),
+            "autovacuum_stand_in": {"passes": ctx.autovacuum.passes, "actions": ctx.autovacuum.actions},
             **flat,
             "goals_met": report.verdicts(flat),
             "scenarios": report.clean(results),
@@ -116,7 +117,10 @@ class Command(BaseCommand):
         ctx.fleet.start_pipeline(registry.groups())
         ctx.world = build_world()
         wait_for_catalog(ctx.world)
-        _analyze()
+        if ctx.autovacuum.start():
+            self.stderr.write(
+                "the server's autovacuum is off: the benchmark does its work meanwhile (bench/autovacuum.py)"
+            )
         port = 0
         for name in rest:
             if name in ("http", "burst") and not port:
@@ -126,15 +130,6 @@ class Command(BaseCommand):
             ctx.fleet.check_alive()
             results[name] = SCENARIOS[name](ctx, port) if name in ("http", "burst") else SCENARIOS[name](ctx)
             ctx.fleet.check_alive()
-
-
-def _analyze() -> None:
-    """Fresh planner statistics, as autovacuum keeps them on a production server: on a server
-    without it (this project's CI machine) a reused benchmark database plans its queries for
-    the tables as they were when it was created."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("ANALYZE")
 
 
 def _free_port() -> int:
