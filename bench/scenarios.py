@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -23,7 +23,6 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from tqdm import tqdm
 
-from bench.autovacuum import AutovacuumStandIn
 from bench.fleet import ROOT, Fleet
 from bench.profile import Profiler
 from bench.stats import summary
@@ -51,7 +50,6 @@ class Context:
     placing_threads: int = 8
     world: World | None = None
     fleet: Fleet | None = None
-    autovacuum: AutovacuumStandIn = field(default_factory=AutovacuumStandIn)
 
     def bar(self, total: float, desc: str, unit: str = "it") -> tqdm:
         return tqdm(total=total, desc=f"{desc:<28}", unit=unit, leave=False, dynamic_ncols=True, file=sys.stderr)

@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from bench import report
 from bench.fleet import Fleet
 from bench.scenarios import SCENARIOS, Context, delete_keys, transport_for
-from bench.world import build_world, wait_for_catalog
+from bench.world import build_world, wait_for_catalog, warm_up
 from eventbus import registry
 from eventbus.models import OutboxEvent
 from eventbus.relay import Relay
@@ -79,7 +79,6 @@ class Command(BaseCommand):
         try:
             self._run(ctx, chosen, results, int(options["web_workers"]), int(options["web_threads"]))  # type: ignore[call-overload]
         finally:
-            ctx.autovacuum.stop()
             if ctx.fleet:
                 ctx.fleet.stop()
             # Rows published on commit whose marks the relay had not yet taken: delete them
@@ -94,7 +93,6 @@ class Command(BaseCommand):
             "machine": _machine(),
             "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
             "seconds": round(time.monotonic() - started, 1),
-            "autovacuum_stand_in": {"passes": ctx.autovacuum.passes, "actions": ctx.autovacuum.actions},
             **flat,
             "goals_met": report.verdicts(flat),
             "scenarios": report.clean(results),
@@ -117,10 +115,7 @@ class Command(BaseCommand):
         ctx.fleet.start_pipeline(registry.groups())
         ctx.world = build_world()
         wait_for_catalog(ctx.world)
-        if ctx.autovacuum.start():
-            self.stderr.write(
-                "the server's autovacuum is off: the benchmark does its work meanwhile (bench/autovacuum.py)"
-            )
+        warm_up(ctx.world, 200 if ctx.quick else 2_000)
         port = 0
         for name in rest:
             if name in ("http", "burst") and not port:
