@@ -29,17 +29,15 @@ class Profiler:
         self.root = f"{root}/"
         self.spies: dict[str, tuple[subprocess.Popen, Path]] = {}
 
-    def start(self, pids: dict[str, int], *, with_children: frozenset[str] = frozenset()) -> bool:
-        """Sample each process; those named in `with_children` with the processes they start."""
+    def start(self, pids: dict[str, int]) -> bool:
+        """Sample each process (until finish() or its exit); may be called again for more."""
         binary = py_spy()
         if binary is None:
             return False
         for name, pid in pids.items():
             out = self.run_dir / f"profile-{name}.raw"
-            extra = ["--subprocesses"] if name in with_children else []
             spy = subprocess.Popen(
-                [binary, "record", "-p", str(pid), "-o", str(out), "-f", "raw", "-r", "200", "--nonblocking", "--gil",
-                 *extra],
+                [binary, "record", "-p", str(pid), "-o", str(out), "-f", "raw", "-r", "200", "--nonblocking", "--gil"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             )  # fmt: skip
             self.spies[name] = (spy, out)

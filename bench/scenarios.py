@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import random
 import subprocess
 import sys
@@ -197,8 +196,10 @@ def pipeline(ctx: Context) -> dict:
     profiler = _start_profiler(ctx)
     with ctx.bar(n, "pipeline: placing", "order") as bar:
         ids, placing_cpu = place_in_processes(
-            ctx.world, n, processes, threads, on_placed=lambda done: bar.update(done - bar.n)
-        )
+            ctx.world, n, processes, threads, on_placed=lambda done: bar.update(done - bar.n),
+            on_started=(lambda pids: profiler.start({f"placing {i + 1}": p for i, p in enumerate(pids)}))
+            if profiler else None,
+        )  # fmt: skip
     with ctx.bar(n, "pipeline: waiting for the flow", "order") as bar:
         wait_until_notified(ctx.world, since, n, timeout=600, on_progress=lambda done: bar.update(done - bar.n))
     cpu_after = _cpu_snapshot(ctx)
@@ -231,14 +232,14 @@ def pipeline(ctx: Context) -> dict:
 
 
 def _start_profiler(ctx: Context) -> Profiler | None:
-    """With --profile: py-spy on the placing processes (this one's children), the relay and
-    each consumer, for the length of the scenario."""
+    """With --profile: py-spy on the relay and each consumer for the length of the scenario,
+    and on each placing process once it is forked."""
     if not ctx.profile:
         return None
     assert ctx.fleet is not None
-    pids = {"placing": os.getpid(), **{n: p.pid for n, p in ctx.fleet.procs.items()}}
+    pids = {n: p.pid for n, p in ctx.fleet.procs.items()}
     profiler = Profiler(ctx.run_dir, ROOT)
-    if not profiler.start(pids, with_children=frozenset({"placing"})):  # the placing processes are forked
+    if not profiler.start(pids):  # the placing processes are added once forked
         sys.stderr.write("--profile: py-spy is not installed; no profile taken\n")
         return None
     return profiler

@@ -110,12 +110,18 @@ def place_in_threads(
 
 
 def place_in_processes(
-    world: World, total: int, processes: int, threads: int, on_placed: Callable[[int], None] | None = None
+    world: World,
+    total: int,
+    processes: int,
+    threads: int,
+    on_placed: Callable[[int], None] | None = None,
+    on_started: Callable[[list[int]], object] | None = None,
 ) -> tuple[list, float]:
     """Place `total` orders from `processes` forked processes of `threads` threads each, the way
     the web's worker processes place them (one Python process alone is bound by its GIL before
     the machine is). Returns the order ids and the CPU seconds the placing processes used.
-    `on_placed(n)` is called with the number placed so far, about ten times a second."""
+    `on_placed(n)` is called with the number placed so far, about ten times a second;
+    `on_started(pids)` once the processes run."""
     connections.close_all()  # no connection may be shared across the fork
     context = multiprocessing.get_context("fork")
     placed = context.Value("i", 0)
@@ -127,6 +133,8 @@ def place_in_processes(
     ]
     for worker in workers:
         worker.start()
+    if on_started:
+        on_started([w.pid for w in workers])
     ids: list = []
     cpu = 0.0
     pending = len(workers)
