@@ -105,17 +105,10 @@ class Select:
         self, model: type[Model], names: Sequence[str], *, key: str, keys: Sequence[Any], lock: bool = False,
         order_by: str = "",
     ) -> None:  # fmt: skip
-        self.fields = [model._meta.get_field(name) for name in names]
+        select, self.fields, key_field, tail = _select_plan(model, tuple(names), key, lock, order_by)
         self.keys = keys
-        qn = connection.ops.quote_name
-        self.where, self.params = _key_filter(model._meta.get_field(key), keys) if keys else ("", [])
-        self.sql = (
-            f"SELECT {', '.join(qn(f.column) for f in self.fields)} FROM {qn(model._meta.db_table)} WHERE {self.where}"
-        )
-        if order_by:
-            self.sql += f" ORDER BY {qn(model._meta.get_field(order_by).column)}"
-        if lock and connection.features.has_select_for_update:
-            self.sql += " FOR UPDATE"
+        where, self.params = _key_filter(key_field, keys) if keys else ("", [])
+        self.sql = f"{select} WHERE {where}{tail}"
         self._cursor: Any = None
 
     def send(self) -> Select:
@@ -131,6 +124,21 @@ class Select:
             rows = cursor.fetchall()
         converters = [_from_db(f) for f in self.fields]
         return [tuple(convert(v) for convert, v in zip(converters, row, strict=True)) for row in rows]
+
+
+@functools.cache
+def _select_plan(
+    model: type[Model], names: tuple[str, ...], key: str, lock: bool, order_by: str
+) -> tuple[str, list[Field], Field, str]:
+    """What a Select of these columns needs besides its keys, worked out once: the SELECT ...
+    FROM, the fields, the key field, and what follows the WHERE."""
+    qn = connection.ops.quote_name
+    fields = [model._meta.get_field(name) for name in names]
+    select = f"SELECT {', '.join(qn(f.column) for f in fields)} FROM {qn(model._meta.db_table)}"
+    tail = f" ORDER BY {qn(model._meta.get_field(order_by).column)}" if order_by else ""
+    if lock and connection.features.has_select_for_update:
+        tail += " FOR UPDATE"
+    return select, fields, model._meta.get_field(key), tail
 
 
 def select(

@@ -10,6 +10,7 @@ publishes everything and is woken after each commit instead.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 
@@ -75,7 +76,7 @@ def record_many(
     if settings.EVENTBUS["PUBLISH_ON_COMMIT"]:
         # One callback per call, registered in the current savepoint: if that savepoint rolls
         # back, Django drops the callback with it, so a rolled-back event is never published.
-        transaction.on_commit(_PublishOnCommit(envelopes, bodies), robust=True)
+        transaction.on_commit(functools.partial(publish_committed, envelopes, bodies), robust=True)
     else:
         _wake_relay_after_commit()
     return envelopes
@@ -94,15 +95,6 @@ def _wake_relay_after_commit() -> None:
 
 
 _publish_breaker = Breaker("could not publish committed events at once (the relay will)")
-
-
-class _PublishOnCommit:
-    def __init__(self, envelopes: list[Envelope], bodies: list[str]) -> None:
-        self.envelopes = envelopes
-        self.bodies = bodies
-
-    def __call__(self) -> None:
-        publish_committed(self.envelopes, self.bodies)
 
 
 def publish_committed(envelopes: Sequence[Envelope], bodies: Sequence[str]) -> bool:

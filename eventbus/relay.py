@@ -145,13 +145,7 @@ class Relay:
             # Losing this in a database crash only publishes the rows again (consumers drop the
             # duplicates), so it need not wait for the WAL flush.
             bulk.relaxed_commit()
-            ids = [r[0] for r in rows]
-            if self.outbox_retention:
-                bulk.update_returning(
-                    OutboxEvent, set_sql="published_at = %s", set_params=[timezone.now()], key="id", keys=ids
-                )
-            else:
-                bulk.delete(OutboxEvent, key="id", keys=ids)
+            self._settle_published("id", [r[0] for r in rows])
         self.published += len(rows)
         # A lower id can commit late (ids are taken before commit): the hint holds only while
         # batches come back full, and never for more than RESUME_BATCHES in a row, so such a
@@ -170,17 +164,21 @@ class Relay:
             marked = self.transport.take_published_marks(10_000)
             if not marked:
                 return total
-            ids = marked  # event ids as text: cast by the database, no UUID objects built
             with transaction.atomic():
                 bulk.relaxed_commit()
-                if self.outbox_retention:
-                    bulk.update_returning(
-                        OutboxEvent, set_sql="published_at = %s", set_params=[timezone.now()], key="event_id", keys=ids
-                    )
-                else:
-                    bulk.delete(OutboxEvent, key="event_id", keys=ids)
-            total += len(ids)
+                self._settle_published("event_id", marked)  # ids as text: cast by the database
+            total += len(marked)
         return total
+
+    def _settle_published(self, key: str, keys: list) -> None:
+        """Delete the rows of published events, or mark them published if OUTBOX_RETENTION_S
+        keeps them."""
+        if self.outbox_retention:
+            bulk.update_returning(
+                OutboxEvent, set_sql="published_at = %s", set_params=[timezone.now()], key=key, keys=keys
+            )
+        else:
+            bulk.delete(OutboxEvent, key=key, keys=keys)
 
     def drain(self) -> int:
         """Publish until the outbox has no unpublished row (past the grace period)."""

@@ -7,9 +7,9 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection
 from django.db.models import QuerySet
 
+from eventbus import bulk
 from orders.models import CatalogProduct, Order
 
 
@@ -40,17 +40,5 @@ class CatalogEntry(NamedTuple):
 def catalog_products(product_ids: list[int]) -> dict[int, CatalogEntry]:
     """The catalog entries for these ids, by id: one prepared query on the placing hot path,
     read into plain tuples (no model instances)."""
-    if not product_ids:
-        return {}
-    table = connection.ops.quote_name(CatalogProduct._meta.db_table)
-    columns = "product_id, sku, name, price, active"
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT {columns} FROM {table} WHERE product_id = ANY(%s::bigint[])", [product_ids])
-            return {row[0]: CatalogEntry._make(row) for row in cursor.fetchall()}
-    marks = ", ".join(["%s"] * len(product_ids))
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {columns} FROM {table} WHERE product_id IN ({marks})", product_ids)
-        rows = cursor.fetchall()
-    price = CatalogProduct._meta.get_field("price")
-    return {r[0]: CatalogEntry(r[0], r[1], r[2], price.to_python(r[3]), bool(r[4])) for r in rows}
+    rows = bulk.select(CatalogProduct, CatalogEntry._fields, key="product_id", keys=product_ids)
+    return {row[0]: CatalogEntry._make(row) for row in rows}
