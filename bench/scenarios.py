@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psutil
 from django.db import connection, connections
-from django.db.models import Min
+from django.db.models import Count, Min
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from tqdm import tqdm
@@ -308,8 +308,10 @@ def place_at_rate(world: World, rate: float, seconds: float, bar: tqdm) -> list:
 
 def stage_latencies(order_ids: list) -> dict[str, list[float]]:
     """Per order, ms from its placement commit to each later commit."""
-    placed = dict(Order.objects.filter(pk__in=order_ids).values_list("pk", "created_at"))
-    confirmed = dict(Order.objects.filter(pk__in=order_ids).values_list("pk", "confirmed_at"))
+    orders = Order.objects.filter(pk__in=order_ids).values_list("pk", "created_at", "confirmed_at")
+    placed, confirmed = {}, {}
+    for pk, created_at, confirmed_at in orders:
+        placed[pk], confirmed[pk] = created_at, confirmed_at
     reserved = dict(
         Reservation.objects.filter(order_id__in=order_ids).values_list("order_id").annotate(t=Min("created_at"))
     )
@@ -522,7 +524,13 @@ def memory(ctx: Context) -> dict:
     since = timezone.now()
 
     def handled() -> dict[str, int]:
-        return {g: ProcessedEvent.objects.filter(consumer_group=g, processed_at__gte=since).count() for g in groups}
+        counts = dict(
+            ProcessedEvent.objects.filter(processed_at__gte=since)
+            .values_list("consumer_group")
+            .annotate(n=Count("id"))
+            .order_by()
+        )
+        return {g: counts.get(g, 0) for g in groups}
 
     rss_first: dict[str, float] = {}
     stop = threading.Event()
