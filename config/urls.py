@@ -2,17 +2,13 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
+from config.signin import ObtainTokenView
 from config.views import healthz
 from inventory.api.views import ProductViewSet
 from notifications.api.views import NotificationViewSet
 from orders.api.views import OrderViewSet
-
-admin.site.site_header = "eventshop administration"
-admin.site.site_title = "eventshop"
-admin.site.site_url = "/ops/"  # "View site" leads to the operations page
 
 router = DefaultRouter()
 router.register("products", ProductViewSet, basename="product")
@@ -22,7 +18,7 @@ router.register("notifications", NotificationViewSet, basename="notification")
 urlpatterns = [
     path("", RedirectView.as_view(url="/api/", permanent=False)),
     path("api/", include(router.urls)),
-    path("api/auth/token/", obtain_auth_token, name="api-token"),
+    path("api/auth/token/", ObtainTokenView.as_view(), name="api-token"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api-auth/", include("rest_framework.urls")),
@@ -31,4 +27,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
 ]
 
-handler500 = "config.views.server_error"
+handler400 = "config.errorpages.bad_request"
+handler403 = "config.errorpages.permission_denied"
+handler404 = "config.errorpages.page_not_found"
+handler500 = "config.errorpages.server_error"
