@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
+from config.api_root import ShopAPIRootView
 from config.views import healthz
 from inventory.api.views import ProductViewSet
 from notifications.api.views import NotificationViewSet
@@ -15,6 +16,7 @@ admin.site.site_title = "eventshop"
 admin.site.site_url = "/ops/"  # "View site" leads to the operations page
 
 router = DefaultRouter()
+router.APIRootView = ShopAPIRootView
 router.register("products", ProductViewSet, basename="product")
 router.register("orders", OrderViewSet, basename="order")
 router.register("notifications", NotificationViewSet, basename="notification")
