@@ -8,6 +8,7 @@ cannot fill fails it, saying so."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -134,6 +135,15 @@ def every_page(user: AbstractBaseUser) -> list[tuple[str, int]]:
     return [*site_pages(signed_in(user), user), *admin_pages(user)]
 
 
+def inline_code(page: str) -> list[str]:
+    """Script a page runs from its own markup, which the Content-Security-Policy refuses: script
+    elements without src (JSON data blocks are not run), on* handler attributes, javascript: URLs."""
+    found = re.findall(r"<script(?![^>]*\bsrc=)(?![^>]*type=\"application/json\")[^>]*>", page)
+    for tag in re.findall(r"<[a-zA-Z][^>]*>", page):
+        found += re.findall(r"\son[a-z]+\s*=|javascript:", tag)
+    return found
+
+
 def open_every_page(user: AbstractBaseUser) -> list[str]:
     """A line for each page that answered otherwise than it should."""
     client = signed_in(user)
@@ -160,6 +170,22 @@ def test_the_pages_found_include_the_api_the_docs_ops_and_every_admin_model(shop
 
 def test_staff_open_every_page_and_each_answers_200(shop, superuser):
     assert open_every_page(superuser) == []
+
+
+def test_every_page_is_served_under_an_enforced_policy_and_inlines_no_script(shop, superuser):
+    client = signed_in(superuser)
+    wrong = []
+    for url, expected in every_page(superuser):
+        response = client.get(url, HTTP_ACCEPT=BROWSER_ACCEPT)
+        if expected != 200:
+            continue
+        script_src = re.search(r"script-src ([^;]*)", response.get("Content-Security-Policy", ""))
+        if not script_src or "unsafe" in script_src.group(1) or "Content-Security-Policy-Report-Only" in response:
+            wrong.append(f"{url}: policy {response.get('Content-Security-Policy')!r}")
+        if response["Content-Type"].startswith("text/html") and inline_code(response.content.decode()):
+            wrong.append(f"{url}: inline code {inline_code(response.content.decode())}")
+
+    assert wrong == []
 
 
 def test_a_customer_opens_every_page_or_is_sent_to_sign_in_for_staff_pages(shop, customer):
