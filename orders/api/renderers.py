@@ -45,7 +45,9 @@ class OrderBrowsableAPIRenderer(BrowsableAPIRenderer):
         if getattr(view, "detail", False):
             # The only POST on an order is cancel, which takes no body: the button does it.
             return None
-        form.fields["_content"].initial = json.dumps(order_example_body(), indent=4)
+        example = json.dumps(order_example_body(), indent=4)
+        form.fields["_content"].initial = example
+        form.fields["_content"].widget.attrs["rows"] = example.count("\n") + 2  # the whole example in view
         form.fields["_content"].help_text = format_html(
             'One line per product: its <a href="{}">product id</a> and the quantity. Edit the example and POST it.',
             reverse("product-list"),

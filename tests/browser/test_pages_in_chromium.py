@@ -69,7 +69,7 @@ def contrast(foreground: str, background: str) -> float:
     return (light + 0.05) / (dark + 0.05)
 
 
-def test_staff_sign_in_to_the_admin_and_open_the_operations_page_and_the_admin_index(tab: Watched):
+def test_staff_sign_in_to_the_admin_and_open_the_operations_page_the_admin_index_and_a_user(tab: Watched):
     staff = StaffFactory(is_superuser=True)
     page = tab.page
 
@@ -84,6 +84,10 @@ def test_staff_sign_in_to_the_admin_and_open_the_operations_page_and_the_admin_i
     page.locator(".breadcrumbs").get_by_role("link", name="Admin").click()
 
     expect(page.locator("h1")).to_have_text("Site administration")
-    expect(page.get_by_role("link", name="Orders").first).to_be_visible()
+    # The admin's most scripted page: a user, whose two-box pickers (groups, permissions) are built
+    # by its SelectFilter2.js.
+    page.get_by_role("link", name="Users").first.click()
+    page.get_by_role("link", name=staff.get_username()).click()
+    expect(page.locator("#id_user_permissions_input")).to_be_visible()
     assert contrast(colour, background) >= 4.5, f"'ok' in {colour} on {background}"
     tab.check()
