@@ -21,6 +21,7 @@ if not Path(CHROMIUM).exists():
     pytest.skip("browser tests need Debian's chromium: apt-get install -y chromium", allow_module_level=True)
 
 from playwright.sync_api import Browser, ConsoleMessage, Error, expect, sync_playwright  # noqa: E402
+from pytest_django.live_server_helper import LiveServer  # noqa: E402
 
 from tests.browser.watch import RECORD_VIOLATIONS, Watched  # noqa: E402
 
@@ -53,7 +54,7 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def tab(browser: Browser, live_server: object) -> Iterator[Watched]:
+def tab(browser: Browser, live_server: LiveServer) -> Iterator[Watched]:
     """A fresh browser context (no cookies) on the live server, watched for CSP violations,
     console errors and page errors. A test ends with tab.check(); one that does not is checked
     as it is torn down."""
