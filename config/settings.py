@@ -57,6 +57,7 @@ MIDDLEWARE = [
     "config.middleware.BodyLimitMiddleware",
     "config.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -303,5 +304,33 @@ LOGGING = {
         "orders": {"level": LOG_LEVEL},
         "inventory": {"level": LOG_LEVEL},
         "notifications": {"level": LOG_LEVEL},
+    },
+}
+
+# --- Content-Security-Policy (django-csp) ------------------------------------------------------
+# Enforced, not report-only, on every response. Scripts run only from files this server serves:
+# no 'unsafe-inline', no 'unsafe-eval', so markup injected into a page cannot run script. Swagger
+# UI's start-up script is a URL of its own (SpectacularSwaggerSplitView), and the admin, DRF's
+# browsable API and /ops/ load only script files. A page that must inline a script gives it
+# nonce="{{ request.csp_nonce }}"; django-csp then adds that request's nonce to the header (and
+# only then). Not in the browsable API: its forms swap in the response page by document.write,
+# whose scripts would carry a nonce the page's policy does not know.
+# Styles may be inline: the admin, DRF and Swagger UI ship style attributes and <style> blocks
+# (a nonce would not cover attributes), and CSS runs no code.
+# tests/browser/ fails on any violation in the admin, the browsable API, Swagger UI and /ops/.
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE  # noqa: E402 (this block stays last)
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],  # Swagger UI's and the admin's CSS draw icons from data: URLs
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
     },
 }

@@ -7,10 +7,12 @@ from typing import Any
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from orders import selectors, services
+from orders.api.renderers import OrderBrowsableAPIRenderer
 from orders.api.serializers import OrderCreateSerializer, OrderSerializer, well_formed_lines
 from orders.models import Order
 
@@ -34,6 +36,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
     serializer_class = OrderSerializer
     throttle_scopes = {"create": "orders"}  # THROTTLE_RATES["orders"] per customer
+    renderer_classes = [JSONRenderer, OrderBrowsableAPIRenderer]
     # A UUID, with or without its dashes: anything else is a 404 from the URL resolver, before
     # it can reach a query as a malformed value.
     lookup_value_regex = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
