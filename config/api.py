@@ -3,12 +3,15 @@ responses), the JSON parser, strict field types, and the staff-or-read-only perm
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.db import InterfaceError, OperationalError
 from django.http import Http404
-from rest_framework import exceptions, parsers, permissions, serializers, status
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import exceptions, pagination, parsers, permissions, renderers, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -85,6 +88,79 @@ class StrictIntegerField(serializers.IntegerField):
         if isinstance(data, bool) or not isinstance(data, int):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+class StrictDecimalField(serializers.DecimalField):
+    """A decimal as a JSON string ("89.90"), the form the API answers with; a JSON number (whose
+    binary value may not be the decimal the client meant) or a boolean is refused."""
+
+    def to_internal_value(self, data: Any) -> Decimal:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+# A price: more than 0, at most 10 digits before the point and 2 after (the column holds that).
+_PRICE_PATTERN = r"^(?:[1-9][0-9]{0,9}(?:\.[0-9]{1,2})?|0?\.(?:0[1-9]|[1-9][0-9]?))$"
+
+
+@extend_schema_field({"type": "string", "format": "decimal", "pattern": _PRICE_PATTERN, "example": "89.90"})
+class PriceField(StrictDecimalField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_digits=12, decimal_places=2, min_value=Decimal("0.01"), **kwargs)
+
+
+class BrowsableAPIRenderer(renderers.BrowsableAPIRenderer):
+    """DRF's browsable API with the raw-data (JSON) form only: its HTML forms post multipart,
+    which the API refuses, and cannot hold a list (an order's lines)."""
+
+    def get_rendered_html_form(self, data: Any, view: Any, method: str, request: Any) -> Any:
+        if method in ("POST", "PUT", "PATCH"):
+            return None
+        return super().get_rendered_html_form(data, view, method, request)
+
+
+_PAGE = re.compile(r"[1-9][0-9]{0,8}")
+
+
+class Pagination(pagination.PageNumberPagination):
+    """Pages 1, 2, ...: `page` must be such a number (DRF reads `last` as the last page and
+    anything else as a 404); past the last page is a 404."""
+
+    def get_page_number(self, request: Any, paginator: Any) -> int:
+        values = request.query_params.getlist(self.page_query_param)
+        if not values:
+            return 1
+        if len(values) > 1 or not _PAGE.fullmatch(values[0]):
+            raise exceptions.ValidationError({self.page_query_param: ["A page is a whole number from 1, given once."]})
+        return int(values[0])
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_query_param:
+                parameter["schema"] = {"type": "integer", "minimum": 1, "maximum": 999_999_999}
+        return parameters
+
+
+class StrictQueryParams:
+    """A mixin for viewsets: a query parameter the action does not take is a 400 naming it, not
+    silently ignored (a misspelt filter would otherwise return everything). Every action takes
+    `format` (DRF's `?format=json`); `list` takes `page`; `query_params` adds per action."""
+
+    query_params: dict[str, frozenset[str]] = {}
+
+    def initial(self, request: Any, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        action = getattr(self, "action", None)
+        allowed = {"format", *self.query_params.get(action, ())}
+        if action == "list":
+            allowed.add("page")
+        unknown = sorted(set(request.query_params) - allowed)
+        if unknown:
+            raise exceptions.ValidationError(
+                {name: ["This endpoint takes no such query parameter."] for name in unknown}
+            )
 
 
 class IsStaffOrReadOnly(permissions.BasePermission):

@@ -5,6 +5,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
+from config import openapi  # noqa: F401 - registers the schema extensions before the schema is built
 from config.api_root import ShopAPIRootView
 from config.signin import ObtainTokenView
 from config.views import healthz

@@ -3,7 +3,7 @@ from __future__ import annotations
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
-from config.api import StrictIntegerField
+from config.api import PriceField, StrictIntegerField
 from inventory.models import Product
 from inventory.services import MAX_STOCK, SKU_TAKEN
 
@@ -12,7 +12,7 @@ class ProductSerializer(serializers.ModelSerializer):
     sku = serializers.CharField(
         max_length=64, validators=[UniqueValidator(queryset=Product.objects.all(), message=SKU_TAKEN)]
     )
-    price = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0)
+    price = PriceField()
     stock = StrictIntegerField(min_value=0, max_value=MAX_STOCK, required=False, default=0)
     active = serializers.BooleanField(required=False, default=True)
 

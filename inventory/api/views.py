@@ -8,12 +8,13 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.api import IsStaffOrReadOnly
+from config.api import IsStaffOrReadOnly, StrictQueryParams
 from inventory import selectors, services
 from inventory.api.serializers import ProductSerializer, ProductUpdateSerializer, RestockSerializer
 
 
 class ProductViewSet(
+    StrictQueryParams,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     viewsets.GenericViewSet,

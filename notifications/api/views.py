@@ -4,12 +4,13 @@ from typing import Any
 
 from rest_framework import mixins, viewsets
 
+from config.api import StrictQueryParams
 from notifications import selectors
 from notifications.api.serializers import NotificationSerializer
 from notifications.models import Notification
 
 
-class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class NotificationViewSet(StrictQueryParams, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """The caller's own notifications, newest first."""
 
     serializer_class = NotificationSerializer

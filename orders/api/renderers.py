@@ -10,10 +10,10 @@ from typing import Any
 from django import forms
 from django.urls import reverse
 from django.utils.html import format_html
-from rest_framework.renderers import BrowsableAPIRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from config.api import BrowsableAPIRenderer
 from orders import selectors
 from orders.models import Order
 
@@ -29,14 +29,6 @@ def order_example_body() -> dict[str, Any]:
 
 class OrderBrowsableAPIRenderer(BrowsableAPIRenderer):
     template = "orders/browsable_api.html"
-
-    def get_rendered_html_form(self, data: Any, view: APIView, method: str, request: Request) -> Any:
-        # DRF's HTML form cannot hold a list of lines (it says "Lists are not currently supported
-        # in HTML input" and posts a body the API refuses): orders are placed from the raw data
-        # form alone. The DELETE and OPTIONS buttons are not forms and stay as they are.
-        if method in ("POST", "PUT", "PATCH"):
-            return None
-        return super().get_rendered_html_form(data, view, method, request)
 
     def get_raw_data_form(self, data: Any, view: APIView, method: str, request: Request) -> forms.Form | None:
         form = super().get_raw_data_form(data, view, method, request)

@@ -58,8 +58,14 @@ def well_formed_lines(data: Any) -> list[tuple[int, int]] | None:
     return lines
 
 
+@extend_schema_field({"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_PRODUCT_ID, "example": 1})
+class ProductIdField(StrictIntegerField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(min_value=1, max_value=MAX_PRODUCT_ID, **kwargs)
+
+
 class OrderLineInSerializer(serializers.Serializer):
-    product_id = StrictIntegerField(min_value=1, max_value=MAX_PRODUCT_ID)
+    product_id = ProductIdField()
     quantity = StrictIntegerField(min_value=1, max_value=MAX_QUANTITY)
 
     class Meta:

@@ -4,13 +4,14 @@ import re
 import uuid
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from config.api import StrictQueryParams
 from orders import selectors, services
 from orders.api.renderers import OrderBrowsableAPIRenderer
 from orders.api.serializers import OrderCreateSerializer, OrderSerializer, well_formed_lines
@@ -31,9 +32,10 @@ def idempotency_key(request: Request) -> str:
     return key
 
 
-class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class OrderViewSet(StrictQueryParams, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Orders. A customer sees and cancels their own; staff see all."""
 
+    query_params = {"list": frozenset({"status"})}
     serializer_class = OrderSerializer
     throttle_scopes = {"create": "orders"}  # THROTTLE_RATES["orders"] per customer
     renderer_classes = [JSONRenderer, OrderBrowsableAPIRenderer]
@@ -48,18 +50,46 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         return OrderCreateSerializer if placing else OrderSerializer
 
     def get_queryset(self) -> Any:
-        status_filter = self.request.query_params.get("status")
-        if status_filter not in Order.Status.values:
-            status_filter = None
+        status_filter = self.request.query_params.get("status") if self.action == "list" else None
+        if status_filter is not None and status_filter not in Order.Status.values:
+            raise exceptions.ValidationError({"status": [f"Choose one of: {', '.join(Order.Status.values)}."]})
         return selectors.order_list(user=self.request.user, status=status_filter)
 
     @extend_schema(parameters=[OpenApiParameter("status", enum=Order.Status.values)])
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().list(request, *args, **kwargs)
 
-    @extend_schema(request=OrderCreateSerializer, responses={201: OrderSerializer})
+    @extend_schema(
+        request=OrderCreateSerializer,
+        parameters=[
+            OpenApiParameter(
+                IDEMPOTENCY_KEY,
+                location=OpenApiParameter.HEADER,
+                required=False,
+                pattern=r"^[\x20-\x7e]{1,255}$",
+                description=(
+                    "Any 1 to 255 printable ASCII characters the client chooses for this order (a UUID, say). "
+                    "Sending the same key and body again within 24 hours answers with the order placed the "
+                    "first time (header `Idempotent-Replayed: true`) instead of placing a second one; the same "
+                    "key with another body is a 422. Keys are per customer."
+                ),
+            )
+        ],
+        responses={
+            201: OrderSerializer,
+            422: OpenApiResponse(description="This Idempotency-Key was used before with another body."),
+        },
+        examples=[
+            OpenApiExample(
+                "Two products",
+                request_only=True,
+                value={"items": [{"product_id": 1, "quantity": 2}, {"product_id": 2, "quantity": 1}]},
+            )
+        ],
+    )
     def create(self, request: Request) -> Response:
-        """Place an order. It starts `pending`; inventory then confirms or rejects it."""
+        """Place an order. It starts `pending`; inventory then confirms or rejects it within
+        milliseconds (`GET /api/orders/{id}/`). Send an `Idempotency-Key` to retry safely."""
         items = well_formed_lines(request.data)
         if items is None:
             serializer = self.get_serializer(data=request.data)
@@ -71,7 +101,13 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             headers["Idempotent-Replayed"] = "true"
         return Response(OrderSerializer(order).data, status=status.HTTP_201_CREATED, headers=headers)
 
-    @extend_schema(request=None, responses={200: OrderSerializer})
+    @extend_schema(
+        request=None,
+        responses={
+            200: OrderSerializer,
+            409: OpenApiResponse(description="The order is rejected or already cancelled."),
+        },
+    )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
         """Cancel a pending or confirmed order: 409 if it is rejected or already cancelled."""

@@ -1,0 +1,115 @@
+"""What the OpenAPI schema says about errors: every operation documents the error responses it
+can give, each with its JSON body, derived from what the operation is (signed in or anonymous,
+takes a body or not, addresses one object or pages a list). One place, so a new endpoint is
+documented like the others; an operation that can give more (409 on cancel, 422 on placing)
+says so with extend_schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+
+__all__ = ["ERROR_COMPONENTS", "ListSerializerBounds", "document_errors"]
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+_VALIDATION = {"$ref": "#/components/schemas/ValidationError"}
+
+ERROR_COMPONENTS: dict[str, dict[str, Any]] = {
+    "Error": {
+        "type": "object",
+        "description": "What went wrong, for a person, and a code for a program.",
+        "properties": {
+            "detail": {"type": "string", "example": "Not found."},
+            "code": {"type": "string", "example": "not_found"},
+        },
+        "required": ["detail"],
+    },
+    "ValidationError": {
+        "type": "object",
+        "description": (
+            "Field name -> list of messages; for a list field (items), one object per line in order, "
+            "`{}` for a good line. A body that is not JSON at all gives `detail` and `code` instead."
+        ),
+        "additionalProperties": True,
+        "example": {"items": [{}, {"quantity": ["Ensure this value is less than or equal to 1000."]}]},
+    },
+}
+
+_DESCRIPTIONS = {
+    "400": "The request is malformed or breaks a rule: a message per field.",
+    "401": "No credentials, or credentials that are not valid.",
+    "403": "Signed in, but not allowed (not staff, or a session without its CSRF token).",
+    "404": "No such object for this user, or no such page.",
+    "405": "This method is not allowed here.",
+    "409": "The object's current state does not allow it.",
+    "413": "The body is larger than the server takes.",
+    "415": "The body is not JSON (nor form data where the endpoint takes it).",
+    "422": "Well-formed, but contradicts an earlier request with the same Idempotency-Key.",
+    "429": "Too many requests: wait the seconds in Retry-After.",
+    "503": "The database is unavailable: retry after the seconds in Retry-After.",
+}
+_RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait before retrying."}}
+
+
+def _error(status: str) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": _DESCRIPTIONS[status],
+        "content": {"application/json": {"schema": _VALIDATION if status == "400" else _ERROR}},
+    }
+    if status in ("429", "503"):
+        response["headers"] = _RETRY_AFTER
+    return response
+
+
+def _statuses(path: str, method: str, operation: dict[str, Any]) -> list[str]:
+    anonymous = {} in operation.get("security", [{}])
+    takes_body = "requestBody" in operation
+    one_object = "{" in path
+    pages = any(p.get("name") == "page" for p in operation.get("parameters", []))
+    statuses = ["429", "503"]
+    if takes_body or operation.get("parameters"):
+        statuses.append("400")
+    if not anonymous:
+        statuses += ["401", "403"]
+    if one_object or pages:
+        statuses.append("404")
+    if takes_body:
+        statuses += ["413", "415"]
+    return statuses
+
+
+def document_errors(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: add the error responses and their schemas."""
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas.update(ERROR_COMPONENTS)
+    for path, methods in result.get("paths", {}).items():
+        for method, operation in methods.items():
+            responses = operation.setdefault("responses", {})
+            for status in _statuses(path, method, operation):
+                responses.setdefault(status, _error(status))
+            for status, response in responses.items():  # declared by the view, body left to us
+                if status >= "400" and "content" not in response:
+                    response.update(
+                        {**_error(status), "description": response.get("description") or _DESCRIPTIONS[status]}
+                    )
+    return result
+
+
+class ListSerializerBounds(OpenApiSerializerFieldExtension):
+    """A list of nested objects (an order's `items`) documents how many it takes: minItems from
+    allow_empty/min_length, maxItems from max_length, as the serializer enforces them."""
+
+    target_class = "rest_framework.serializers.ListSerializer"
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema: Any, direction: Any) -> dict[str, Any]:
+        field = self.target
+        component = auto_schema.resolve_serializer(field.child, direction)
+        schema: dict[str, Any] = {"type": "array", "items": component.ref}
+        low = field.min_length if field.min_length is not None else (0 if field.allow_empty else 1)
+        if low:
+            schema["minItems"] = low
+        if field.max_length is not None:
+            schema["maxItems"] = field.max_length
+        return schema
