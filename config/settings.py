@@ -13,11 +13,13 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(environ.Env().str("VAR_DIR", default=str(BASE_DIR / "var")))
 
 env = environ.Env()
 if (BASE_DIR / ".env").is_file():
     env.read_env(str(BASE_DIR / ".env"))
+# Local state (the SQLite file, the embedded Redis, static files): each is created by the code
+# that first writes it, never by importing these settings.
+VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
 
 DEBUG = env.bool("DEBUG", default=False)
 # Embedded mode (no DATABASE_URL) is for a laptop: it may run without a secret. Anything pointed
@@ -45,6 +47,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "config",
     "eventbus",
     "inventory",
     "orders",
@@ -92,13 +95,6 @@ if _db["ENGINE"] not in ("django.db.backends.postgresql", "django.db.backends.sq
     )
 
 
-def database_display_url() -> str:
-    """DATABASE_URL without its password, for messages."""
-    if _db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{_db['NAME']}"
-    return f"postgres://{_db['USER'] + '@' if _db['USER'] else ''}{_db['HOST']}:{_db['PORT'] or 5432}/{_db['NAME']}"
-
-
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     # Embedded mode: several processes (web, relay, consumers) share one file. WAL lets readers
     # run beside the writer; IMMEDIATE takes the write lock at BEGIN so two writers queue on the
@@ -111,7 +107,7 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
     if _db["NAME"] != ":memory:":
-        Path(_db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+        # The file's directory is made when the project starts (config.apps), not here.
         _db["TEST"] = {"NAME": env.str("TEST_SQLITE_NAME", default=str(VAR_DIR / "test_db.sqlite3"))}
 else:
     _db.setdefault("OPTIONS", {})
@@ -182,7 +178,15 @@ _email = env.email_url("EMAIL_URL", default="consolemail://")
 if _email.get("EMAIL_FILE_PATH") and not _email["EMAIL_FILE_PATH"].startswith("/"):
     # filemail:///var/mail means /var/mail; django-environ drops the leading slash.
     _email["EMAIL_FILE_PATH"] = "/" + _email["EMAIL_FILE_PATH"]
-globals().update(_email)  # EMAIL_BACKEND, EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, ...
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+# django-environ gives None for what the URL leaves out; Django's own defaults apply then.
+EMAIL_HOST = _email["EMAIL_HOST"] or "localhost"
+EMAIL_PORT = _email["EMAIL_PORT"]  # None: smtplib's default for the scheme (25, or 465 with SSL)
+EMAIL_HOST_USER = _email["EMAIL_HOST_USER"] or ""
+EMAIL_HOST_PASSWORD = _email["EMAIL_HOST_PASSWORD"] or ""
+EMAIL_USE_TLS = bool(_email.get("EMAIL_USE_TLS", False))
+EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL", False))
+EMAIL_FILE_PATH = _email["EMAIL_FILE_PATH"]
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="shop@localhost")
 
 # --- auth, i18n, static -----------------------------------------------------------------------
@@ -203,7 +207,6 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = DEBUG
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # collectstatic fills it; whitenoise wants it to exist
 LOGIN_URL = "admin:login"
 
 # Seconds a web process remembers an API token's user (0: look it up on every request).

@@ -1,0 +1,28 @@
+"""The project itself as an app: what has to happen once when a process starts, after the
+settings are read (importing the settings has no side effects)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.apps import AppConfig
+from django.conf import settings
+
+
+class ProjectConfig(AppConfig):
+    name = "config"
+    verbose_name = "eventshop"
+
+    def ready(self) -> None:
+        make_sqlite_directories()
+
+
+def make_sqlite_directories() -> None:
+    """SQLite creates a database file but not its directory (var/ on a fresh clone): make it
+    before the first connection, for the database and the test database alike."""
+    for database in settings.DATABASES.values():
+        if database["ENGINE"] != "django.db.backends.sqlite3":
+            continue
+        for name in (database["NAME"], database.get("TEST", {}).get("NAME")):
+            if name and str(name) != ":memory:" and not str(name).startswith("file:"):
+                Path(name).parent.mkdir(parents=True, exist_ok=True)
