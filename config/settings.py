@@ -12,27 +12,25 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from config.secret_key import secret_key_from_environment
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 if (BASE_DIR / ".env").is_file():
     env.read_env(str(BASE_DIR / ".env"))
 # Local state (the SQLite file, the embedded Redis, static files): each is created by the code
-# that first writes it, never by importing these settings.
+# that first writes it, not by importing these settings (var/secret_key below aside).
 VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
 
 DEBUG = env.bool("DEBUG", default=False)
-# Embedded mode (no DATABASE_URL) is for a laptop: it may run without a secret. Anything pointed
-# at a real database must bring its own, so a forgotten SECRET_KEY fails at start-up.
+# Embedded mode (no DATABASE_URL) is for a laptop: it, and DEBUG, may run without a secret and
+# then use a random key generated once in var/secret_key. Anything else must bring its own, and
+# a missing, weak or published key fails at start-up (config/secret_key.py has the rules).
 EMBEDDED = not env.str("DATABASE_URL", default="")
-SECRET_KEY = env.str("SECRET_KEY", default="")
-if not SECRET_KEY:
-    if not (DEBUG or EMBEDDED):
-        raise ImproperlyConfigured(
-            "SECRET_KEY is not set: set SECRET_KEY in the environment (DATABASE_URL is set, "
-            "so this is not the embedded local mode)."
-        )
-    SECRET_KEY = "insecure-local-development-key-do-not-use-in-production"
+SECRET_KEY = secret_key_from_environment(
+    env.str("SECRET_KEY", default=""), may_generate=DEBUG or EMBEDDED, local_file=VAR_DIR / "secret_key"
+)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 

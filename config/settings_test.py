@@ -3,7 +3,8 @@ e-mail (unless a test's subprocess asks for files through EMAIL_URL)."""
 
 import os
 
-os.environ.setdefault("SECRET_KEY", "test-only-secret")
+# Long enough for the production rules (config/secret_key.py), and used by nothing but tests.
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key-never-used-outside-the-test-suite-0123456789")
 
 from config.settings import *  # noqa: F403
 

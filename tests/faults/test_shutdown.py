@@ -59,8 +59,11 @@ def test_sigterm_finishes_the_message_in_hand_acknowledges_it_and_exits_0(
     assert pending(transport, "orders", "inventory") == 0, "acknowledged before exiting"
 
 
+STRONG_KEY = "a-key-for-these-commands-only-" + "0123456789abcdef" * 3
+
+
 def run_command(*args: str, **env: str) -> subprocess.CompletedProcess:
-    full_env = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "config.settings", "SECRET_KEY": "x", **env}
+    full_env = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "config.settings", "SECRET_KEY": STRONG_KEY, **env}
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=60
     )
