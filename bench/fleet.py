@@ -63,13 +63,15 @@ class Fleet:
             )
 
     def start_web(self, port: int, *, workers: int, threads: int) -> None:
+        # The load generator speaks plain http on loopback, as a TLS-terminating proxy would:
+        # production's redirect to https stays off, every other production setting holds.
         self.start(
             "web",
             sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}",
             "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
             "--backlog", "4096", "--worker-connections", "2000", "--keep-alive", "30", "--log-level", "warning",
             extra_env={"ALLOWED_HOSTS": "127.0.0.1,localhost", "DATABASE_POOL": "true",
-                       "DATABASE_POOL_MAX": str(threads + 2)},
+                       "DATABASE_POOL_MAX": str(threads + 2), "SECURE_SSL_REDIRECT": "false"},
         )  # fmt: skip
 
     def stop_pipeline(self) -> list[str]:

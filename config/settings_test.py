@@ -15,3 +15,8 @@ if "EMAIL_URL" not in os.environ:
 # finders) instead of indexing a STATIC_ROOT that does not exist.
 WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True
+# The test client and the browser tests speak plain http to 127.0.0.1. tests/config proves
+# the production defaults in processes started with production settings.
+SECURE_SSL_REDIRECT = False
+SESSION_COOKIE_SECURE = False
+CSRF_COOKIE_SECURE = False
