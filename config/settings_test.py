@@ -5,6 +5,8 @@ import os
 
 # Long enough for the production rules (config/secret_key.py), and used by nothing but tests.
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-never-used-outside-the-test-suite-0123456789")
+# With REDIS_URL unset, tests/conftest.py starts the session's own Redis, whatever the database.
+os.environ.setdefault("EMBEDDED_REDIS", "true")
 
 from config.settings import *  # noqa: F403
 

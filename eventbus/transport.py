@@ -78,8 +78,10 @@ def redis_url() -> str:
 
 
 def unreachable_message(url: str, exc: BaseException | None = None) -> str:
-    if settings.REDIS_URL:
+    if settings.REDIS_URL and settings.EMBEDDED_REDIS:
         hint = "start Redis there, or unset REDIS_URL to use the embedded server"
+    elif settings.REDIS_URL:
+        hint = "start Redis there, or fix REDIS_URL"
     else:
         hint = f"the embedded server under {settings.VAR_DIR / 'redis'} did not answer; see redis.log there"
     detail = f" ({exc})" if exc else ""
