@@ -14,6 +14,8 @@ class ProjectConfig(AppConfig):
     verbose_name = "eventshop"
 
     def ready(self) -> None:
+        from config import checks  # noqa: F401 - registers the project's system checks
+
         make_sqlite_directories()
 
 
