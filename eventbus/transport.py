@@ -178,9 +178,21 @@ class Transport:
 
     # --- health -----------------------------------------------------------------------------
 
-    def ping(self) -> None:
+    def ping(self, *, timeout_s: float | None = None) -> None:
+        """PING Redis; TransportUnavailable if it does not answer. With timeout_s, on a
+        connection of its own that waits no longer than that, so a stalled server cannot hold
+        the caller (a health check) for the shared client's timeouts."""
         with _translated():
-            self.client.ping()
+            if timeout_s is None:
+                self.client.ping()
+                return
+            client = redis.Redis.from_url(
+                self.url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 0)
+            )
+            try:
+                client.ping()
+            finally:
+                client.close()
 
     # --- publishing -------------------------------------------------------------------------
 
