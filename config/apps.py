@@ -1,5 +1,6 @@
-"""The project itself as an app: what has to happen once when a process starts, after the
-settings are read (importing the settings has no side effects)."""
+"""The project's app configs: the project itself (what has to happen once when a process
+starts, after the settings are read: importing the settings has no side effects), and the
+admin with eventshop's site."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 from django.apps import AppConfig
 from django.conf import settings
+from django.contrib.admin.apps import AdminConfig as DjangoAdminConfig
 
 
 class ProjectConfig(AppConfig):
@@ -17,6 +19,10 @@ class ProjectConfig(AppConfig):
         from config import checks  # noqa: F401 - registers the project's system checks
 
         make_sqlite_directories()
+
+
+class AdminConfig(DjangoAdminConfig):
+    default_site = "config.admin.SiteAdmin"
 
 
 def make_sqlite_directories() -> None:

@@ -11,7 +11,7 @@ class DomainError(Exception):
 
 
 class InvalidInput(DomainError):
-    """Input that breaks a business rule; `errors` has DRF's shape: field -> messages."""
+    """Input that breaks a business rule; `errors` has DRF's shape: field -> messages (HTTP 400)."""
 
     def __init__(self, errors: dict[str, Any]) -> None:
         super().__init__(str(errors))
@@ -19,8 +19,26 @@ class InvalidInput(DomainError):
 
 
 class NotFound(DomainError):
-    pass
+    """HTTP 404."""
 
 
 class Conflict(DomainError):
     """The request is valid but the current state does not allow it (HTTP 409)."""
+
+
+class Unprocessable(DomainError):
+    """Well-formed, but contradicts what the same client asked before (HTTP 422), e.g. an
+    idempotency key sent again with a different body."""
+
+    code = "unprocessable"
+
+
+class LimitReached(DomainError):
+    """The client holds as much as it may for now and should come back later (HTTP 429 with
+    Retry-After)."""
+
+    code = "limit_reached"
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -1,22 +1,43 @@
-"""A database outage answers 503 with a JSON body, never a traceback page."""
+"""Middleware that keeps bad requests and outages from becoming tracebacks."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 
-from config.api import DATABASE_UNAVAILABLE
+from config.errorpages import database_unavailable, too_large
+
+__all__ = ["BodyLimitMiddleware", "DatabaseUnavailableMiddleware"]
 
 
-def database_unavailable_response() -> JsonResponse:
-    response = JsonResponse(DATABASE_UNAVAILABLE, status=503)
-    response["Retry-After"] = "2"
-    return response
+class BodyLimitMiddleware:
+    """Refuse a body declared larger than DATA_UPLOAD_MAX_MEMORY_SIZE with 413 before a byte of
+    it is read. Django applies that limit only when it reads `request.body` or a form itself;
+    DRF's parsers read the stream directly, so without this a 50 MB JSON body would be read
+    whole before anything refused it. The server then drops the rest of the body with the
+    connection (gunicorn drains at most 64 KiB of an unread body)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if limit is not None:
+            try:
+                declared = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                declared = 0
+            if declared > limit:
+                return too_large(request)
+        return self.get_response(request)
 
 
 class DatabaseUnavailableMiddleware:
+    """A database outage answers 503 with a JSON body, never a traceback page."""
+
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
@@ -25,5 +46,5 @@ class DatabaseUnavailableMiddleware:
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if isinstance(exception, (OperationalError, InterfaceError)):
-            return database_unavailable_response()
+            return database_unavailable(request)
         return None

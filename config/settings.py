@@ -61,7 +61,7 @@ if env.bool("TRUST_X_FORWARDED_PROTO", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.apps.AdminConfig",  # django.contrib.admin with eventshop's site (config.admin)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -71,7 +71,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "config",
+    "config.apps.ProjectConfig",  # start-up work and system checks (config.apps)
     "eventbus",
     "inventory",
     "orders",
@@ -81,8 +81,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.middleware.BodyLimitMiddleware",
     "config.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -176,6 +178,9 @@ EVENTBUS = {
     # Off: the relay publishes every row, woken after each commit.
     "PUBLISH_ON_COMMIT": env.bool("PUBLISH_ON_COMMIT", default=True),
     "RELAY_GRACE_S": env.float("RELAY_GRACE_S", default=5.0),
+    # How long a committing process (a web request) waits for Redis to take its events before
+    # leaving them to the relay: a slow or stalled Redis must not hold up the answer.
+    "PUBLISH_TIMEOUT_S": env.float("PUBLISH_TIMEOUT_S", default=0.25),
     "RELAY_BATCH_SIZE": env.int("RELAY_BATCH_SIZE", default=1000),
     # The relay wakes on a Redis message published after each commit that recorded events;
     # this interval is only the backstop for a missed wake-up.
@@ -221,6 +226,17 @@ EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL", False))
 EMAIL_FILE_PATH = _email["EMAIL_FILE_PATH"]
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="shop@localhost")
 
+# --- orders ------------------------------------------------------------------------------------
+# A customer may hold this many orders waiting for confirmation (0: no limit), so nobody can
+# tie up a product's whole stock with orders they never let finish.
+MAX_PENDING_ORDERS_PER_CUSTOMER = env.int("MAX_PENDING_ORDERS_PER_CUSTOMER", default=20)
+
+# --- request limits ----------------------------------------------------------------------------
+# Every body is bounded (BodyLimitMiddleware refuses a larger declared body before reading it);
+# an order of 100 lines is about 5 KB.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
+DATA_UPLOAD_MAX_NUMBER_FIELDS = env.int("DATA_UPLOAD_MAX_NUMBER_FIELDS", default=1000)
+
 # --- auth, i18n, static -----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -244,6 +260,37 @@ LOGIN_URL = "admin:login"
 # Seconds a web process remembers an API token's user (0: look it up on every request).
 AUTH_TOKEN_CACHE_S = env.float("AUTH_TOKEN_CACHE_S", default=30.0)
 
+# --- cache and rate limits --------------------------------------------------------------------
+# Django's cache lives on the bus's Redis (REDIS_URL, or the embedded server), so every web
+# worker and host shares its counts. Its client gives up after CACHE_TIMEOUT_S and never retries.
+CACHES = {
+    "default": {
+        "BACKEND": "config.cache.RedisCache",
+        "LOCATION": REDIS_URL,  # empty: the embedded server, resolved on first use
+        "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="cache"),
+        "OPTIONS": {"TIMEOUT_S": env.float("CACHE_TIMEOUT_S", default=0.1)},
+    },
+}
+# Rate limits (config.throttling): N/unit, several separated by commas (all must hold). They
+# fail open while Redis is unreachable. THROTTLES_ENABLED=false turns them all off (benchmarks).
+THROTTLES_ENABLED = env.bool("THROTTLES_ENABLED", default=True)
+THROTTLE_CACHE = "default"
+THROTTLE_RATES = {
+    # anonymous requests per client address (the token endpoint has its own limits below)
+    "anon": env.str("THROTTLE_ANON", default="120/min"),
+    # writes (POST, PUT, PATCH, DELETE) per signed-in user
+    "writes": env.str("THROTTLE_WRITES", default="300/min"),
+    # placing an order, per customer: a person's pace with room for a burst
+    "orders": env.str("THROTTLE_ORDERS", default="60/min"),
+    # failed sign-ins per client address and per username, then 429 until the window ends
+    "login_failures": env.str("THROTTLE_LOGIN_FAILURES", default="10/min"),
+    # every sign-in attempt per client address: generous, offices share an address
+    "login": env.str("THROTTLE_LOGIN", default="300/min"),
+}
+# How many proxies in front of the web to trust in X-Forwarded-For for the client's address
+# (0: use the peer's address; a client can write anything in that header).
+NUM_PROXIES = env.int("NUM_PROXIES", default=0)
+
 # --- REST framework and OpenAPI ----------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -255,6 +302,13 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.api.exception_handler",
+    # JSON, and form data for clients that sign in with `curl -d`; multipart (file uploads,
+    # which nothing here takes) is refused with 415 before its body is read.
+    "DEFAULT_PARSER_CLASSES": ["config.api.JSONParser", "rest_framework.parsers.FormParser"],
+    "DEFAULT_THROTTLE_CLASSES": ["config.throttling.ApiThrottle"],
+    # DRF's test client sends JSON, as real clients do (its default, multipart, is refused).
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    "NUM_PROXIES": NUM_PROXIES,
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
@@ -285,5 +339,33 @@ LOGGING = {
         "orders": {"level": LOG_LEVEL},
         "inventory": {"level": LOG_LEVEL},
         "notifications": {"level": LOG_LEVEL},
+    },
+}
+
+# --- Content-Security-Policy (django-csp) ------------------------------------------------------
+# Enforced, not report-only, on every response. Scripts run only from files this server serves:
+# no 'unsafe-inline', no 'unsafe-eval', so markup injected into a page cannot run script. Swagger
+# UI's start-up script is a URL of its own (SpectacularSwaggerSplitView), and the admin, DRF's
+# browsable API and /ops/ load only script files. A page that must inline a script gives it
+# nonce="{{ request.csp_nonce }}"; django-csp then adds that request's nonce to the header (and
+# only then). Not in the browsable API: its forms swap in the response page by document.write,
+# whose scripts would carry a nonce the page's policy does not know.
+# Styles may be inline: the admin, DRF and Swagger UI ship style attributes and <style> blocks
+# (a nonce would not cover attributes), and CSS runs no code.
+# tests/browser/ fails on any violation in the admin, the browsable API, Swagger UI and /ops/.
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE  # noqa: E402 (this block stays last)
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],  # Swagger UI's and the admin's CSS draw icons from data: URLs
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
     },
 }

@@ -1,14 +1,10 @@
-"""Site-wide views: health check and error pages that stay JSON for API clients."""
+"""Site-wide views: the health check."""
 
 from __future__ import annotations
 
-import sys
+from django.db import DatabaseError, InterfaceError, connection
+from django.http import HttpRequest, JsonResponse
 
-from django.db import DatabaseError, InterfaceError, OperationalError, connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.views.defaults import server_error as html_server_error
-
-from config.middleware import database_unavailable_response
 from eventbus.transport import get_transport
 
 # Well inside a load balancer's health check timeout: a stalled Redis is reported, and the
@@ -34,12 +30,3 @@ def healthz(request: HttpRequest) -> JsonResponse:
         checks["redis"] = "unavailable"
     serving = checks["database"] == "ok"
     return JsonResponse({"status": "ok" if serving else "unavailable", **checks}, status=200 if serving else 503)
-
-
-def server_error(request: HttpRequest) -> HttpResponse:
-    exc = sys.exc_info()[1]
-    if isinstance(exc, (OperationalError, InterfaceError)):
-        return database_unavailable_response()
-    if request.path.startswith("/api/"):
-        return JsonResponse({"detail": "Internal server error.", "code": "server_error"}, status=500)
-    return html_server_error(request)

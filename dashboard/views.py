@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.contrib import admin
 from django.contrib.admin.views.decorators import staff_member_required
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
@@ -18,7 +19,8 @@ from orders.models import Order
 @staff_member_required
 def overview(request: HttpRequest) -> HttpResponse:
     """The pipeline at a glance: outbox, streams and groups, dead letters, order outcomes."""
-    context: dict[str, object] = {"title": "Operations", "now": timezone.now()}
+    # The admin's own context (site header, user bar, nav sidebar): the page is part of the admin.
+    context: dict[str, object] = {**admin.site.each_context(request), "title": "Operations", "now": timezone.now()}
     try:
         backlog = pipeline_backlog()
         transport = get_transport()
@@ -29,11 +31,13 @@ def overview(request: HttpRequest) -> HttpResponse:
     except TransportUnavailable as exc:
         context["redis_error"] = str(exc)
     since = timezone.now() - dt.timedelta(hours=1)
-    context["orders_by_status"] = dict(Order.objects.values_list("status").annotate(n=Count("id")))
-    context["orders_last_hour"] = dict(
-        Order.objects.filter(created_at__gte=since).values_list("status").annotate(n=Count("id"))
-    )
-    context["statuses"] = list(Order.Status)
+    all_time = dict(Order.objects.values_list("status").annotate(n=Count("id")))
+    last_hour = dict(Order.objects.filter(created_at__gte=since).values_list("status").annotate(n=Count("id")))
+    # Every status gets a row, and a status no order has is a 0, not a blank.
+    context["orders_by_status"] = [
+        {"label": status.label, "all_time": all_time.get(status.value, 0), "last_hour": last_hour.get(status.value, 0)}
+        for status in Order.Status
+    ]
     context["dead_by_group"] = list(
         DeadLetter.objects.filter(status=DeadLetter.Status.DEAD)
         .values("consumer_group", "event_type")

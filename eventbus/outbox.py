@@ -103,4 +103,6 @@ def publish_committed(envelopes: Sequence[Envelope], bodies: Sequence[str]) -> b
     repeat is dropped by the consumers' inbox). Returns True if they were published."""
     entries = [(e.stream, {"type": e.type, "event": body}) for e, body in zip(envelopes, bodies, strict=True)]
     marks = [str(e.event_id) for e in envelopes]
-    return _publish_breaker.call(lambda: get_transport().publish(entries, mark=marks), TransportUnavailable)
+    return _publish_breaker.call(
+        lambda: get_transport().publish(entries, mark=marks, prompt=True), TransportUnavailable
+    )

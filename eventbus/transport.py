@@ -127,24 +127,29 @@ class Transport:
     Thread-safe (redis-py clients pool their connections). Create it with `get_transport()`.
     """
 
-    def __init__(self, url: str, *, prefix: str = "", client_name: str | None = None) -> None:
+    def __init__(
+        self, url: str, *, prefix: str = "", client_name: str | None = None, publish_timeout_s: float = 0.25
+    ) -> None:
         self.url = url
         self.prefix = prefix
         self._client_name = client_name
         self.client = self._make_client(socket_timeout=10.0)
+        # Publishing right after a commit happens while a client waits for its answer: give up
+        # soon (the relay publishes what this could not) rather than hold the request.
+        self._prompt = self._make_client(socket_timeout=publish_timeout_s, connect_timeout=publish_timeout_s)
         # XAUTOCLAIM ... JUSTID: keep the raw reply (redis-py's parser drops the cursor).
         self.client.set_response_callback("XAUTOCLAIM", lambda response, **options: response)
         self._blocking: dict[int, redis.Redis] = {}
         self._pop_due = self.client.register_script(_POP_DUE)
 
-    def _make_client(self, *, socket_timeout: float | None) -> redis.Redis:
+    def _make_client(self, *, socket_timeout: float | None, connect_timeout: float = 2.0) -> redis.Redis:
         options: dict[str, object] = {}
         if not self.url.startswith("unix:"):
             options["socket_keepalive"] = True  # notice a dead peer on a long blocking read
         return redis.Redis.from_url(
             self.url,
             socket_timeout=socket_timeout,
-            socket_connect_timeout=2.0,
+            socket_connect_timeout=connect_timeout,
             retry=Retry(NoBackoff(), 0),  # never resend a command behind our back
             client_name=self._client_name,
             **options,
@@ -152,6 +157,7 @@ class Transport:
 
     def close(self) -> None:
         self.client.close()
+        self._prompt.close()
         for client in self._blocking.values():
             client.close()
 
@@ -196,15 +202,18 @@ class Transport:
 
     # --- publishing -------------------------------------------------------------------------
 
-    def publish(self, entries: Sequence[tuple[str, Fields | dict[str, str]]], *, mark: Sequence[str] = ()) -> list[str]:
+    def publish(
+        self, entries: Sequence[tuple[str, Fields | dict[str, str]]], *, mark: Sequence[str] = (), prompt: bool = False
+    ) -> list[str]:
         """XADD every entry in one pipelined round trip, in order, and return the new ids; with
-        `mark`, also add those event ids to the published set, in the same round trip.
+        `mark`, also add those event ids to the published set, in the same round trip. With
+        `prompt`, give up after EVENTBUS["PUBLISH_TIMEOUT_S"] (someone is waiting).
 
         Not transactional: if the connection drops half-way some entries may be on the stream;
         the caller publishes them again and consumers drop the duplicates by event id.
         """
         with _translated():
-            pipe = self.client.pipeline(transaction=False)
+            pipe = (self._prompt if prompt else self.client).pipeline(transaction=False)
             for stream, fields in entries:
                 pipe.xadd(self.key(stream), fields)
             if mark:
@@ -522,14 +531,15 @@ _lock = threading.Lock()
 
 
 @functools.cache
-def _transport(url: str, prefix: str) -> Transport:
-    return Transport(url, prefix=prefix)
+def _transport(url: str, prefix: str, publish_timeout_s: float) -> Transport:
+    return Transport(url, prefix=prefix, publish_timeout_s=publish_timeout_s)
 
 
 def get_transport() -> Transport:
     """The transport for REDIS_URL (or the embedded server) and the configured key prefix."""
+    conf = settings.EVENTBUS
     with _lock:
-        return _transport(redis_url(), settings.EVENTBUS["KEY_PREFIX"])
+        return _transport(redis_url(), conf["KEY_PREFIX"], conf.get("PUBLISH_TIMEOUT_S", 0.25))
 
 
 def reset_transport() -> None:

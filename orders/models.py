@@ -37,12 +37,19 @@ class Order(models.Model):
     confirmed_at = models.DateTimeField(null=True, blank=True)
     rejected_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
+    # The client's Idempotency-Key, if it sent one (the order's id is derived from it and the
+    # customer), and a hash of what it asked for, so a retry with another body is refused.
+    idempotency_key = models.CharField(max_length=255, blank=True, default="")
+    request_hash = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["customer", "-created_at"], name="order_customer_recent"),
             models.Index(fields=["status"], name="order_status"),
+            # Counting a customer's pending orders (MAX_PENDING_ORDERS_PER_CUSTOMER) reads only
+            # the few rows still pending, however many orders the customer has.
+            models.Index(fields=["customer"], condition=Q(status="pending"), name="order_customer_pending"),
         ]
         constraints = [models.CheckConstraint(condition=Q(total__gte=0), name="order_total_not_negative")]
 

@@ -42,3 +42,9 @@ def catalog_products(product_ids: list[int]) -> dict[int, CatalogEntry]:
     read into plain tuples (no model instances)."""
     rows = bulk.select(CatalogProduct, CatalogEntry._fields, key="product_id", keys=product_ids)
     return {row[0]: CatalogEntry._make(row) for row in rows}
+
+
+def catalog_orderable_ids(*, limit: int) -> list[int]:
+    """Ids of up to `limit` products on sale in the orders app's catalog copy (active, by sku):
+    the products an order placed now may name."""
+    return list(CatalogProduct.objects.filter(active=True).order_by("sku").values_list("product_id", flat=True)[:limit])

@@ -6,16 +6,21 @@ publishes (transactional outbox).
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import json
 import uuid
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import NamedTuple
 
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from config.errors import Conflict, InvalidInput, NotFound
+from config.errors import Conflict, InvalidInput, LimitReached, NotFound, Unprocessable
 from eventbus import bulk, outbox
 from eventbus.events import Envelope
 from orders.events import OrderCancelled, OrderConfirmed, OrderLine, OrderPlaced, OrderRejected
@@ -23,9 +28,13 @@ from orders.models import CatalogProduct, Order, OrderItem
 from orders.selectors import catalog_products
 
 __all__ = [
+    "IDEMPOTENCY_WINDOW",
     "MAX_LINES",
+    "MAX_ORDER_TOTAL",
     "MAX_QUANTITY",
+    "IdempotencyKeyReused",
     "OrderNotCancellable",
+    "TooManyPendingOrders",
     "catalog_product_apply",
     "order_cancel",
     "order_confirm",
@@ -37,10 +46,25 @@ __all__ = [
 
 MAX_LINES = 100
 MAX_QUANTITY = 1000
+CENT = Decimal("0.01")
+# What Order.total (numeric(14, 2)) holds.
+MAX_ORDER_TOTAL = Decimal("999999999999.99")
+# A retry with the same Idempotency-Key within this window gets the first order back.
+IDEMPOTENCY_WINDOW = dt.timedelta(hours=24)
+# Order ids derived from (customer, Idempotency-Key) live in their own UUIDv5 namespace.
+_IDEMPOTENCY_NAMESPACE = uuid.UUID("5b0e0a52-7c3e-4f3c-9d8e-1f6a2b4c8d10")
 
 
 class OrderNotCancellable(Conflict):
     pass
+
+
+class IdempotencyKeyReused(Unprocessable):
+    code = "idempotency_key_reused"
+
+
+class TooManyPendingOrders(LimitReached):
+    code = "too_many_pending_orders"
 
 
 def _validate_lines(items: Sequence[tuple[int, int]]) -> None:
@@ -63,16 +87,60 @@ def _validate_lines(items: Sequence[tuple[int, int]]) -> None:
         raise InvalidInput({"items": errors})
 
 
-def order_place(*, customer: AbstractBaseUser, items: Sequence[tuple[int, int]]) -> Order:
+def order_place(*, customer: AbstractBaseUser, items: Sequence[tuple[int, int]], idempotency_key: str = "") -> Order:
     """Place an order: Order, items and OrderPlaced commit together or not at all.
 
     `items` is a sequence of (product_id, quantity). Prices are taken from the catalog now.
-    Raises InvalidInput (per line) for unknown or inactive products and bad quantities.
-    Three database round trips: BEGIN with the catalog read, the three inserts, the COMMIT.
+    Raises InvalidInput (per line) for unknown or inactive products and bad quantities, and for
+    a total beyond what an order can hold; TooManyPendingOrders when the customer already holds
+    MAX_PENDING_ORDERS_PER_CUSTOMER pending orders.
+
+    With an `idempotency_key`, the order's id is derived from the customer and the key, and the
+    key is stored with a hash of the lines in the order's own transaction: placing again with
+    the same key and lines returns the order placed first (`replayed` set on it) instead of a
+    second one, also when the two race; the same key with other lines raises
+    IdempotencyKeyReused. Without a key: three database round trips (BEGIN with the catalog
+    read, the three inserts, the COMMIT).
     """
     _validate_lines(items)
-    with transaction.atomic(), bulk.pipelined():
-        return _place(customer, items)
+    if not idempotency_key:
+        with transaction.atomic(), bulk.pipelined():
+            return _place(customer, items, uuid.uuid4())
+    order_id = uuid.uuid5(_IDEMPOTENCY_NAMESPACE, f"{customer.pk}:{idempotency_key}")
+    request_hash = _lines_hash(items)
+    try:
+        with transaction.atomic(), bulk.pipelined():
+            order = _place(customer, items, order_id, idempotency_key=idempotency_key, request_hash=request_hash)
+    except IntegrityError:
+        # The id is taken: the same key was used before (or by a racing retry that committed
+        # first; PostgreSQL made this insert wait for it).
+        replayed = _replay(customer, order_id, request_hash)
+        if replayed is None:  # some other constraint failed
+            raise
+        return replayed
+    return order
+
+
+def _lines_hash(items: Sequence[tuple[int, int]]) -> str:
+    return hashlib.sha256(json.dumps([[p, q] for p, q in items]).encode()).hexdigest()
+
+
+def _replay(customer: AbstractBaseUser, order_id: uuid.UUID, request_hash: str) -> Order | None:
+    """The order first placed with this key, or None if there is none."""
+    order = Order.objects.prefetch_related("items").filter(pk=order_id, customer=customer.pk).first()
+    if order is None:
+        return None
+    if order.request_hash != request_hash:
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was already used for an order with other items; use a new key for a different order."
+        )
+    if order.created_at < timezone.now() - IDEMPOTENCY_WINDOW:
+        raise IdempotencyKeyReused(
+            f"This Idempotency-Key was used more than {IDEMPOTENCY_WINDOW.total_seconds() / 3600:g} hours ago; "
+            "use a new key for a new order."
+        )
+    order.replayed = True
+    return order
 
 
 class PlacedLine(NamedTuple):
@@ -85,7 +153,15 @@ class PlacedLine(NamedTuple):
     unit_price: Decimal
 
 
-def _place(customer: AbstractBaseUser, items: Sequence[tuple[int, int]]) -> Order:
+def _place(
+    customer: AbstractBaseUser,
+    items: Sequence[tuple[int, int]],
+    order_id: uuid.UUID,
+    *,
+    idempotency_key: str = "",
+    request_hash: str = "",
+) -> Order:
+    _hold_pending_limit(customer)
     catalog = catalog_products([p for p, _ in items])
     errors = []
     for product_id, _ in items:
@@ -100,15 +176,22 @@ def _place(customer: AbstractBaseUser, items: Sequence[tuple[int, int]]) -> Orde
         raise InvalidInput({"items": errors})
 
     now = timezone.now()
-    order_id = uuid.uuid4()
     lines = [PlacedLine(p, catalog[p].sku, catalog[p].name, quantity, catalog[p].price) for p, quantity in items]
-    total = sum((line.unit_price * line.quantity for line in lines), Decimal("0.00"))
+    total = sum((line.unit_price * line.quantity for line in lines), Decimal("0.00")).quantize(CENT)
+    if total > MAX_ORDER_TOTAL:
+        raise InvalidInput(
+            {"items": [f"The order's total of {total:,.2f} is over the maximum of {MAX_ORDER_TOTAL:,.2f}; "
+                       "split it into several orders."]}
+        )  # fmt: skip
     # The hot path of the API: bulk statements queued in the pipeline, not the ORM's saves.
     bulk.insert(
         Order,
-        ("id", "customer", "status", "total", "rejection_reason", "created_at", "updated_at"),
-        [(order_id, customer.pk, Order.Status.PENDING, total, "", now, now)],
-    )
+        (
+            "id", "customer", "status", "total", "rejection_reason", "created_at", "updated_at",
+            "idempotency_key", "request_hash",
+        ),
+        [(order_id, customer.pk, Order.Status.PENDING, total, "", now, now, idempotency_key, request_hash)],
+    )  # fmt: skip
     bulk.insert(
         OrderItem,
         ("order", "product_id", "sku", "name", "quantity", "unit_price"),
@@ -126,7 +209,25 @@ def _place(customer: AbstractBaseUser, items: Sequence[tuple[int, int]]) -> Orde
     order = Order(id=order_id, customer=customer, total=total, created_at=now, updated_at=now)
     order._state.adding, order._state.db = False, connection.alias
     order.placed_items = lines  # the API answers with them without reading them back
+    order.replayed = False
     return order
+
+
+def _hold_pending_limit(customer: AbstractBaseUser) -> None:
+    """Refuse a new order while the customer holds MAX_PENDING_ORDERS_PER_CUSTOMER pending ones
+    (0: no limit). The customer's row is locked first, so two placements racing for the last
+    place are counted one after the other."""
+    limit = settings.MAX_PENDING_ORDERS_PER_CUSTOMER
+    if not limit:
+        return
+    get_user_model().objects.select_for_update().filter(pk=customer.pk).exists()
+    pending = Order.objects.filter(customer=customer.pk, status=Order.Status.PENDING).count()
+    if pending >= limit:
+        raise TooManyPendingOrders(
+            f"You have {pending} orders waiting for confirmation, the most one customer may hold; "
+            "place this one once they are confirmed or rejected (usually within seconds).",
+            retry_after_s=5,
+        )
 
 
 def _locked(order_id: uuid.UUID) -> Order | None:

@@ -17,10 +17,12 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 
+from config.throttling import breaker
 from eventbus import embedded, registry
 from eventbus.consumer import Consumer
 from eventbus.relay import Relay
 from eventbus.transport import Transport, get_transport, reset_transport
+from tests.processes import Processes
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -50,6 +52,12 @@ def key_prefix(settings: object) -> Iterator[str]:
     """A fresh Redis namespace for every test; its keys are removed afterwards."""
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
     settings.EVENTBUS = {**settings.EVENTBUS, "KEY_PREFIX": prefix}  # type: ignore[attr-defined]
+    # Django's cache (throttle counts) in the same namespace: no test counts another's requests.
+    settings.CACHES = {  # type: ignore[attr-defined]
+        alias: {**conf, "KEY_PREFIX": f"{prefix}cache"}
+        for alias, conf in settings.CACHES.items()  # type: ignore[attr-defined]
+    }
+    breaker.reset()
     yield prefix
     transport = get_transport()
     try:
@@ -71,9 +79,35 @@ def forget_cached_tokens() -> Iterator[None]:
     CachedTokenAuthentication.forget()
 
 
+REDIS_NOBODY_LISTENS = "redis://127.0.0.1:1/0"
+
+
+@pytest.fixture
+def redis_down(settings: object, key_prefix: str) -> Iterator[str]:
+    """Redis unreachable for this test: REDIS_URL (and the cache) point at a port nothing
+    listens on. Restored before the test's keys are cleaned up."""
+    shared_url, shared_caches = settings.REDIS_URL, settings.CACHES  # type: ignore[attr-defined]
+    settings.REDIS_URL = REDIS_NOBODY_LISTENS  # type: ignore[attr-defined]
+    settings.CACHES = {a: {**c, "LOCATION": REDIS_NOBODY_LISTENS} for a, c in shared_caches.items()}  # type: ignore[attr-defined]
+    reset_transport()
+    yield REDIS_NOBODY_LISTENS
+    settings.REDIS_URL, settings.CACHES = shared_url, shared_caches  # type: ignore[attr-defined]
+    reset_transport()
+    breaker.reset()
+
+
 @pytest.fixture
 def transport(key_prefix: str) -> Transport:
     return get_transport()
+
+
+@pytest.fixture
+def processes(tmp_path: Path, key_prefix: str) -> Iterator[Processes]:
+    """Real `manage.py` commands and the web server as subprocesses (tests.processes), killed
+    at the end of the test."""
+    procs = Processes(tmp_path, key_prefix)
+    yield procs
+    procs.stop_all()
 
 
 Pump = Callable[..., dict[str, int]]

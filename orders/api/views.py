@@ -1,23 +1,42 @@
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from orders import selectors, services
+from orders.api.renderers import OrderBrowsableAPIRenderer
 from orders.api.serializers import OrderCreateSerializer, OrderSerializer, well_formed_lines
 from orders.models import Order
+
+IDEMPOTENCY_KEY = "Idempotency-Key"
+_PRINTABLE_KEY = re.compile(r"[\x20-\x7e]{1,255}")
+
+
+def idempotency_key(request: Request) -> str:
+    """The request's Idempotency-Key ("" if none), refused with a 400 unless it is 1 to 255
+    printable ASCII characters."""
+    key = request.headers.get(IDEMPOTENCY_KEY)
+    if key is None:
+        return ""
+    if not _PRINTABLE_KEY.fullmatch(key) or not key.strip():
+        raise exceptions.ValidationError({IDEMPOTENCY_KEY: ["Use 1 to 255 printable ASCII characters."]})
+    return key
 
 
 class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Orders. A customer sees and cancels their own; staff see all."""
 
     serializer_class = OrderSerializer
+    throttle_scopes = {"create": "orders"}  # THROTTLE_RATES["orders"] per customer
+    renderer_classes = [JSONRenderer, OrderBrowsableAPIRenderer]
     # A UUID, with or without its dashes: anything else is a 404 from the URL resolver, before
     # it can reach a query as a malformed value.
     lookup_value_regex = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
@@ -46,12 +65,11 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             serializer = self.get_serializer(data=request.data)
             serializer.is_valid(raise_exception=True)
             items = [(i["product_id"], i["quantity"]) for i in serializer.validated_data["items"]]
-        order = services.order_place(customer=request.user, items=items)
-        return Response(
-            OrderSerializer(order).data,
-            status=status.HTTP_201_CREATED,
-            headers={"Location": f"/api/orders/{order.id}/"},
-        )
+        order = services.order_place(customer=request.user, items=items, idempotency_key=idempotency_key(request))
+        headers = {"Location": f"/api/orders/{order.id}/"}
+        if order.replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return Response(OrderSerializer(order).data, status=status.HTTP_201_CREATED, headers=headers)
 
     @extend_schema(request=None, responses={200: OrderSerializer})
     @action(detail=True, methods=["post"])

@@ -7,15 +7,11 @@ from __future__ import annotations
 import pytest
 from django.contrib import admin
 from django.contrib.admin.utils import quote
-from django.contrib.auth.models import Group
 from django.db.models import Model
-from django.test import Client
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
 
-from eventbus.models import DeadLetter, OutboxEvent
+from eventbus.models import OutboxEvent
 from orders.models import Order
-from tests.factories import ProductFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,30 +20,6 @@ REGISTERED = sorted(admin.site._registry, key=lambda model: model._meta.label)
 
 def admin_url(model: type[Model], view: str, *args: object) -> str:
     return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}", args=args)
-
-
-@pytest.fixture
-def shop(api, customer, place_order, pump, transport, settings):
-    """One of everything: a confirmed order with its reservation, inbox rows, notification and
-    outbox events (kept after publishing, as with OUTBOX_RETENTION_S set), a user group, an API
-    token, and a dead letter."""
-    settings.EVENTBUS = {**settings.EVENTBUS, "OUTBOX_RETENTION_S": 3600}
-    Group.objects.create(name="warehouse")
-    Token.objects.get_or_create(user=customer)
-    keyboard = ProductFactory(sku="KB-1", name="Keyboard", stock=5)
-    order = place_order(api, (keyboard.pk, 2))
-    transport.publish([("orders", {"event": "this is not JSON"})])
-    pump()
-    assert Order.objects.get(pk=order["id"]).status == "confirmed"
-    assert DeadLetter.objects.exists()
-    return order
-
-
-@pytest.fixture
-def superuser_client() -> Client:
-    client = Client()
-    client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
-    return client
 
 
 @pytest.mark.parametrize("model", REGISTERED, ids=lambda model: model._meta.label)

@@ -12,7 +12,7 @@ import sys
 import pytest
 from django.conf import settings
 
-from tests.faults.conftest import ROOT, database_url
+from tests.processes import ROOT, database_url
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(600)]
 

@@ -4,84 +4,22 @@ against the test database; a test that stops Redis gets a private redis-server (
 
 from __future__ import annotations
 
-import contextlib
-import email
-import os
-import signal
-import socket
-import subprocess
-import sys
-import threading
-import time
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.conf import settings
-from django.db import connection
 
-from eventbus import embedded
 from eventbus.transport import reset_transport
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.processes import RedisServer
 
 pytestmark = pytest.mark.faults
 
 
-def wait_until(predicate: Callable[[], object], *, timeout: float, what: str, interval: float = 0.1) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
-
-
-def pending(transport: object, stream: str, group: str) -> int:
-    """Messages delivered to the group and not yet acknowledged."""
-    return next(g.pending for g in transport.groups(stream) if g.name == group)  # type: ignore[attr-defined]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class RedisServer:
-    """A private redis-server with an append-only file, stoppable and restartable on the same
-    port and data directory."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                str(embedded.server_binary()), "--port", str(self.port), "--bind", "127.0.0.1",
-                "--dir", str(self.directory), "--appendonly", "yes", "--appendfsync", "everysec",
-                "--save", "", "--logfile", str(self.directory / "redis.log"),
-            ],
-            stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-        wait_until(self._answers, timeout=10, what="the private Redis server to start")
-
-    def stop(self) -> None:
-        """A clean stop (SIGTERM): Redis flushes its append-only file first."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-
-    def _answers(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
+@pytest.fixture(autouse=True)
+def unlimited_pending_orders(settings: object) -> None:
+    """These tests place hundreds of orders for a few customers faster than the pipeline
+    settles them; the per-customer limit of pending orders is not what they test."""
+    settings.MAX_PENDING_ORDERS_PER_CUSTOMER = 0  # type: ignore[attr-defined]
 
 
 @pytest.fixture
@@ -96,175 +34,3 @@ def private_redis(tmp_path: Path, settings: object, key_prefix: str) -> Iterator
     settings.REDIS_URL = shared_url  # type: ignore[attr-defined]
     reset_transport()
     server.stop()
-
-
-class ReplyHoldingProxy:
-    """A TCP proxy in front of Redis that forwards every command, but once `hold` is set, keeps
-    back the replies on any connection that sends an XADD: the entries land on the stream, the
-    client never hears so. With hold_commands, the XADD itself never reaches Redis. How a test
-    stops a process just before or just after a Redis write, without touching its code."""
-
-    def __init__(self, target_port: int, *, hold_commands: bool = False) -> None:
-        self.target_port = target_port
-        self.hold_commands = hold_commands  # swallow the XADD itself instead of its reply
-        self.hold = threading.Event()
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self._closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            holding = threading.Event()
-            threading.Thread(target=self._commands, args=(client, upstream, holding), daemon=True).start()
-            threading.Thread(target=self._replies, args=(upstream, client, holding), daemon=True).start()
-
-    def _commands(self, source: socket.socket, sink: socket.socket, holding: threading.Event) -> None:
-        def forward(data: bytes) -> None:
-            if self.hold.is_set() and b"XADD" in data:
-                holding.set()
-                if self.hold_commands:
-                    while not self._closed:
-                        time.sleep(0.01)
-                    return
-            sink.sendall(data)
-
-        self._pump(source, sink, forward)
-
-    def _replies(self, source: socket.socket, sink: socket.socket, holding: threading.Event) -> None:
-        def forward(data: bytes) -> None:
-            while holding.is_set() and not self._closed:
-                time.sleep(0.01)
-            sink.sendall(data)
-
-        self._pump(source, sink, forward)
-
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket, forward: Callable[[bytes], None]) -> None:
-        try:
-            while data := source.recv(65536):
-                forward(data)
-        except OSError:
-            pass
-        finally:
-            for s in (source, sink):
-                with contextlib.suppress(OSError):
-                    s.close()
-
-    def close(self) -> None:
-        self._closed = True
-        self._listener.close()
-
-
-def database_url() -> str:
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "") + "@" if db["USER"] else ""
-    return f"postgres://{auth}{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-class Processes:
-    """Starts `manage.py` commands as subprocesses with the test's database, Redis and key
-    prefix, logs to files, and kills whatever is left at the end."""
-
-    def __init__(self, tmp_path: Path, key_prefix: str) -> None:
-        self.logs = tmp_path / "logs"
-        self.logs.mkdir()
-        self.mail_dir = tmp_path / "mail"
-        self.mail_dir.mkdir()
-        self.key_prefix = key_prefix
-        self.procs: dict[str, subprocess.Popen] = {}
-        self.env_overrides: dict[str, str] = {}
-
-    def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-        env.update(
-            DJANGO_SETTINGS_MODULE="config.settings_test",
-            DATABASE_URL=database_url(),
-            REDIS_URL=settings.REDIS_URL,
-            EVENTBUS_KEY_PREFIX=self.key_prefix,
-            EMAIL_URL=f"filemail://{self.mail_dir}",
-            CLAIM_MIN_IDLE_MS="1000",
-            CLAIM_INTERVAL_S="0.5",
-            CONSUMER_BLOCK_MS="500",
-            RELAY_POLL_INTERVAL="0.5",
-            PYTHONUNBUFFERED="1",
-        )
-        env.update(self.env_overrides)
-        return env
-
-    def start(self, name: str, *command: str) -> subprocess.Popen:
-        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen(
-            [sys.executable, "manage.py", *command], cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT
-        )
-        log.close()
-        self.procs[name] = proc
-        return proc
-
-    def start_consumer(self, group: str, name: str, *extra: str) -> subprocess.Popen:
-        proc = self.start(name, f"consume_{group}", "--consumer", name, *extra)
-        self.wait_for_log(name, f"consumer {name} of group {group} reading")
-        return proc
-
-    def start_relay(self, name: str = "relay") -> subprocess.Popen:
-        proc = self.start(name, "relay_outbox")
-        self.wait_for_log(name, "relay started")
-        return proc
-
-    def log(self, name: str) -> str:
-        return (self.logs / f"{name}.log").read_text(errors="replace")
-
-    def wait_for_log(self, name: str, text: str, timeout: float = 30) -> None:
-        def seen() -> bool:
-            proc = self.procs[name]
-            if proc.poll() is not None:
-                raise AssertionError(f"{name} exited with {proc.returncode}:\n{self.log(name)}")
-            return text in self.log(name)
-
-        wait_until(seen, timeout=timeout, what=f"{text!r} in the log of {name}")
-
-    def kill(self, name: str) -> None:
-        proc = self.procs[name]
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-
-    def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
-        """Send a signal and wait for the exit code."""
-        proc = self.procs[name]
-        proc.send_signal(sig)
-        return proc.wait(timeout=timeout)
-
-    def stop_all(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-    def emails_by_event(self) -> Counter[str]:
-        """How many e-mails were sent for each event id (the X-Event-Id header)."""
-        counts: Counter[str] = Counter()
-        for path in self.mail_dir.iterdir():
-            for chunk in path.read_text().split("-" * 79):
-                if chunk.strip():
-                    message = email.message_from_string(chunk.strip())
-                    counts[message["X-Event-Id"]] += 1
-        return counts
-
-
-@pytest.fixture
-def processes(tmp_path: Path, key_prefix: str) -> Iterator[Processes]:
-    procs = Processes(tmp_path, key_prefix)
-    yield procs
-    procs.stop_all()

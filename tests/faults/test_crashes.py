@@ -19,7 +19,8 @@ from notifications.models import Notification
 from orders.models import Order
 from orders.services import order_place
 from tests.factories import ProductFactory, UserFactory
-from tests.faults.conftest import Processes, RedisServer, ReplyHoldingProxy, wait_until
+from tests.processes import Processes, RedisServer, wait_until
+from tests.redisproxy import ReplyHoldingProxy
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 

@@ -19,7 +19,7 @@ from eventbus.transport import Transport
 from orders.events import OrderLine, OrderPlaced
 from orders.models import Order
 from tests.factories import ProductFactory, UserFactory
-from tests.faults.conftest import ROOT, Processes, RedisServer, pending, wait_until
+from tests.processes import ROOT, Processes, RedisServer, pending, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 

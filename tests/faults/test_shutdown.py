@@ -17,7 +17,7 @@ from eventbus.transport import Transport
 from inventory.models import Product, Reservation
 from orders.services import order_place
 from tests.factories import ProductFactory, UserFactory
-from tests.faults.conftest import ROOT, Processes, database_url, pending, wait_until
+from tests.processes import ROOT, Processes, database_url, pending, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 

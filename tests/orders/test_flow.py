@@ -54,6 +54,18 @@ def test_order_in_stock_is_confirmed_stock_drops_and_customer_gets_one_email(api
     assert "confirmed" in mail.outbox[0].subject
 
 
+@pytest.mark.parametrize(
+    ("price", "quantity", "shown"), [("103.95", 2, "207.90"), ("1249.50", 3, "3,748.50"), ("5.00", 1, "5.00")]
+)
+def test_the_confirmation_email_shows_the_total_as_money(api, pump, price, quantity, shown):
+    product = ProductFactory(stock=5, price=price)
+
+    place(api, (product.pk, quantity))
+    pump()
+
+    assert f"Total: {shown}." in mail.outbox[0].body
+
+
 def test_order_beyond_stock_is_rejected_with_reason_and_stock_unchanged(api, pump):
     lamp = ProductFactory(stock=2)
     cable = ProductFactory(stock=100)

@@ -72,6 +72,9 @@ class Command(BaseCommand):
             placing_threads=max(1, int(options["placing_threads"])),  # type: ignore[call-overload]
         )
         settings.EVENTBUS = {**settings.EVENTBUS, "KEY_PREFIX": ctx.key_prefix}
+        # Orders placed in this process: no per-customer limits (see bench_env).
+        settings.THROTTLES_ENABLED = False
+        settings.MAX_PENDING_ORDERS_PER_CUSTOMER = 0
 
         results: dict = {}
         started = time.monotonic()

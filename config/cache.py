@@ -1,0 +1,62 @@
+"""Django's cache on the event bus's Redis: what every web worker and host shares (throttle
+counts). REDIS_URL, or the embedded server when it is unset, resolved when the cache is first
+used rather than at import.
+
+The client gives up fast and never retries behind the caller's back: the cache is a helper of
+the request, never a reason for it to wait. Callers that must not fail when Redis does (the
+throttles) catch `CacheUnavailable`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+__all__ = ["CacheUnavailable", "RedisCache"]
+
+
+class CacheUnavailable(Exception):
+    """Redis did not answer in time (or refused)."""
+
+
+class RedisCache(DjangoRedisCache):
+    """Django's Redis cache with short timeouts, no silent retries, a lazily resolved server,
+    and atomic window counters."""
+
+    def __init__(self, server: str, params: dict[str, Any]) -> None:
+        options = params.setdefault("OPTIONS", {})
+        timeout = options.pop("TIMEOUT_S", 0.1)
+        options.setdefault("socket_timeout", timeout)
+        options.setdefault("socket_connect_timeout", timeout)
+        options.setdefault("retry", Retry(NoBackoff(), 0))
+        options.setdefault("health_check_interval", 0)
+        if not server:
+            from eventbus.transport import redis_url
+
+            server = redis_url()
+        super().__init__(server, params)
+
+    def count(self, windows: Sequence[tuple[str, int]], *, read: Sequence[str] = ()) -> tuple[list[int], list[int]]:
+        """Add one to each counter `(key, window_s)` (a counter starts at 0 and lives window_s
+        seconds from its first hit) and read the `read` counters without touching them, in one
+        round trip and atomically (MULTI). Returns (counts after the hits, counts read)."""
+        made = [self.make_and_validate_key(key) for key, _ in windows]
+        looked = [self.make_and_validate_key(key) for key in read]
+        try:
+            client = self._cache.get_client(write=True)
+            pipe = client.pipeline(transaction=True)
+            for key, (_, window_s) in zip(made, windows, strict=True):
+                pipe.set(key, 0, ex=window_s, nx=True)
+                pipe.incr(key)
+            for key in looked:
+                pipe.get(key)
+            replies = pipe.execute()
+        except (redis.ConnectionError, redis.TimeoutError, redis.exceptions.BusyLoadingError, OSError) as exc:
+            raise CacheUnavailable(str(exc) or type(exc).__name__) from exc
+        hits = [int(v) for v in replies[1 : 2 * len(made) : 2]]
+        reads = [int(v or 0) for v in replies[2 * len(made) :]]
+        return hits, reads
