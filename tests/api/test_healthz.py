@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from rest_framework.test import APIClient
@@ -22,22 +22,14 @@ def client() -> APIClient:
     return APIClient(raise_request_exception=False)
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
-def redis_at(settings, key_prefix: str) -> Iterator[Callable[[str], None]]:
-    """redis_at(url): this process's Redis is `url` until the test ends."""
+def redis_silent(settings, key_prefix: str) -> Iterator[None]:
+    """Redis at a socket that accepts connections and never answers: a stalled server."""
     shared_url = settings.REDIS_URL
-
-    def point_at(url: str) -> None:
-        settings.REDIS_URL = url
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        settings.REDIS_URL = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
         reset_transport()
-
-    yield point_at
+        yield
     settings.REDIS_URL = shared_url
     reset_transport()
 
@@ -59,9 +51,8 @@ def test_with_the_database_down_the_node_is_down_and_says_no_more(client):
     assert SERVER_GONE not in response.content.decode()
 
 
-def test_with_redis_down_the_node_stays_in_and_reports_it(client, redis_at):
-    redis_at(f"redis://127.0.0.1:{closed_port()}/0")
-
+@pytest.mark.usefixtures("redis_down")
+def test_with_redis_down_the_node_stays_in_and_reports_it(client):
     response = client.get("/healthz")
 
     assert response.status_code == 200
@@ -69,13 +60,11 @@ def test_with_redis_down_the_node_stays_in_and_reports_it(client, redis_at):
     assert "refused" not in response.content.decode().lower(), "no error text"
 
 
-def test_a_redis_that_accepts_but_never_answers_does_not_hold_the_health_check(client, redis_at):
-    with socket.create_server(("127.0.0.1", 0)) as silent:
-        redis_at(f"redis://127.0.0.1:{silent.getsockname()[1]}/0")
-
-        started = time.monotonic()
-        response = client.get("/healthz")
-        elapsed = time.monotonic() - started
+@pytest.mark.usefixtures("redis_silent")
+def test_a_redis_that_accepts_but_never_answers_does_not_hold_the_health_check(client):
+    started = time.monotonic()
+    response = client.get("/healthz")
+    elapsed = time.monotonic() - started
 
     assert response.status_code == 200
     assert response.json()["redis"] == "unavailable"

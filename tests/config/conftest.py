@@ -39,11 +39,14 @@ def start(tmp_path: Path) -> Start:
 
 
 @pytest.fixture
-def production_env(tmp_path: Path, redis_server: str) -> dict[str, str]:
+def production_env(tmp_path: Path, redis_server: str, key_prefix: str) -> dict[str, str]:
     """What a production deployment sets (README, "Running it in production"). The database is
     a SQLite file of the test's own: these tests need a DATABASE_URL and a database that
-    answers, not its data."""
+    answers, not its data. Redis keys (the bus's, the cache's throttle counts) stay in the
+    test's namespace, removed afterwards."""
     return {
+        "EVENTBUS_KEY_PREFIX": key_prefix,
+        "CACHE_KEY_PREFIX": f"{key_prefix}cache",
         "DEBUG": "false",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'production.sqlite3'}",
         "REDIS_URL": redis_server,
