@@ -14,6 +14,8 @@ from pathlib import Path
 import psutil
 from django.conf import settings
 
+from eventbus.transport import redis_url
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -28,7 +30,9 @@ def bench_env(key_prefix: str) -> dict[str, str]:
     env.update(
         DJANGO_SETTINGS_MODULE="config.settings",
         DATABASE_URL=database_url,
-        REDIS_URL=settings.REDIS_URL or "",
+        # With REDIS_URL unset, the embedded server's own URL: with DATABASE_URL set, the
+        # children would otherwise refuse to start without a Redis to share.
+        REDIS_URL=redis_url(),
         SECRET_KEY=settings.SECRET_KEY,
         DEBUG="false",
         LOG_LEVEL="WARNING",
