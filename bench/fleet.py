@@ -14,6 +14,8 @@ from pathlib import Path
 import psutil
 from django.conf import settings
 
+from eventbus.transport import redis_url
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -28,7 +30,9 @@ def bench_env(key_prefix: str) -> dict[str, str]:
     env.update(
         DJANGO_SETTINGS_MODULE="config.settings",
         DATABASE_URL=database_url,
-        REDIS_URL=settings.REDIS_URL or "",
+        # With REDIS_URL unset, the embedded server's own URL: with DATABASE_URL set, the
+        # children would otherwise refuse to start without a Redis to share.
+        REDIS_URL=redis_url(),
         SECRET_KEY=settings.SECRET_KEY,
         DEBUG="false",
         LOG_LEVEL="WARNING",
@@ -67,13 +71,15 @@ class Fleet:
             )
 
     def start_web(self, port: int, *, workers: int, threads: int) -> None:
+        # The load generator speaks plain http on loopback, as a TLS-terminating proxy would:
+        # production's redirect to https stays off, every other production setting holds.
         self.start(
             "web",
             sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}",
             "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
             "--backlog", "4096", "--worker-connections", "2000", "--keep-alive", "30", "--log-level", "warning",
             extra_env={"ALLOWED_HOSTS": "127.0.0.1,localhost", "DATABASE_POOL": "true",
-                       "DATABASE_POOL_MAX": str(threads + 2)},
+                       "DATABASE_POOL_MAX": str(threads + 2), "SECURE_SSL_REDIRECT": "false"},
         )  # fmt: skip
 
     def stop_pipeline(self) -> list[str]:

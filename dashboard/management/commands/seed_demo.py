@@ -3,7 +3,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connection
 from rest_framework.authtoken.models import Token
 
 from inventory.models import Product
@@ -27,7 +28,20 @@ DEMO_USERS = [
 class Command(BaseCommand):
     help = "Create the demo catalog and demo users (idempotent) and print their credentials."
 
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--force", action="store_true", help="seed a PostgreSQL database too (a throwaway demo database only)"
+        )
+
     def handle(self, *args: object, **options: object) -> None:
+        # PostgreSQL is what a deployment runs on; a superuser there whose password is in the
+        # README is an open door.
+        if connection.vendor == "postgresql" and not options["force"]:
+            raise CommandError(
+                "seed_demo refuses a PostgreSQL database: it creates the superuser admin with the published "
+                "password admin-demo-password; create your own with `manage.py createsuperuser`, or add "
+                "--force if this database is a throwaway demo"
+            )
         created = 0
         for sku, name, price, stock in DEMO_PRODUCTS:
             if not Product.objects.filter(sku=sku).exists():
