@@ -90,6 +90,27 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+class StrictCharField(serializers.CharField):
+    """A JSON string, not a number or boolean turned into one; max_length holds for the string
+    as sent, before surrounding whitespace is trimmed (as the schema says)."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        if self.max_length is not None and len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """JSON true or false, not "yes", 1 or "on"."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
 class StrictDecimalField(serializers.DecimalField):
     """A decimal as a JSON string ("89.90"), the form the API answers with; a JSON number (whose
     binary value may not be the decimal the client meant) or a boolean is refused."""
@@ -153,6 +174,8 @@ class StrictQueryParams:
     def initial(self, request: Any, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # type: ignore[misc]
         action = getattr(self, "action", None)
+        if action is None:  # a method the endpoint does not take: that is the 405 to answer
+            return
         allowed = {"format", *self.query_params.get(action, ())}
         if action == "list":
             allowed.add("page")

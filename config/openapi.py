@@ -44,6 +44,7 @@ _DESCRIPTIONS = {
     "405": "This method is not allowed here.",
     "409": "The object's current state does not allow it.",
     "413": "The body is larger than the server takes.",
+    "414": "The URL is longer than the web server takes (answered by the web server, as HTML).",
     "415": "The body is not JSON (nor form data where the endpoint takes it).",
     "422": "Well-formed, but contradicts an earlier request with the same Idempotency-Key.",
     "429": "Too many requests: wait the seconds in Retry-After.",
@@ -53,6 +54,8 @@ _RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "S
 
 
 def _error(status: str) -> dict[str, Any]:
+    if status == "414":
+        return {"description": _DESCRIPTIONS[status], "content": {"text/html": {"schema": {"type": "string"}}}}
     response: dict[str, Any] = {
         "description": _DESCRIPTIONS[status],
         "content": {"application/json": {"schema": _VALIDATION if status == "400" else _ERROR}},
@@ -74,6 +77,8 @@ def _statuses(path: str, method: str, operation: dict[str, Any]) -> list[str]:
         statuses += ["401", "403"]
     if one_object or pages:
         statuses.append("404")
+    if operation.get("parameters"):
+        statuses.append("414")
     if takes_body:
         statuses += ["413", "415"]
     return statuses
