@@ -131,6 +131,22 @@ class PriceField(StrictDecimalField):
         super().__init__(max_digits=12, decimal_places=2, min_value=Decimal("0.01"), **kwargs)
 
 
+class RenderedSerializer:
+    """A mixin for read serializers on hot paths: `render(obj)` is what `Serializer(obj).data`
+    gives (the declared fields, through DRF's own to_representation), with one field tree per
+    class instead of one per call. DRF builds and deep-copies the tree for every serializer
+    instance, which costs more than rendering an order; the fields hold no per-call state."""
+
+    @classmethod
+    def render(cls, instance: Any) -> dict[str, Any]:
+        shared = cls.__dict__.get("_shared")
+        if shared is None:
+            shared = cls()  # type: ignore[call-arg]
+            shared.fields  # noqa: B018 - build the tree once, before other threads share it
+            cls._shared = shared  # type: ignore[attr-defined]
+        return shared.to_representation(instance)
+
+
 class BrowsableAPIRenderer(renderers.BrowsableAPIRenderer):
     """DRF's browsable API with the raw-data (JSON) form only: its HTML forms post multipart,
     which the API refuses, and cannot hold a list (an order's lines)."""

@@ -112,9 +112,13 @@ class ListSerializerBounds(OpenApiSerializerFieldExtension):
         field = self.target
         component = auto_schema.resolve_serializer(field.child, direction)
         schema: dict[str, Any] = {"type": "array", "items": component.ref}
-        low = field.min_length if field.min_length is not None else (0 if field.allow_empty else 1)
+        # A list serializer whose rules live elsewhere (a service) states them as min_items/max_items.
+        low = getattr(field, "min_items", None)
+        if low is None:
+            low = field.min_length if field.min_length is not None else (0 if field.allow_empty else 1)
+        high = getattr(field, "max_items", None) or field.max_length
         if low:
             schema["minItems"] = low
-        if field.max_length is not None:
-            schema["maxItems"] = field.max_length
+        if high is not None:
+            schema["maxItems"] = high
         return schema

@@ -35,7 +35,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 
-from eventbus import bulk, inbox, registry
+import bulk
+from eventbus import inbox, registry
 from eventbus.deadletters import deadletter_record, deadletters_resolve, replayed_deadletter_id
 from eventbus.events import Envelope, PermanentError, decode
 from eventbus.outage import Outage

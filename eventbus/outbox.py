@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from eventbus import bulk
+import bulk
 from eventbus.events import Envelope, Event, encode
 from eventbus.models import OutboxEvent
 from eventbus.transport import Breaker, TransportUnavailable, get_transport, wake_relay
@@ -67,31 +67,20 @@ def record_many(
     bodies = [encode(e) for e in envelopes]
     bulk.insert(
         OutboxEvent,
-        _OUTBOX_COLUMNS,
         [
-            (e.event_id, e.type, e.stream, e.aggregate_type, e.aggregate_id, e.correlation_id, body, now)
+            {"event_id": e.event_id, "event_type": e.type, "stream": e.stream, "aggregate_type": e.aggregate_type,
+             "aggregate_id": e.aggregate_id, "correlation_id": e.correlation_id, "body": body, "created_at": now}
             for e, body in zip(envelopes, bodies, strict=True)
         ],
-    )
+    )  # fmt: skip
     if settings.EVENTBUS["PUBLISH_ON_COMMIT"]:
         # One callback per call, registered in the current savepoint: if that savepoint rolls
         # back, Django drops the callback with it, so a rolled-back event is never published.
         transaction.on_commit(functools.partial(publish_committed, envelopes, bodies), robust=True)
     else:
-        _wake_relay_after_commit()
+        # One wake-up per transaction, however many events it records.
+        bulk.on_commit_once("eventbus.wake-relay", (), lambda _: wake_relay())
     return envelopes
-
-
-_OUTBOX_COLUMNS = (
-    "event_id", "event_type", "stream", "aggregate_type", "aggregate_id", "correlation_id", "body", "created_at",
-)  # fmt: skip
-
-
-def _wake_relay_after_commit() -> None:
-    # One wake-up per transaction, however many events it records. A callback registered in a
-    # savepoint that rolls back is dropped by Django, and then the next record() registers again.
-    if not any(func is wake_relay for _, func, _ in connection.run_on_commit):
-        transaction.on_commit(wake_relay)
 
 
 _publish_breaker = Breaker("could not publish committed events at once (the relay will)")

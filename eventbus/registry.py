@@ -29,7 +29,7 @@ def handles(*event_classes: type[Event], group: str, pipeline_safe: bool = False
     rows, or not at all. If it raises, the consumer rolls the batch back and applies the
     messages one by one, each in its own savepoint, to find the one that fails.
 
-    pipeline_safe: the handler only runs eventbus.bulk statements (it reads no row counts), so
+    pipeline_safe: the handler only runs `bulk` statements (it reads no row counts), so
     the consumer may apply a batch of it in PostgreSQL pipeline mode, saving round trips.
     """
 

@@ -23,7 +23,8 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from eventbus import bulk, registry
+import bulk
+from eventbus import registry
 from eventbus.consumer import ShutdownRequested
 from eventbus.models import OutboxEvent, ProcessedEvent
 from eventbus.outage import Outage
@@ -174,11 +175,9 @@ class Relay:
         """Delete the rows of published events, or mark them published if OUTBOX_RETENTION_S
         keeps them."""
         if self.outbox_retention:
-            bulk.update_returning(
-                OutboxEvent, set_sql="published_at = %s", set_params=[timezone.now()], key=key, keys=keys
-            )
+            bulk.update(OutboxEvent, {"published_at": timezone.now()}, where={f"{key}__in": keys})
         else:
-            bulk.delete(OutboxEvent, key=key, keys=keys)
+            bulk.delete(OutboxEvent, where={f"{key}__in": keys})
 
     def drain(self) -> int:
         """Publish until the outbox has no unpublished row (past the grace period)."""

@@ -16,8 +16,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+import bulk
 from config.errors import InvalidInput
-from eventbus import bulk, outbox
+from eventbus import outbox
 from eventbus.events import Envelope
 from inventory.events import (
     InventoryReleased,
@@ -164,10 +165,10 @@ def stock_reserve_many(*, requests: Sequence[StockRequest]) -> list[bool]:
     # Both reads, then the writes, in as few round trips as the database allows (pipeline).
     with bulk.pipelined():
         handled_query = bulk.Select(
-            Reservation, ["order_id"], key="order_id", keys=[r.order_id for r in requests]
+            Reservation, ["order_id"], where={"order_id__in": [r.order_id for r in requests]}
         ).send()
         locked_query = bulk.Select(
-            Product, ["id", "stock", "active"], key="id", keys=wanted, lock=True, order_by="id"
+            Product, ["id", "stock", "active"], where={"id__in": wanted}, lock=True, order_by="id"
         ).send()
         handled = {order_id for (order_id,) in handled_query.rows()}
         stock = {pk: (level if active else None) for pk, level, active in locked_query.rows()}
@@ -203,12 +204,15 @@ def stock_reserve_many(*, requests: Sequence[StockRequest]) -> list[bool]:
             reserved.add(request.order_id)
 
         if reservations:
-            bulk.set_column(Product, "stock", {r.product_id: stock[r.product_id] for r in reservations})
+            bulk.update_each(Product, "stock", {r.product_id: stock[r.product_id] for r in reservations})
             bulk.insert(
                 Reservation,
-                ("order_id", "product", "quantity", "status", "created_at"),
-                [(r.order_id, r.product_id, r.quantity, Reservation.Status.RESERVED, now) for r in reservations],
-            )
+                [
+                    {"order_id": r.order_id, "product": r.product_id, "quantity": r.quantity,
+                     "status": Reservation.Status.RESERVED, "created_at": now}
+                    for r in reservations
+                ],
+            )  # fmt: skip
         outbox.record_many(events)  # type: ignore[arg-type]
     return [r.order_id in reserved for r in requests]
 

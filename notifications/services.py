@@ -17,11 +17,11 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import EmailMessage, get_connection
-from django.db import connection, transaction
+from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from eventbus import bulk
+import bulk
 from notifications.models import Notification
 
 __all__ = ["OrderNotice", "notification_for_order", "notifications_deliver", "notifications_for_orders"]
@@ -49,8 +49,10 @@ class OrderNotice:
 def notification_for_order(
     *, event_id: uuid.UUID, customer_id: int, order_id: uuid.UUID, kind: str, context: dict[str, Any] | None = None
 ) -> Notification:
-    """Record the notification for one order event; see notifications_for_orders."""
-    return notifications_for_orders(notices=[OrderNotice(event_id, customer_id, order_id, kind, context or {})])[0]
+    """Record the notification for one order event and return it; see notifications_for_orders."""
+    with transaction.atomic():
+        notifications_for_orders(notices=[OrderNotice(event_id, customer_id, order_id, kind, context or {})])
+        return Notification.objects.get(event_id=event_id)
 
 
 @transaction.atomic
@@ -61,7 +63,7 @@ def notifications_for_orders(*, notices: Sequence[OrderNotice]) -> list[Notifica
     users = {
         pk: User(pk=pk, email=email, first_name=first_name, username=username)
         for pk, email, first_name, username in bulk.select(
-            User, ["id", "email", "first_name", "username"], key="id", keys=sorted({n.customer_id for n in notices})
+            User, ["id", "email", "first_name", "username"], where={"id__in": sorted({n.customer_id for n in notices})}
         )
     }
     now = timezone.now()
@@ -80,37 +82,16 @@ def notifications_for_orders(*, notices: Sequence[OrderNotice]) -> list[Notifica
         )  # fmt: skip
     bulk.insert(
         Notification,
-        _COLUMNS,
         [
-            (r.user_id, r.order_id, r.event_id, r.kind, r.channel, r.subject, r.body, r.status, "", r.created_at)
+            {"user": r.user_id, "order_id": r.order_id, "event_id": r.event_id, "kind": r.kind, "channel": r.channel,
+             "subject": r.subject, "body": r.body, "status": r.status, "error": "", "created_at": r.created_at}
             for r in rows
         ],
-    )
-    _deliver_after_commit(rows)
+    )  # fmt: skip
+    # One delivery (one mail connection) per transaction, however many handlers of a consumer's
+    # batch created notifications; _deliver claims each row first, so a rolled-back one is never sent.
+    bulk.on_commit_once("notifications.deliver", rows, _deliver)
     return rows
-
-
-_COLUMNS = ("user", "order_id", "event_id", "kind", "channel", "subject", "body", "status", "error", "created_at")
-
-
-class _Delivery:
-    """One post-commit delivery per transaction, however many notifications it created."""
-
-    def __init__(self) -> None:
-        self.notifications: list[Notification] = []
-
-    def __call__(self) -> None:
-        _deliver(self.notifications)
-
-
-def _deliver_after_commit(notifications: list[Notification]) -> None:
-    for _, func, _ in connection.run_on_commit:
-        if isinstance(func, _Delivery):
-            func.notifications.extend(notifications)
-            return
-    delivery = _Delivery()
-    delivery.notifications.extend(notifications)
-    transaction.on_commit(delivery, robust=True)
 
 
 def notifications_deliver(*, ids: Iterable[int] | None = None, older_than: dt.timedelta | None = None) -> int:
@@ -133,13 +114,11 @@ def _deliver(notifications: list[Notification]) -> int:
     """Claim (pending -> sending, one UPDATE: exclusive, so never sent twice), send, record."""
     claimed = {
         event_id
-        for (event_id,) in bulk.update_returning(
+        for (event_id,) in bulk.update(
             Notification,
-            set_sql="status = %s",
-            set_params=[Notification.Status.SENDING],
-            key="event_id",
-            keys=[n.event_id for n in notifications],
-            where_sql="status = 'pending'",
+            {"status": Notification.Status.SENDING},
+            where={"event_id__in": [n.event_id for n in notifications], "status": Notification.Status.PENDING},
+            returning=["event_id"],
         )
     }
     batch = [n for n in notifications if n.event_id in claimed]
@@ -173,12 +152,10 @@ def _deliver(notifications: list[Notification]) -> int:
     if sent:
         with transaction.atomic():
             bulk.relaxed_commit()  # lost in a crash, the row stays 'sending': never sent twice
-            bulk.update_returning(
+            bulk.update(
                 Notification,
-                set_sql="status = %s, sent_at = %s",
-                set_params=[Notification.Status.SENT, timezone.now()],
-                key="event_id",
-                keys=sent,
+                {"status": Notification.Status.SENT, "sent_at": timezone.now()},
+                where={"event_id__in": sent},
             )
     for error, event_ids in failed.items():
         log.warning("could not e-mail %d notification(s): %s", len(event_ids), error)

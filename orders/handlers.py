@@ -11,13 +11,15 @@ from orders import services
 
 @handles(InventoryReserved, group="orders")
 def confirm_orders(envelopes: list[Envelope]) -> None:
-    services.order_confirm_many(confirmations=[(e.payload.order_id, e) for e in envelopes])  # type: ignore[attr-defined]
+    services.order_confirm_many(
+        confirmations=[services.Confirmation(e.payload.order_id, e) for e in envelopes]  # type: ignore[attr-defined]
+    )
 
 
 @handles(InventoryReservationFailed, group="orders")
 def reject_orders(envelopes: list[Envelope]) -> None:
     services.order_reject_many(
-        rejections=[(e.payload.order_id, e.payload.reason, e) for e in envelopes]  # type: ignore[attr-defined]
+        rejections=[services.Rejection(e.payload.order_id, e.payload.reason, e) for e in envelopes]  # type: ignore[attr-defined]
     )
 
 

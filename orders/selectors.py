@@ -9,7 +9,7 @@ from typing import NamedTuple
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 
-from eventbus import bulk
+import bulk
 from orders.models import CatalogProduct, Order
 
 
@@ -40,7 +40,7 @@ class CatalogEntry(NamedTuple):
 def catalog_products(product_ids: list[int]) -> dict[int, CatalogEntry]:
     """The catalog entries for these ids, by id: one prepared query on the placing hot path,
     read into plain tuples (no model instances)."""
-    rows = bulk.select(CatalogProduct, CatalogEntry._fields, key="product_id", keys=product_ids)
+    rows = bulk.select(CatalogProduct, CatalogEntry._fields, where={"product_id__in": product_ids})
     return {row[0]: CatalogEntry._make(row) for row in rows}
 
 

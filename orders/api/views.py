@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from config.api import StrictQueryParams
 from orders import selectors, services
 from orders.api.renderers import OrderBrowsableAPIRenderer
-from orders.api.serializers import OrderCreateSerializer, OrderSerializer, well_formed_lines
+from orders.api.serializers import OrderCreateSerializer, OrderSerializer, parse_lines
 from orders.models import Order
 
 IDEMPOTENCY_KEY = "Idempotency-Key"
@@ -90,16 +90,16 @@ class OrderViewSet(StrictQueryParams, mixins.ListModelMixin, mixins.RetrieveMode
     def create(self, request: Request) -> Response:
         """Place an order. It starts `pending`; inventory then confirms or rejects it within
         milliseconds (`GET /api/orders/{id}/`). Send an `Idempotency-Key` to retry safely."""
-        items = well_formed_lines(request.data)
+        items = parse_lines(request.data)
         if items is None:
             serializer = self.get_serializer(data=request.data)
             serializer.is_valid(raise_exception=True)
-            items = [(i["product_id"], i["quantity"]) for i in serializer.validated_data["items"]]
+            items = serializer.lines()
         order = services.order_place(customer=request.user, items=items, idempotency_key=idempotency_key(request))
         headers = {"Location": f"/api/orders/{order.id}/"}
         if order.replayed:
             headers["Idempotent-Replayed"] = "true"
-        return Response(OrderSerializer(order).data, status=status.HTTP_201_CREATED, headers=headers)
+        return Response(OrderSerializer.render(order), status=status.HTTP_201_CREATED, headers=headers)
 
     @extend_schema(
         request=None,
@@ -111,6 +111,6 @@ class OrderViewSet(StrictQueryParams, mixins.ListModelMixin, mixins.RetrieveMode
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
         """Cancel a pending or confirmed order: 409 if it is rejected or already cancelled."""
-        order = services.order_cancel(order_id=uuid.UUID(pk), customer=None if request.user.is_staff else request.user)
-        order = selectors.order_get(user=request.user, order_id=order.id)
-        return Response(OrderSerializer(order).data)
+        order_id = uuid.UUID(pk)
+        services.order_cancel(order_id=order_id, customer=None if request.user.is_staff else request.user)
+        return Response(OrderSerializer.render(selectors.order_get(user=request.user, order_id=order_id)))

@@ -142,8 +142,7 @@ def test_cancelling_from_the_order_page_lands_on_a_200_page_with_the_order_cance
     assert f'<a id="open-order" class="btn btn-default button-form" href="/api/orders/{order.pk}/">' in (
         response.content.decode()
     )
-    order.refresh_from_db()
-    assert order.status == "cancelled"
+    assert Order.objects.get(pk=order.pk).status == "cancelled"
 
 
 def test_the_page_of_an_order_just_placed_leads_to_the_order(customer):

@@ -33,9 +33,9 @@ def check_invariants(*args: str) -> tuple[int, str]:
 @pytest.fixture
 def settled_order(pump) -> Order:
     product = ProductFactory(stock=5)
-    order = order_place(customer=UserFactory(), items=[(product.pk, 2)])
+    placed = order_place(customer=UserFactory(), items=[(product.pk, 2)])
     pump()
-    order.refresh_from_db()
+    order = Order.objects.get(pk=placed.pk)
     assert order.status == Order.Status.CONFIRMED
     return order
 
