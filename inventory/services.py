@@ -1,7 +1,8 @@
 """Inventory writes: the catalog, stock, and reservations for orders.
 
-Stock moves only through conditional UPDATEs (`stock = stock - q WHERE stock >= q`), never a
-read-then-write in Python, so concurrent reservations can never oversell.
+Stock moves only on rows locked for the transaction (reservations) or through updates computed
+by the database (F expressions: restock, release), never an unlocked read-then-write, and a
+check constraint (stock >= 0) guards every write: concurrent reservations can never oversell.
 """
 
 from __future__ import annotations
@@ -153,7 +154,7 @@ def stock_reserve_many(*, requests: Sequence[StockRequest]) -> list[bool]:
     """Reserve every line of each order or none, in the given order, and publish each outcome:
     InventoryReserved, or InventoryReservationFailed with the reason and the short lines.
 
-    Never oversells: every product the batch touches is locked first (SELECT ... FOR UPDATE in
+    Never oversells: every product the batch touches is locked first (selected for update in
     id order on PostgreSQL; SQLite holds its write lock for the whole transaction), so the
     stock read here cannot change until commit, and the CHECK constraint (stock >= 0) guards the
     write. A fixed number of queries per batch, whatever its size. An order that already has

@@ -111,7 +111,7 @@ def notifications_deliver(*, ids: Iterable[int] | None = None, older_than: dt.ti
 
 
 def _deliver(notifications: list[Notification]) -> int:
-    """Claim (pending -> sending, one UPDATE: exclusive, so never sent twice), send, record."""
+    """Claim (pending -> sending, one update: exclusive, so never sent twice), send, record."""
     claimed = {
         event_id
         for (event_id,) in bulk.update(

@@ -1,7 +1,7 @@
 """Orders writes: placing, confirming, rejecting and cancelling orders, and the catalog copy.
 
 Read top to bottom, this is what happens to an order. Its status changes only along
-Order.TRANSITIONS, always the same way (`_transition`: one conditional UPDATE that moves the
+Order.TRANSITIONS, always the same way (`_transition`: one conditional update that moves the
 orders still in a state that allows it and says which it moved), each in one transaction with
 the event it publishes (transactional outbox).
 """
@@ -287,7 +287,7 @@ def _replay(customer: AbstractBaseUser, order_id: uuid.UUID, request_hash: str) 
 
 def _transition(to: str, where: dict[str, Any], returning: Sequence[str]) -> list[tuple[Any, ...]]:
     """Move the orders matching `where` that are in a state allowed to reach `to` (TRANSITIONS),
-    stamping `<to>_at`, in one conditional UPDATE. Returns `returning` of each order it moved:
+    stamping `<to>_at`, in one conditional update. Returns `returning` of each order it moved:
     an order that moved on meanwhile (cancelled while its stock was reserved) does not match and
     is left as it is. Two racing transitions can never both move an order."""
     now = timezone.now()
