@@ -90,22 +90,19 @@ def orders_hold_exactly_their_reservations() -> Check:
     return check
 
 
+def _repeated(model: type, *fields: str) -> list[tuple]:
+    """The combinations of `fields` found on more than one row, each with its count."""
+    return list(
+        model.objects.values_list(*fields).annotate(n=Count("pk")).filter(n__gt=1).values_list(*fields, "n")  # type: ignore[attr-defined]
+    )
+
+
 def no_event_handled_twice() -> Check:
     """No group applied an event twice: inbox rows, reservations and notifications are unique."""
     check = Check("no event handled twice by one group")
-    for group, event_id, n in (
-        ProcessedEvent.objects.values_list("consumer_group", "event_id")
-        .annotate(n=Count("id"))
-        .filter(n__gt=1)
-        .values_list("consumer_group", "event_id", "n")
-    ):
+    for group, event_id, n in _repeated(ProcessedEvent, "consumer_group", "event_id"):
         check.add(f"group {group} recorded event {event_id} {n} times")
-    for order_id, kind, n in (
-        Notification.objects.values_list("order_id", "kind")
-        .annotate(n=Count("id"))
-        .filter(n__gt=1)
-        .values_list("order_id", "kind", "n")
-    ):
+    for order_id, kind, n in _repeated(Notification, "order_id", "kind"):
         check.add(f"order {order_id}: {n} '{kind}' notifications")
     return check
 
