@@ -81,6 +81,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.metrics.RequestMetricsMiddleware",
     "config.middleware.BodyLimitMiddleware",
     "config.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -290,6 +291,14 @@ THROTTLE_RATES = {
 # How many proxies in front of the web to trust in X-Forwarded-For for the client's address
 # (0: use the peer's address; a client can write anything in that header).
 NUM_PROXIES = env.int("NUM_PROXIES", default=0)
+
+# --- metrics -----------------------------------------------------------------------------------
+# /metrics answers a request with `Authorization: Bearer <METRICS_TOKEN>`; without a token, only
+# a loopback client and only with DEBUG or METRICS_ALLOW_LOOPBACK (behind a proxy on the same
+# host every client is loopback). Long-running commands serve their own on --metrics-port.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOW_LOOPBACK = env.bool("METRICS_ALLOW_LOOPBACK", default=False)
+METRICS_PORT = env.int("METRICS_PORT", default=0)
 
 # --- REST framework and OpenAPI ----------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -7,8 +7,9 @@ from rest_framework.routers import DefaultRouter
 
 from config import openapi  # noqa: F401 - registers the schema extensions before the schema is built
 from config.api_root import ShopAPIRootView
+from config.metrics import metrics_view
 from config.signin import ObtainTokenView
-from config.views import healthz
+from config.views import healthz, readyz
 from inventory.api.views import ProductViewSet
 from notifications.api.views import NotificationViewSet
 from orders.api.views import OrderViewSet
@@ -33,6 +34,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("ops/", include("dashboard.urls")),
     path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
 ]
 
 handler400 = "config.errorpages.bad_request"

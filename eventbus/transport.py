@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 from urllib.parse import urlsplit, urlunsplit
@@ -485,6 +485,33 @@ class Transport:
 
     def subscribe_wakeups(self) -> Wakeups:
         return Wakeups(self)
+
+    # --- heartbeats (eventbus.heartbeats) ---------------------------------------------------
+
+    def heartbeat_set(self, index: str, key: str, name: str, value: str, *, ttl_s: int, now: float) -> None:
+        """Store a process's beat for ttl_s seconds and list it in the index, in one round trip."""
+        with _translated():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.set(self.key(key), value, ex=ttl_s)
+            pipe.zadd(self.key(index), {name: now + ttl_s})
+            pipe.execute()
+
+    def heartbeat_delete(self, index: str, key: str, name: str) -> None:
+        with _translated():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.delete(self.key(key))
+            pipe.zrem(self.key(index), name)
+            pipe.execute()
+
+    def heartbeats(self, index: str, key_of: Callable[[str], str], *, now: float) -> list[bytes]:
+        """The beats that have not expired (expired names are dropped from the index)."""
+        with _translated():
+            self.client.zremrangebyscore(self.key(index), "-inf", now)
+            names = [_text(n) for n in self.client.zrange(self.key(index), 0, -1)]
+            if not names:
+                return []
+            values = self.client.mget([self.key(key_of(n)) for n in names])
+        return [v for v in values if v is not None]
 
 
 class Wakeups:

@@ -27,6 +27,9 @@ BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.
 # Pages outside the admin's URLs that are for staff only: a customer is sent to sign in.
 STAFF_ONLY = {"dashboard:overview"}
 SIGN_IN = "302 to the admin's sign-in page"
+# Endpoints for machines, not people: a person's session without the machine's credentials (the
+# Prometheus bearer token) is refused.
+FOR_MACHINES = {"metrics": 403}
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,8 @@ def site_pages(client: Client, user: AbstractBaseUser) -> Iterator[tuple[str, Ex
             url = "/" + route.pattern
         if route.redirect:
             yield url, route.redirect
+        elif route.name in FOR_MACHINES:
+            yield url, FOR_MACHINES[route.name]
         else:
             yield url, SIGN_IN if route.name in STAFF_ONLY and not user.is_staff else 200
 

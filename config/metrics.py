@@ -1,0 +1,115 @@
+"""Prometheus metrics of the shop and of the web: what /metrics serves, who may read it, the
+HTTP request metrics, and the shop's own counters (orders placed and finalized, how long each
+stage of an order takes).
+
+/metrics answers with `Authorization: Bearer <METRICS_TOKEN>`; without a token only to a
+loopback client, and only with DEBUG or METRICS_ALLOW_LOOPBACK (behind a proxy on the same host
+every client looks like loopback); 403 otherwise. It is never throttled or redirected.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import os
+import time
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+from eventbus.metrics import DURATION_BUCKETS, PipelineCollector
+
+__all__ = [
+    "ORDERS_FINALIZED",
+    "ORDERS_PLACED",
+    "ORDER_STAGE_SECONDS",
+    "RequestMetricsMiddleware",
+    "metrics_view",
+]
+
+ORDERS_PLACED = Counter("eventshop_orders_placed", "Orders placed (committed).")
+ORDERS_FINALIZED = Counter("eventshop_orders_finalized", "Orders that reached a final status.", ["status"])
+ORDER_STAGE_SECONDS = Histogram(
+    "eventshop_order_stage_seconds",
+    "Time from an order's placement until a stage of it committed: reserved, confirmed, notified.",
+    ["stage"],
+    buckets=DURATION_BUCKETS,
+)
+
+HTTP_REQUESTS = Counter(
+    "eventshop_http_requests", "HTTP requests answered, by view and status.", ["view", "method", "status"]
+)
+HTTP_DURATION = Histogram(
+    "eventshop_http_request_duration_seconds",
+    "Time to answer an HTTP request, by view.",
+    ["view", "method"],
+    buckets=DURATION_BUCKETS,
+)
+
+_pipeline_collector = PipelineCollector()
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def _registry() -> CollectorRegistry:
+    """What one scrape reads: every process's counters on this host in multiprocess mode (this
+    process's alone otherwise), and the gauges read from Redis and the database now."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        registry.register(_pipeline_collector)
+        return registry
+    if _pipeline_collector not in REGISTRY._collector_to_names:  # registered once per process
+        REGISTRY.register(_pipeline_collector)
+    return REGISTRY
+
+
+def _allowed(request: HttpRequest) -> bool:
+    token = settings.METRICS_TOKEN
+    header = request.headers.get("Authorization", "")
+    if token and header.startswith("Bearer "):
+        return hmac.compare_digest(header.removeprefix("Bearer ").strip().encode(), token.encode())
+    if header:
+        return False
+    if not (settings.DEBUG or settings.METRICS_ALLOW_LOOPBACK):
+        return False
+    try:
+        return ipaddress.ip_address(request.META.get("REMOTE_ADDR", "")).is_loopback
+    except ValueError:
+        return False
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """The Prometheus text format (see the module docstring for who may read it)."""
+    if not _allowed(request):
+        return HttpResponse(
+            "Forbidden: send Authorization: Bearer <METRICS_TOKEN>.\n", status=403, content_type="text/plain"
+        )
+    return HttpResponse(generate_latest(_registry()), content_type=CONTENT_TYPE_LATEST)
+
+
+class RequestMetricsMiddleware:
+    """Counts every request and times it, labelled by the URL pattern's name (not the path, which
+    would make a series per order)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        started = time.perf_counter()
+        response = self.get_response(request)
+        match = request.resolver_match
+        view = (match.view_name or match.route) if match else "<unmatched>"
+        method = request.method if request.method in _METHODS else "other"  # no series per made-up method
+        HTTP_DURATION.labels(view, method).observe(time.perf_counter() - started)
+        HTTP_REQUESTS.labels(view, method, str(response.status_code)).inc()
+        return response
