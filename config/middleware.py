@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 
 from django.conf import settings
@@ -9,8 +10,37 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 
 from config.errorpages import database_unavailable, too_large
+from eventbus.logcontext import bound
 
-__all__ = ["BodyLimitMiddleware", "DatabaseUnavailableMiddleware"]
+__all__ = ["BodyLimitMiddleware", "DatabaseUnavailableMiddleware", "RequestIdMiddleware"]
+
+
+def _request_id(header: str | None) -> str:
+    """The client's X-Request-ID if it is a UUID (as the client wrote it, normalised), else a new one."""
+    if header:
+        try:
+            return str(uuid.UUID(header.strip()))
+        except ValueError:
+            pass
+    return str(uuid.uuid4())
+
+
+class RequestIdMiddleware:
+    """Give every request an id: the client's X-Request-ID if it is a UUID, else a new one. It is
+    answered in X-Request-ID, bound to every log line of the request, and becomes the
+    correlation id of the events the request causes (eventbus.outbox), so one id leads from an
+    HTTP answer to every line of every process about that order."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request_id = _request_id(request.headers.get("X-Request-ID"))
+        request.request_id = request_id  # type: ignore[attr-defined]
+        with bound(request_id=request_id, correlation_id=request_id):
+            response = self.get_response(request)
+        response["X-Request-ID"] = request_id
+        return response
 
 
 class BodyLimitMiddleware:

@@ -17,6 +17,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from config.logs import default_format, logging_config
 from config.secret_key import secret_key_from_environment
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -81,6 +82,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.middleware.RequestIdMiddleware",
     "config.metrics.RequestMetricsMiddleware",
     "config.middleware.BodyLimitMiddleware",
     "config.middleware.DatabaseUnavailableMiddleware",
@@ -338,20 +340,11 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- logging ------------------------------------------------------------------------------------
-LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": "WARNING"},
-    "loggers": {
-        "eventbus": {"level": LOG_LEVEL},
-        "orders": {"level": LOG_LEVEL},
-        "inventory": {"level": LOG_LEVEL},
-        "notifications": {"level": LOG_LEVEL},
-    },
-}
+# LOG_FORMAT=json (the default with DEBUG off): one JSON object per line, gunicorn's logs included;
+# text (make run): short lines for a person. LOG_LEVEL applies to the project's loggers.
+LOG_FORMAT = default_format(debug=DEBUG)
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+LOGGING = logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL)
 
 # --- Content-Security-Policy (django-csp) ------------------------------------------------------
 # Enforced, not report-only, on every response. Scripts run only from files this server serves:

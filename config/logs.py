@@ -1,0 +1,112 @@
+"""Logging for every process, gunicorn's own logs included: JSON lines (LOG_FORMAT=json, the
+default with DEBUG off) for log pipelines, short text lines for a person (`make run`).
+
+A JSON line has time, level, logger, message, the process role and every field bound by
+eventbus.logcontext (request_id; on lines about an event: event_id, event_type, correlation_id,
+causation_id, aggregate_id, group, consumer, stream, message_id, attempt, duration_ms).
+Built without Django's settings, so gunicorn's configuration can use it before Django starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from pythonjsonlogger.json import JsonFormatter
+
+__all__ = ["StaticFilesFilter", "TextFormatter", "default_format", "logging_config"]
+
+# Fields a JSON line shows when they are set (logcontext binds them; gunicorn's access log adds
+# its own below).
+EVENT_FIELDS = (
+    "request_id", "event_id", "event_type", "correlation_id", "causation_id", "aggregate_id", "group", "consumer",
+    "stream", "message_id", "attempt", "duration_ms", "batch_size",
+)  # fmt: skip
+
+
+class JsonLineFormatter(JsonFormatter):
+    """One JSON object per line: time (ISO 8601 UTC), level, logger, message, role, and the
+    bound fields."""
+
+    def add_fields(self, log_record: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
+        super().add_fields(log_record, record, message_dict)
+        log_record["time"] = self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z"
+        log_record["level"] = record.levelname
+        log_record["logger"] = record.name
+        log_record["role"] = getattr(record, "role", None)
+        access = log_record.pop("access", None)  # gunicorn's access line: its fields, flat
+        if access:
+            log_record.update(access)
+
+
+class TextFormatter(logging.Formatter):
+    """`LEVEL logger: message`, with the time first unless the process runner already prints one
+    (LOG_TIMESTAMPS=false, which `make run` sets: honcho stamps every line)."""
+
+    def __init__(self) -> None:
+        stamp = os.environ.get("LOG_TIMESTAMPS", "true").lower() not in ("0", "false", "no")
+        super().__init__(("%(asctime)s " if stamp else "") + "%(levelname)s %(name)s: %(message)s")
+
+
+class StaticFilesFilter(logging.Filter):
+    """Drop gunicorn's access-log lines for static files (a page's CSS and scripts): in a
+    person's terminal they bury the requests that matter."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, dict) else {}
+        return not str(args.get("U", "")).startswith("/static/")
+
+
+class AccessFields(logging.Filter):
+    """Gunicorn's access-log record as fields of its JSON line (method, path, status, ...)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, dict) else {}
+        if args:
+            record.access = {
+                "method": args.get("m"), "path": args.get("U"), "status": args.get("s"),
+                "duration_ms": round(int(args.get("D", 0) or 0) / 1000, 3), "remote_addr": args.get("h"),
+                "request_id": _header(args, "{x-request-id}o") or _header(args, "{x-request-id}i"),
+            }  # fmt: skip
+        return True
+
+
+def _header(args: dict[str, Any], atom: str) -> str | None:
+    value = args.get(atom)
+    return None if value in (None, "-") else str(value)
+
+
+def default_format(*, debug: bool) -> str:
+    """LOG_FORMAT, else json in production and text with DEBUG (make run)."""
+    return os.environ.get("LOG_FORMAT", "text" if debug else "json").lower()
+
+
+def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
+    """The dictConfig for every process: the project's loggers at `level`, everything else at
+    WARNING, one handler on stderr, and gunicorn's error and access logs in the same format
+    (gunicorn and Django both apply it, whichever configures logging last)."""
+    formatter = {"()": JsonLineFormatter} if log_format == "json" else {"()": TextFormatter}
+    config: dict[str, Any] = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {
+            "context": {"()": "eventbus.logcontext.ContextFilter"},
+            "static": {"()": StaticFilesFilter},
+            "access": {"()": AccessFields},
+        },
+        "formatters": {"line": formatter},
+        "handlers": {
+            "console": {"class": "logging.StreamHandler", "formatter": "line", "filters": ["context"]},
+        },
+        "root": {"handlers": ["console"], "level": "WARNING"},
+        "loggers": {
+            name: {"level": level}
+            for name in ("eventbus", "orders", "inventory", "notifications", "config", "dashboard", "bulk")
+        },
+    }
+    access_filters = ["context", "access"] if log_format == "json" else ["context", "static"]
+    config["handlers"]["access"] = {"class": "logging.StreamHandler", "formatter": "line", "filters": access_filters}
+    config["loggers"]["gunicorn.error"] = {"level": "INFO", "handlers": ["console"], "propagate": False}
+    config["loggers"]["gunicorn.access"] = {"level": "INFO", "handlers": ["access"], "propagate": False}
+    return config
