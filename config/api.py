@@ -1,9 +1,10 @@
 """What every API view shares: the exception handler (the one place domain errors become HTTP
-responses), the JSON parser, strict field types, and the staff-or-read-only permission."""
+responses), strict field types, strict query parameters, fast rendering, and the
+staff-or-read-only permission. The classes DRF's settings name (parser, renderer, pagination)
+are in config.rest."""
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal
 from typing import Any
 
@@ -11,16 +12,12 @@ from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from drf_spectacular.utils import extend_schema_field
-from rest_framework import exceptions, pagination, parsers, permissions, renderers, serializers, status
+from rest_framework import exceptions, permissions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from config.errorpages import DATABASE_UNAVAILABLE
 from config.errors import Conflict, InvalidInput, LimitReached, NotFound, Unprocessable
-
-# No request this API takes nests deeper than 3; anything far deeper is an attack on the parser
-# (a body nested ~1,000 deep makes Python's json raise RecursionError) or on whatever walks it.
-MAX_JSON_DEPTH = 32
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -48,37 +45,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, SuspiciousOperation):  # too many form fields, and the like
         return Response({"detail": str(exc), "code": "bad_request"}, status=status.HTTP_400_BAD_REQUEST)
     return drf_exception_handler(exc, context)
-
-
-class JSONParser(parsers.JSONParser):
-    """DRF's JSON parser, refusing with a 400 (not a RecursionError and a 500) a document nested
-    deeper than MAX_JSON_DEPTH."""
-
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
-        try:
-            data = super().parse(stream, media_type, parser_context)
-        except RecursionError:
-            raise exceptions.ParseError(f"JSON parse error - nested deeper than {MAX_JSON_DEPTH} levels") from None
-        if _depth_exceeds(data, MAX_JSON_DEPTH):
-            raise exceptions.ParseError(f"JSON parse error - nested deeper than {MAX_JSON_DEPTH} levels")
-        return data
-
-
-def _depth_exceeds(data: Any, limit: int) -> bool:
-    """Walk without recursion: True if any value sits deeper than `limit` containers."""
-    stack = [(data, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, dict):
-            children = value.values()
-        elif isinstance(value, list):
-            children = value
-        else:
-            continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children)
-    return False
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -145,39 +111,6 @@ class RenderedSerializer:
             shared.fields  # noqa: B018 - build the tree once, before other threads share it
             cls._shared = shared  # type: ignore[attr-defined]
         return shared.to_representation(instance)
-
-
-class BrowsableAPIRenderer(renderers.BrowsableAPIRenderer):
-    """DRF's browsable API with the raw-data (JSON) form only: its HTML forms post multipart,
-    which the API refuses, and cannot hold a list (an order's lines)."""
-
-    def get_rendered_html_form(self, data: Any, view: Any, method: str, request: Any) -> Any:
-        if method in ("POST", "PUT", "PATCH"):
-            return None
-        return super().get_rendered_html_form(data, view, method, request)
-
-
-_PAGE = re.compile(r"[1-9][0-9]{0,8}")
-
-
-class Pagination(pagination.PageNumberPagination):
-    """Pages 1, 2, ...: `page` must be such a number (DRF reads `last` as the last page and
-    anything else as a 404); past the last page is a 404."""
-
-    def get_page_number(self, request: Any, paginator: Any) -> int:
-        values = request.query_params.getlist(self.page_query_param)
-        if not values:
-            return 1
-        if len(values) > 1 or not _PAGE.fullmatch(values[0]):
-            raise exceptions.ValidationError({self.page_query_param: ["A page is a whole number from 1, given once."]})
-        return int(values[0])
-
-    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
-        parameters = super().get_schema_operation_parameters(view)
-        for parameter in parameters:
-            if parameter["name"] == self.page_query_param:
-                parameter["schema"] = {"type": "integer", "minimum": 1, "maximum": 999_999_999}
-        return parameters
 
 
 class StrictQueryParams:

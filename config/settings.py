@@ -309,20 +309,20 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "config.api.Pagination",
+    "DEFAULT_PAGINATION_CLASS": "config.rest.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.api.exception_handler",
     # JSON only (the token endpoint also takes form data, for `curl -d`); anything else, such as
     # multipart (file uploads, which nothing here takes), is a 415 before its body is read.
-    "DEFAULT_PARSER_CLASSES": ["config.api.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["config.rest.JSONParser"],
     "DEFAULT_THROTTLE_CLASSES": ["config.throttling.ApiThrottle"],
     # DRF's test client sends JSON, as real clients do (its default, multipart, is refused).
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "NUM_PROXIES": NUM_PROXIES,
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
-        "config.api.BrowsableAPIRenderer",
+        "config.rest.BrowsableAPIRenderer",
     ],
 }
 SPECTACULAR_SETTINGS = {

@@ -11,7 +11,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.api import JSONParser
+from config.rest import JSONParser
 from config.throttling import login_blocked_for
 
 

@@ -13,7 +13,7 @@ from django.utils.html import format_html
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from config.api import BrowsableAPIRenderer
+from config.rest import BrowsableAPIRenderer
 from orders import selectors
 from orders.models import Order
 
