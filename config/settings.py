@@ -77,7 +77,6 @@ INSTALLED_APPS = [
     "orders",
     "notifications",
     "dashboard",
-    "bench",
 ]
 
 MIDDLEWARE = [
