@@ -40,8 +40,9 @@ test: install-dev
 # make bench            full run (minutes): every scenario of docs/benchmarks.md
 # make bench QUICK=1    a few seconds per scenario (the test suite runs this once)
 # make bench PROFILE=1  also sample every process of the pipeline scenario with py-spy
+# The benchmark's own settings install its app; the processes it measures run production's.
 bench: install-dev
-	$(PY) manage.py bench $(if $(QUICK),--quick,) $(if $(PROFILE),--profile,) $(BENCH_ARGS)
+	DJANGO_SETTINGS_MODULE=config.settings_bench $(PY) manage.py bench $(if $(QUICK),--quick,) $(if $(PROFILE),--profile,) $(BENCH_ARGS)
 
 lint: install-dev
 	$(VENV)/bin/ruff check .

@@ -4,15 +4,28 @@
 import os
 import sys
 
+BENCH_ELSEWHERE = (
+    "the benchmark is not installed in these settings: run `make bench`, "
+    "or `DJANGO_SETTINGS_MODULE=config.settings_bench python manage.py bench`"
+)
+
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    from django.apps import apps
     from django.core.exceptions import ImproperlyConfigured
-    from django.core.management import execute_from_command_line
+    from django.core.management import BaseCommand, ManagementUtility
     from django.db import OperationalError
 
+    class Utility(ManagementUtility):
+        def fetch_command(self, subcommand: str) -> BaseCommand:
+            # Production's settings leave the benchmark out (config/settings_bench.py adds it).
+            if subcommand == "bench" and apps.ready and not apps.is_installed("bench"):
+                sys.exit(BENCH_ELSEWHERE)
+            return super().fetch_command(subcommand)
+
     try:
-        execute_from_command_line(sys.argv)
+        Utility(sys.argv).execute()
     except ImproperlyConfigured as exc:
         # A setting the user can fix (bad DATABASE_URL, missing SECRET_KEY): one line, no traceback.
         sys.exit(f"configuration error: {' '.join(str(exc).split())}")

@@ -1,6 +1,11 @@
-"""The production processes, started as real subprocesses for a benchmark: the relay, one
-consumer per group, and gunicorn when HTTP is measured. Same commands as the Procfile, with
-production-like settings (DEBUG off, quiet logs, e-mail to a dummy backend)."""
+"""The production processes a benchmark measures (the relay, one consumer per group, and the
+web when HTTP is measured), each started from the Procfile by honcho as `make run` starts them,
+with production settings and the benchmark's environment (bench_env: DEBUG off, quiet logs,
+e-mail to a dummy backend, no per-customer limits, its own Redis key prefix).
+
+One honcho per Procfile process rather than one for all: honcho writes every process into one
+stream and stops them all when one exits, while the benchmark keeps a log per process and stops
+the relay and consumers in the middle of the HTTP scenario with the web still serving."""
 
 from __future__ import annotations
 
@@ -17,19 +22,32 @@ from django.conf import settings
 from eventbus.transport import redis_url
 
 ROOT = Path(__file__).resolve().parent.parent
+PROCFILE = ROOT / "Procfile"
+# gunicorn options the Procfile leaves at their defaults, for the benchmark's thousand
+# keep-alive connections; gunicorn reads them from this variable under the Procfile's own.
+WEB_OPTIONS = "--backlog 4096 --worker-connections 2000 --keep-alive 30 --log-level warning"
+
+
+def database_url(*, password: bool = True) -> str:
+    """The URL of the database these settings use (without its password for display)."""
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    secret = f":{db['PASSWORD'] if password else '***'}" if db["PASSWORD"] else ""
+    auth = f"{db['USER']}{secret}@" if db["USER"] else ""
+    return f"postgres://{auth}{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def bench_env(key_prefix: str) -> dict[str, str]:
-    db = settings.DATABASES["default"]
-    if db["ENGINE"].endswith("sqlite3"):
-        database_url = f"sqlite:///{db['NAME']}"
-    else:
-        auth = f"{db['USER']}:{db['PASSWORD']}@" if db["PASSWORD"] else (f"{db['USER']}@" if db["USER"] else "")
-        database_url = f"postgres://{auth}{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    """The environment of every process the benchmark starts."""
     env = dict(os.environ)
     env.update(
+        # The Procfile's `python` and `gunicorn` are this interpreter's (make run puts the
+        # virtualenv first on PATH too).
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        # Production's settings: the processes measured are the ones production runs.
         DJANGO_SETTINGS_MODULE="config.settings",
-        DATABASE_URL=database_url,
+        DATABASE_URL=database_url(),
         # With REDIS_URL unset, the embedded server's own URL: with DATABASE_URL set, the
         # children would otherwise refuse to start without a Redis to share.
         REDIS_URL=redis_url(),
@@ -48,55 +66,69 @@ def bench_env(key_prefix: str) -> dict[str, str]:
 
 
 class Fleet:
+    """Procfile processes started by name; `pids` maps each to the process running its command
+    (for CPU accounting, memory and py-spy), and `log_dir/<name>.log` holds its output."""
+
     def __init__(self, key_prefix: str, log_dir: Path) -> None:
         self.env = bench_env(key_prefix)
         self.log_dir = log_dir
         log_dir.mkdir(parents=True, exist_ok=True)
-        self.procs: dict[str, subprocess.Popen] = {}
+        self.honchos: dict[str, subprocess.Popen] = {}
+        self.pids: dict[str, int] = {}
 
-    def start(self, name: str, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
-        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the process
-        proc = subprocess.Popen(
-            list(args), cwd=ROOT, env={**self.env, **(extra_env or {})}, stdout=log, stderr=subprocess.STDOUT
-        )
+    def start(self, name: str, *, port: int = 5000, env: dict[str, str] | None = None) -> int:
+        """Start the Procfile's process `name` under its own honcho; returns its pid."""
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by honcho
+        honcho = subprocess.Popen(
+            [
+                sys.executable, "-m", "honcho", "start", "--procfile", str(PROCFILE), "--app-root", str(ROOT),
+                # honcho lets a .env file override the environment: the benchmark's must win.
+                "--env", os.devnull, "--no-colour", "--port", str(port), name,
+            ],
+            cwd=ROOT, env={**self.env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
         log.close()
-        self.procs[name] = proc
-        return proc
+        self.honchos[name] = honcho
+        self.pids[name] = self._find(name)
+        return self.pids[name]
 
-    def start_pipeline(self, groups: list[str], *, consumer_args: tuple[str, ...] = ()) -> None:
-        self.start("relay", sys.executable, "manage.py", "relay_outbox")
-        for group in groups:
-            self.start(
-                group, sys.executable, "manage.py", f"consume_{group}", "--consumer", f"bench-{group}", *consumer_args
-            )
+    def start_pipeline(self, groups: list[str]) -> None:
+        """The relay and one consumer per group (each group is a process of the Procfile)."""
+        for name in ["relay", *groups]:
+            self.start(name)
 
     def start_web(self, port: int, *, workers: int, threads: int) -> None:
         # The load generator speaks plain http on loopback, as a TLS-terminating proxy would:
         # production's redirect to https stays off, every other production setting holds.
         self.start(
             "web",
-            sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}",
-            "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
-            "--backlog", "4096", "--worker-connections", "2000", "--keep-alive", "30", "--log-level", "warning",
-            extra_env={"ALLOWED_HOSTS": "127.0.0.1,localhost", "DATABASE_POOL": "true",
-                       "DATABASE_POOL_MAX": str(threads + 2), "SECURE_SSL_REDIRECT": "false"},
-        )  # fmt: skip
+            port=port,
+            env={
+                "BIND": "127.0.0.1",
+                "WEB_CONCURRENCY": str(workers),
+                "WEB_THREADS": str(threads),
+                "GUNICORN_CMD_ARGS": WEB_OPTIONS,
+                "ALLOWED_HOSTS": "127.0.0.1,localhost",
+                "DATABASE_POOL": "true",
+                "DATABASE_POOL_MAX": str(threads + 2),
+                "SECURE_SSL_REDIRECT": "false",
+            },
+        )
 
     def stop_pipeline(self) -> list[str]:
         """Stop the relay and consumers cleanly (SIGTERM: each finishes its batch); their work
         waits on the streams. Returns the groups, to start them again."""
-        names = [n for n in self.procs if n not in ("web", "relay")]
-        for name in ["relay", *names]:
-            proc = self.procs.pop(name)
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=30)
-        return names
+        groups = [n for n in self.honchos if n not in ("web", "relay")]
+        for name in ["relay", *groups]:
+            self._stop(name, timeout=30)
+        return groups
 
     def rss_mb(self, name: str) -> float:
-        return psutil.Process(self.procs[name].pid).memory_info().rss / 2**20
+        return psutil.Process(self.pids[name]).memory_info().rss / 2**20
 
     def cpu_seconds(self, name: str) -> float:
-        proc = psutil.Process(self.procs[name].pid)
+        """CPU used by the process and its children (gunicorn's workers), not by honcho."""
+        proc = psutil.Process(self.pids[name])
         total = proc.cpu_times().user + proc.cpu_times().system
         for child in proc.children(recursive=True):
             try:
@@ -107,19 +139,58 @@ class Fleet:
         return total
 
     def check_alive(self) -> None:
-        for name, proc in self.procs.items():
-            if proc.poll() is not None:
-                log = (self.log_dir / f"{name}.log").read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{log}")
+        """Raise with the end of its log if a process has exited (its honcho then exits too)."""
+        for name, honcho in self.honchos.items():
+            if honcho.poll() is not None:
+                raise RuntimeError(f"{name} exited (honcho: {honcho.returncode}):\n{self._log_tail(name)}")
 
     def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
+        for honcho in self.honchos.values():
+            if honcho.poll() is None:
+                honcho.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 15
-        for proc in self.procs.values():
+        for name in list(self.honchos):
+            self._stop(name, timeout=max(deadline - time.monotonic(), 0.1))
+
+    def _stop(self, name: str, *, timeout: float) -> None:
+        """SIGTERM to honcho, which passes it on and waits for the process (KILL after 5 s)."""
+        honcho = self.honchos.pop(name)
+        pid = self.pids.pop(name)
+        if honcho.poll() is None:
+            honcho.send_signal(signal.SIGTERM)
+        try:
+            honcho.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            # honcho started the process in a session of its own: kill that, then honcho.
             try:
-                proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        self.procs.clear()
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            honcho.kill()
+            honcho.wait()
+
+    def _find(self, name: str, timeout: float = 30) -> int:
+        """The pid running the Procfile command `name`: the process below honcho that carries
+        honcho's HONCHO_PROCESS_NAME for it and is no longer the shell that exec's the command
+        (its children, such as gunicorn's workers, carry the name too)."""
+        honcho = self.honchos[name]
+        wanted = f"{name}.1"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if honcho.poll() is not None:
+                raise RuntimeError(f"{name} did not start (honcho: {honcho.returncode}):\n{self._log_tail(name)}")
+            for proc in psutil.Process(honcho.pid).children(recursive=True):
+                try:
+                    if (
+                        proc.environ().get("HONCHO_PROCESS_NAME") == wanted
+                        and proc.parent().environ().get("HONCHO_PROCESS_NAME") != wanted
+                        and proc.cmdline()[:2] != ["/bin/sh", "-c"]
+                    ):
+                        return proc.pid
+                except psutil.Error:  # exited, or is exec'ing, meanwhile
+                    continue
+            time.sleep(0.02)
+        raise RuntimeError(f"{name} did not start within {timeout:g} s:\n{self._log_tail(name)}")
+
+    def _log_tail(self, name: str) -> str:
+        return (self.log_dir / f"{name}.log").read_text(errors="replace")[-2000:]

@@ -237,7 +237,7 @@ def _start_profiler(ctx: Context) -> Profiler | None:
     if not ctx.profile:
         return None
     assert ctx.fleet is not None
-    pids = {n: p.pid for n, p in ctx.fleet.procs.items()}
+    pids = dict(ctx.fleet.pids)
     profiler = Profiler(ctx.run_dir, ROOT)
     if not profiler.start(pids):  # the placing processes are added once forked
         sys.stderr.write("--profile: py-spy is not installed; no profile taken\n")
@@ -254,7 +254,7 @@ def _cpu_snapshot(ctx: Context) -> dict[str, float]:
     assert ctx.fleet is not None
     me = psutil.Process()
     snapshot = {_BENCH: me.cpu_times().user + me.cpu_times().system}
-    snapshot.update({name: ctx.fleet.cpu_seconds(name) for name in ctx.fleet.procs})
+    snapshot.update({name: ctx.fleet.cpu_seconds(name) for name in ctx.fleet.pids})
     for label, names in (("postgresql", ("postgres",)), ("redis", ("redis-server",))):
         total = 0.0
         for proc in psutil.process_iter(["name"]):

@@ -14,7 +14,6 @@ from django.http import Http404
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, permissions, serializers, status
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
 
 from config.errorpages import DATABASE_UNAVAILABLE
 from config.errors import Conflict, InvalidInput, LimitReached, NotFound, Unprocessable
@@ -44,6 +43,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         )
     if isinstance(exc, SuspiciousOperation):  # too many form fields, and the like
         return Response({"detail": str(exc), "code": "bad_request"}, status=status.HTTP_400_BAD_REQUEST)
+    # Imported here: rest_framework.views reads the REST_FRAMEWORK settings when it is imported,
+    # and they name this module's classes, so importing it above would be circular whenever
+    # this module is imported first (as a system check that reads the pagination class does).
+    from rest_framework.views import exception_handler as drf_exception_handler
+
     return drf_exception_handler(exc, context)
 
 

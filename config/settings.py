@@ -78,7 +78,6 @@ INSTALLED_APPS = [
     "orders",
     "notifications",
     "dashboard",
-    "bench",
 ]
 
 MIDDLEWARE = [

@@ -6,6 +6,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from eventbus.admin import ReadOnlyAdmin
 from inventory import services
 from inventory.models import Product, Reservation, StockAdjustment
 
@@ -64,29 +65,21 @@ class ProductAdmin(admin.ModelAdmin):
         )
 
 
+# Reservations and stock adjustments are the ledger the stock figure is checked against
+# (dashboard.invariants): rows are written by the services only, and none is removed by hand.
+
+
 @admin.register(Reservation)
-class ReservationAdmin(admin.ModelAdmin):
+class ReservationAdmin(ReadOnlyAdmin):
     list_display = ["order_id", "product", "quantity", "status", "created_at", "released_at"]
     list_filter = ["status"]
     search_fields = ["order_id", "product__sku"]
     list_select_related = ["product"]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
 
 @admin.register(StockAdjustment)
-class StockAdjustmentAdmin(admin.ModelAdmin):
+class StockAdjustmentAdmin(ReadOnlyAdmin):
     list_display = ["product", "delta", "reason", "created_at"]
     list_filter = ["reason"]
     search_fields = ["product__sku"]
     list_select_related = ["product"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False

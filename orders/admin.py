@@ -5,6 +5,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from config.errors import DomainError
+from eventbus.admin import ReadOnlyAdmin
 from orders import services
 from orders.models import CatalogProduct, Order, OrderItem
 
@@ -54,18 +55,9 @@ class OrderAdmin(admin.ModelAdmin):
 
 
 @admin.register(CatalogProduct)
-class CatalogProductAdmin(admin.ModelAdmin):
+class CatalogProductAdmin(ReadOnlyAdmin):
     """Read-only: kept current by inventory's ProductChanged events."""
 
     list_display = ["product_id", "sku", "name", "price", "active", "revision"]
     list_filter = ["active"]
     search_fields = ["sku", "name"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False

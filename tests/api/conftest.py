@@ -17,19 +17,8 @@ from rest_framework.test import APIClient
 from eventbus.models import DeadLetter, OutboxEvent
 from eventbus.transport import Transport
 from orders.models import Order, OrderItem
+from tests.clients import token_client
 from tests.factories import ProductFactory, StaffFactory, UserFactory
-
-
-def token_client(user: AbstractBaseUser) -> APIClient:
-    client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-    return client
-
-
-@pytest.fixture
-def customer() -> AbstractBaseUser:
-    return UserFactory()
 
 
 @pytest.fixture
@@ -80,22 +69,6 @@ def order_rows() -> Snapshot:
     return count
 
 
-PlaceOrder = Callable[..., dict[str, Any]]
-
-
-@pytest.fixture
-def place_order() -> PlaceOrder:
-    """POST an order of (product_id, quantity) lines as `client` and return the created order."""
-
-    def place(client: APIClient, *lines: tuple[int, int]) -> dict[str, Any]:
-        body = {"items": [{"product_id": p, "quantity": q} for p, q in lines]}
-        response = client.post("/api/orders/", body, format="json")
-        assert response.status_code == 201, response.content
-        return response.json()
-
-    return place
-
-
 @pytest.fixture
 def superuser() -> AbstractBaseUser:
     return StaffFactory(username="root", is_superuser=True)
@@ -113,7 +86,7 @@ def shop(
     api: APIClient,
     customer: AbstractBaseUser,
     superuser: AbstractBaseUser,
-    place_order: PlaceOrder,
+    place_order: Callable[..., dict[str, Any]],
     pump: Callable[..., dict[str, int]],
     transport: Transport,
     settings: Settings,

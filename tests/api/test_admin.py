@@ -11,7 +11,8 @@ from django.db.models import Model
 from django.urls import reverse
 
 from eventbus.models import OutboxEvent
-from orders.models import Order
+from inventory.models import Reservation, StockAdjustment
+from orders.models import CatalogProduct, Order
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -55,3 +56,13 @@ def test_admin_outbox_events_are_read_only(shop, superuser_client):
     response = superuser_client.post(admin_url(OutboxEvent, "change", event.pk), {"event_type": "forged"})
     assert response.status_code == 403
     assert OutboxEvent.objects.get(pk=event.pk).event_type == event.event_type
+
+
+@pytest.mark.parametrize("model", [CatalogProduct, Reservation, StockAdjustment], ids=lambda model: model._meta.label)
+def test_admin_catalog_copy_and_stock_ledger_cannot_be_added_edited_or_deleted(shop, superuser_client, model):
+    obj = model._default_manager.first()
+
+    assert superuser_client.get(admin_url(model, "add")).status_code == 403
+    assert superuser_client.post(admin_url(model, "change", quote(obj.pk)), {}).status_code == 403
+    assert superuser_client.post(admin_url(model, "delete", quote(obj.pk)), {"post": "yes"}).status_code == 403
+    assert model._default_manager.filter(pk=obj.pk).exists()

@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 from notifications.services import notification_for_order
 from orders.models import Order
 from orders.services import order_place
+from tests.clients import token_client
 from tests.factories import ProductFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -96,12 +97,6 @@ def test_request_without_credentials_is_401_and_changes_nothing(anonymous, order
     assert Order.objects.get(pk=order.pk).status == "pending"
     product.refresh_from_db()
     assert (product.stock, product.price) == (3, Decimal("10.00"))
-
-
-def token_client(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
-    return client
 
 
 def test_a_token_is_looked_up_once_then_remembered_for_a_while():

@@ -1,44 +1,24 @@
 """When the database stops answering, the API says so: 503 with a JSON body and Retry-After,
 never a traceback or an HTML error page.
 
-The outage is real for the request: every statement sent to the database connection fails
-with the OperationalError Django raises for a lost server. Only savepoint statements pass, so
-the test's own transaction can still roll back around the request and the database can be
-checked afterwards."""
+The outage is real for the request (tests/api/database_outage.py): every statement sent to the
+database connection fails with the OperationalError Django raises for a lost server. Only
+savepoint statements pass, so the test's own transaction can still roll back around the request
+and the database can be checked afterwards."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from django.db import DatabaseError, InterfaceError, OperationalError, connection
+from django.db import InterfaceError, OperationalError
 from rest_framework.test import APIClient
 
-from tests.api.conftest import token_client
+from tests.api.database_outage import SERVER_GONE, database_down
+from tests.clients import token_client
 from tests.factories import ProductFactory
 
 pytestmark = pytest.mark.django_db
-
-SERVER_GONE = 'connection to server at "127.0.0.1", port 5432 failed: Connection refused'
-
-
-@contextmanager
-def database_down(
-    statements: tuple[str, ...] = ("SELECT", "INSERT", "UPDATE", "DELETE"), error: DatabaseError | None = None
-) -> Iterator[list[str]]:
-    """Fail every statement starting with one of `statements`; yields the refused statements."""
-    refused: list[str] = []
-
-    def fail(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
-        if sql.lstrip().upper().startswith(statements):
-            refused.append(sql)
-            raise error or OperationalError(SERVER_GONE)
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(fail):
-        yield refused
 
 
 def assert_database_unavailable(response: Any) -> None:

@@ -12,7 +12,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from eventbus.transport import reset_transport
-from tests.api.test_database_unavailable import SERVER_GONE, database_down
+from tests.api.database_outage import SERVER_GONE, database_down
 
 pytestmark = pytest.mark.django_db
 

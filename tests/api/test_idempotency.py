@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from eventbus.models import OutboxEvent
 from orders.models import Order
-from tests.api.conftest import token_client
+from tests.clients import token_client
 from tests.factories import ProductFactory
 
 pytestmark = pytest.mark.django_db

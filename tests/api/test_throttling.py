@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from config.throttling import breaker
 from orders.models import Order
-from tests.api.conftest import token_client
+from tests.clients import token_client
 from tests.factories import ProductFactory, UserFactory
 from tests.redisproxy import ReplyHoldingProxy
 

@@ -29,7 +29,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory, django_db_setup: None, d
     out = tmp_path_factory.mktemp("bench")
     env = {
         **{k: v for k, v in os.environ.items() if k not in ("DEBUG",)},
-        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DJANGO_SETTINGS_MODULE": "config.settings_bench",
         "DATABASE_URL": database_url(),
         "REDIS_URL": settings.REDIS_URL,
         "SECRET_KEY": "bench-test-key-" + "0123456789abcdef" * 4,

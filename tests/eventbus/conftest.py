@@ -1,5 +1,6 @@
-"""Fixtures for the event bus tests: one pass of the relay or of one consumer group, in-process,
-against the real database and the per-test Redis namespace of tests/conftest.py."""
+"""Fixtures for the event bus tests: one pass of one consumer group, in-process, against the real
+database and the per-test Redis namespace of tests/conftest.py (which also has the relay's pass
+and the `customer`)."""
 
 from __future__ import annotations
 
@@ -8,24 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from eventbus.consumer import Consumer, Stats
-from eventbus.relay import Relay
 from eventbus.transport import Transport
-from tests.factories import UserFactory
-
-
-@pytest.fixture
-def customer():
-    return UserFactory()
-
-
-@pytest.fixture
-def relay(transport: Transport) -> Callable[[], int]:
-    """Publish every committed outbox row, like one `relay_outbox` pass; returns how many."""
-
-    def run() -> int:
-        return Relay(transport=transport).run(once=True)
-
-    return run
 
 
 @pytest.fixture

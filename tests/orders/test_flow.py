@@ -9,40 +9,31 @@ from rest_framework.test import APIClient
 from inventory.models import Product, Reservation
 from notifications.models import Notification
 from orders.models import Order
-from tests.factories import ProductFactory, UserFactory
+from tests.factories import ProductFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def customer():
-    return UserFactory()
-
-
-@pytest.fixture
-def api(customer) -> APIClient:
+def forced_api(customer) -> APIClient:
+    """The customer's client, authentication forced (no token): the flow is under test here,
+    not signing in (tests/api's `api` fixture signs in with a real token)."""
     client = APIClient()
     client.force_authenticate(customer)
     return client
 
 
-def place(api: APIClient, *lines: tuple[int, int]) -> dict:
-    response = api.post("/api/orders/", {"items": [{"product_id": p, "quantity": q} for p, q in lines]}, format="json")
-    assert response.status_code == 201, response.content
-    return response.json()
-
-
-def test_order_in_stock_is_confirmed_stock_drops_and_customer_gets_one_email(api, customer, pump):
+def test_order_in_stock_is_confirmed_stock_drops_and_customer_gets_one_email(forced_api, place_order, customer, pump):
     keyboard = ProductFactory(stock=5, price="20.00")
     mouse = ProductFactory(stock=3, price="7.50")
 
-    order = place(api, (keyboard.pk, 2), (mouse.pk, 1))
+    order = place_order(forced_api, (keyboard.pk, 2), (mouse.pk, 1))
     assert order["status"] == "pending"
     assert order["total"] == "47.50"
 
     pump()
 
-    assert api.get(f"/api/orders/{order['id']}/").json()["status"] == "confirmed"
+    assert forced_api.get(f"/api/orders/{order['id']}/").json()["status"] == "confirmed"
     assert Product.objects.get(pk=keyboard.pk).stock == 3
     assert Product.objects.get(pk=mouse.pk).stock == 2
     assert Reservation.objects.filter(order_id=order["id"], status="reserved").count() == 2
@@ -57,23 +48,23 @@ def test_order_in_stock_is_confirmed_stock_drops_and_customer_gets_one_email(api
 @pytest.mark.parametrize(
     ("price", "quantity", "shown"), [("103.95", 2, "207.90"), ("1249.50", 3, "3,748.50"), ("5.00", 1, "5.00")]
 )
-def test_the_confirmation_email_shows_the_total_as_money(api, pump, price, quantity, shown):
+def test_the_confirmation_email_shows_the_total_as_money(forced_api, place_order, pump, price, quantity, shown):
     product = ProductFactory(stock=5, price=price)
 
-    place(api, (product.pk, quantity))
+    place_order(forced_api, (product.pk, quantity))
     pump()
 
     assert f"Total: {shown}." in mail.outbox[0].body
 
 
-def test_order_beyond_stock_is_rejected_with_reason_and_stock_unchanged(api, pump):
+def test_order_beyond_stock_is_rejected_with_reason_and_stock_unchanged(forced_api, place_order, pump):
     lamp = ProductFactory(stock=2)
     cable = ProductFactory(stock=100)
 
-    order = place(api, (cable.pk, 10), (lamp.pk, 5))
+    order = place_order(forced_api, (cable.pk, 10), (lamp.pk, 5))
     pump()
 
-    body = api.get(f"/api/orders/{order['id']}/").json()
+    body = forced_api.get(f"/api/orders/{order['id']}/").json()
     assert body["status"] == "rejected"
     assert f"product {lamp.pk}: 5 requested, 2 in stock" in body["rejection_reason"]
     assert Product.objects.get(pk=lamp.pk).stock == 2
@@ -83,13 +74,13 @@ def test_order_beyond_stock_is_rejected_with_reason_and_stock_unchanged(api, pum
     assert len(mail.outbox) == 1
 
 
-def test_cancelling_a_confirmed_order_restores_stock_and_notifies(api, pump):
+def test_cancelling_a_confirmed_order_restores_stock_and_notifies(forced_api, place_order, pump):
     product = ProductFactory(stock=4)
-    order = place(api, (product.pk, 3))
+    order = place_order(forced_api, (product.pk, 3))
     pump()
     assert Product.objects.get(pk=product.pk).stock == 1
 
-    response = api.post(f"/api/orders/{order['id']}/cancel/")
+    response = forced_api.post(f"/api/orders/{order['id']}/cancel/")
     assert response.status_code == 200
     assert response.json()["status"] == "cancelled"
     pump()

@@ -14,8 +14,9 @@ import pytest
 
 from eventbus.consumer import Consumer
 from eventbus.events import Envelope
-from eventbus.relay import Relay
 from eventbus.transport import Transport, get_transport
+from inventory.models import Product
+from tests.factories import ProductFactory
 from tests.resilience.flaky import HandlerScript, record_flaky, script
 
 FAST = {
@@ -51,9 +52,11 @@ def handler() -> Iterator[HandlerScript]:
 
 
 @pytest.fixture
-def relay(transport: Transport) -> Callable[[], int]:
-    """One `relay_outbox` pass: publish every committed outbox row."""
-    return lambda: Relay(transport=transport).run(once=True)
+def product(handler: HandlerScript) -> Product:
+    """A product (no stock) whose Flaky events the inventory handler refuses."""
+    product = ProductFactory(stock=0)
+    handler.refuse(product)
+    return product
 
 
 @pytest.fixture

@@ -7,19 +7,11 @@ from django.urls import reverse
 
 from eventbus.models import DeadLetter
 from inventory.models import Product
-from tests.factories import ProductFactory
 from tests.resilience.flaky import Flaky
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CHANGELIST = "admin:eventbus_deadletter_changelist"
-
-
-@pytest.fixture
-def product(handler) -> Product:
-    product = ProductFactory(stock=0)
-    handler.refuse(product)
-    return product
 
 
 @pytest.fixture

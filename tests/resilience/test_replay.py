@@ -10,7 +10,6 @@ from django.core.management import call_command
 
 from eventbus.models import DeadLetter
 from inventory.models import Product
-from tests.factories import ProductFactory
 from tests.resilience.streams import pending
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -24,13 +23,6 @@ def deadletters(*args: str) -> str:
     out = StringIO()
     call_command("deadletters", *args, stdout=out)
     return out.getvalue()
-
-
-@pytest.fixture
-def product(handler) -> Product:
-    product = ProductFactory(stock=0)
-    handler.refuse(product)
-    return product
 
 
 @pytest.fixture

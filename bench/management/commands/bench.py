@@ -10,9 +10,11 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 
 from bench import report
-from bench.fleet import Fleet
+from bench.fleet import Fleet, database_url
 from bench.scenarios import SCENARIOS, Context, delete_keys, transport_for
 from bench.world import build_world, wait_for_catalog, warm_up
 from eventbus import registry
@@ -28,6 +30,9 @@ class Command(BaseCommand):
         "pipeline throughput, latency at a steady rate, HTTP, a burst, consumer memory. Prints a table, writes "
         "JSON and a PNG under var/bench/. Run it on a database no other relay uses."
     )
+    # The processes measured run production's system checks (into their logs); here they would
+    # only print deployment warnings (EMAIL_URL, ...) above the benchmark's own messages.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--quick", action="store_true", help="a few seconds per scenario (what the tests run)")
@@ -53,6 +58,7 @@ class Command(BaseCommand):
             raise CommandError(f"unknown scenario(s) {', '.join(unknown)}: choose from {', '.join(ORDER)}")
         if settings.DEBUG:
             raise CommandError("DEBUG is on: benchmarks measure production settings; run with DEBUG=false")
+        _require_migrated()
         waiting = OutboxEvent.objects.filter(published_at__isnull=True).count()
         if waiting:
             raise CommandError(
@@ -128,6 +134,20 @@ class Command(BaseCommand):
             ctx.fleet.check_alive()
             results[name] = SCENARIOS[name](ctx, port) if name in ("http", "burst") else SCENARIOS[name](ctx)
             ctx.fleet.check_alive()
+
+
+def _require_migrated() -> None:
+    """One line, not a traceback from the first query, on a database `migrate` has not set up."""
+    executor = MigrationExecutor(connection)
+    missing = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    if not missing:
+        return
+    where = database_url(password=False)
+    if not executor.recorder.has_table() or not executor.recorder.applied_migrations():
+        raise CommandError(f"the database at {where} has no tables: run `python manage.py migrate` first")
+    raise CommandError(
+        f"the database at {where} lacks {len(missing)} migration(s): run `python manage.py migrate` first"
+    )
 
 
 def _free_port() -> int:
