@@ -13,6 +13,7 @@ from typing import Any
 
 import redis
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
+from django.utils.functional import cached_property
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -34,11 +35,15 @@ class RedisCache(DjangoRedisCache):
         options.setdefault("socket_connect_timeout", timeout)
         options.setdefault("retry", Retry(NoBackoff(), 0))
         options.setdefault("health_check_interval", 0)
-        if not server:
-            from eventbus.transport import redis_url
-
-            server = redis_url()
         super().__init__(server, params)
+
+    @cached_property
+    def _cache(self) -> Any:
+        if not any(self._servers):  # the embedded server: started now, on first use, not when
+            from eventbus.transport import redis_url  # Django's checks build the cache object
+
+            self._servers = [redis_url()]
+        return super()._cache
 
     def count(self, windows: Sequence[tuple[str, int]], *, read: Sequence[str] = ()) -> tuple[list[int], list[int]]:
         """Add one to each counter `(key, window_s)` (a counter starts at 0 and lives window_s
