@@ -503,6 +503,25 @@ class Transport:
             pipe.zrem(self.key(index), name)
             pipe.execute()
 
+    def hash_increments(self, increments: dict[str, dict[str, int]], *, ttl_s: int) -> None:
+        """HINCRBY every field of every hash and give each hash ttl_s to live, in one round trip."""
+        with _translated():
+            pipe = self.client.pipeline(transaction=False)
+            for key, fields in increments.items():
+                for field, n in fields.items():
+                    pipe.hincrby(self.key(key), field, n)
+                pipe.expire(self.key(key), ttl_s)
+            pipe.execute()
+
+    def hashes(self, keys: Sequence[str]) -> list[dict[str, int]]:
+        """HGETALL of each hash (counts), in one round trip; {} for a missing one."""
+        with _translated():
+            pipe = self.client.pipeline(transaction=False)
+            for key in keys:
+                pipe.hgetall(self.key(key))
+            replies = pipe.execute()
+        return [{_text(f): int(v) for f, v in reply.items()} for reply in replies]
+
     def heartbeats(self, index: str, key_of: Callable[[str], str], *, now: float) -> list[bytes]:
         """The beats that have not expired (expired names are dropped from the index)."""
         with _translated():
