@@ -274,14 +274,14 @@ class Consumer:
 
     def _claim_and_process(self, stream: str, ids: list[str]) -> int:
         """XCLAIM the ids not waiting for a retry, and process them as redeliveries."""
-        scheduled = self.transport.scheduled_retries(self.group, [(stream, i) for i in ids])
+        scheduled = self.transport.retries.scheduled(self.group, [(stream, i) for i in ids])
         wanted = [i for i in ids if (stream, i) not in scheduled]
         if wanted:
             self.process(self.transport.claim(stream, self.group, self.name, wanted), redelivered=True)
         return len(wanted)
 
     def _run_due_retries(self) -> bool:
-        due = self.transport.pop_due_retries(self.group, now=time.time(), limit=self.batch_size)
+        due = self.transport.retries.pop_due(self.group, now=time.time(), limit=self.batch_size)
         if due:
             by_stream: dict[str, list[str]] = defaultdict(list)
             for stream, entry_id in due:
@@ -291,7 +291,7 @@ class Consumer:
             ]
             self.process(messages, redelivered=True)
         # Own retries are known exactly; other consumers' are noticed within a second.
-        next_at = self.transport.next_retry_at(self.group)
+        next_at = self.transport.retries.next_due(self.group)
         wait = 1.0 if next_at is None else min(max(next_at - time.time(), 0.0), 1.0)
         self._next_retry_check = time.monotonic() + wait
         return bool(due)
@@ -384,7 +384,7 @@ class Consumer:
         self._ack(acks)
         self._unacked = {}
         if redelivered:  # some may have failed before: forget when they first did
-            self.transport.forget_failures(self.group, [(s, i) for s, ids in acks.items() for i in ids])
+            self.transport.retries.forget(self.group, [(s, i) for s, ids in acks.items() for i in ids])
         self._settle(failures)
 
     def _apply(self, work: list[_Work], acks: dict[str, list[str]]) -> list[_Failure]:
@@ -471,15 +471,7 @@ class Consumer:
         return failures
 
     def _delivery_counts(self, messages: Sequence[Message]) -> dict[tuple[str, str], int]:
-        by_stream: dict[str, list[str]] = defaultdict(list)
-        for m in messages:
-            if m.fields is not None:
-                by_stream[m.stream].append(m.id)
-        counts = {}
-        for stream, ids in by_stream.items():
-            for entry_id, n in self.transport.delivery_counts(stream, self.group, ids).items():
-                counts[(stream, entry_id)] = n
-        return counts
+        return self.transport.delivery_counts(self.group, [(m.stream, m.id) for m in messages if m.fields is not None])
 
     def _ack(self, acks: dict[str, list[str]]) -> None:
         try:
@@ -503,15 +495,15 @@ class Consumer:
                 self.group, _describe(f), f.attempts, self.policy.max_attempts, delay, _one_line(f.error),
             )  # fmt: skip
         if retries:
-            self.transport.note_first_failures(self.group, list(retries), now)
-            self.transport.schedule_retries(self.group, retries)
+            self.transport.retries.note_failures(self.group, list(retries), now)
+            self.transport.retries.schedule(self.group, retries)
             soonest = min(retries.values()) - now
             self._next_retry_check = min(self._next_retry_check, time.monotonic() + max(soonest, 0.0))
 
     def _dead_letter(self, f: _Failure) -> None:
         error = f.error if isinstance(f.error, str) else f"{type(f.error).__name__}: {f.error}"
         key = (f.message.stream, f.message.id)
-        first = self.transport.first_failures(self.group, [key]).get(key)
+        first = self.transport.retries.first_failures(self.group, [key]).get(key)
         try:
             row = deadletter_record(
                 group=self.group,
@@ -537,7 +529,7 @@ class Consumer:
         )
         self.transport.dead_letter(self.group, fields)
         self.transport.ack(self.group, {f.message.stream: [f.message.id]})
-        self.transport.forget_failures(self.group, [key])
+        self.transport.retries.forget(self.group, [key])
         self.stats.dead += 1
         log.error("group %s: %s dead-lettered (row %d): %s", self.group, _describe(f), row.pk, _one_line(error))
 

@@ -24,11 +24,12 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 import bulk
-from eventbus import registry
+from eventbus import registry, wakeup
 from eventbus.consumer import ShutdownRequested
 from eventbus.models import OutboxEvent, ProcessedEvent
 from eventbus.outage import Outage
-from eventbus.transport import GroupMissing, Transport, TransportUnavailable, Wakeups, get_transport
+from eventbus.redis_client import Subscription
+from eventbus.transport import GroupMissing, Transport, TransportUnavailable, get_transport
 
 __all__ = ["Relay", "vacuum_if_churned"]
 
@@ -85,7 +86,7 @@ class Relay:
         self.outbox_retention = dt.timedelta(seconds=conf["OUTBOX_RETENTION_S"])
         self.inbox_retention = dt.timedelta(seconds=conf["INBOX_RETENTION_S"])
         self._transport = transport
-        self._wakeups: Wakeups | None = None
+        self._wakeups: Subscription | None = None
         self._stopping = threading.Event()
         self._waiting = False
         self._outage = Outage(log, consequence="events wait in the outbox meanwhile; retrying", stopping=self._stopping)
@@ -200,7 +201,7 @@ class Relay:
                 if not self._groups_seen:
                     self.ensure_groups()
                 if self._wakeups is None and not once:
-                    self._wakeups = self.transport.subscribe_wakeups()
+                    self._wakeups = wakeup.subscribe(self.transport)
                 self.drain()
                 if time.monotonic() >= self._next_maintenance:
                     self.maintain()
