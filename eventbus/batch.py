@@ -24,8 +24,9 @@ from django.db import DatabaseError, transaction
 
 import bulk
 from eventbus import inbox, registry
+from eventbus.codec import decode
 from eventbus.deadletters import deadletters_resolve, replayed_deadletter_id
-from eventbus.events import Envelope, MalformedMessage, PermanentError, decode
+from eventbus.events import Envelope, MalformedMessage, PermanentError
 from eventbus.failures import Failure, FailurePolicy, one_line
 from eventbus.transport import GroupMissing, Message, Transport
 from eventbus.worker import DatabaseUnavailable, database_broken

@@ -20,7 +20,8 @@ from django.utils import timezone
 
 import bulk
 from eventbus.breaker import Breaker
-from eventbus.events import Envelope, Event, encode
+from eventbus.codec import encode
+from eventbus.events import Envelope, Event
 from eventbus.models import OutboxEvent
 from eventbus.transport import TransportUnavailable, get_transport
 from eventbus.wakeup import wake_relay

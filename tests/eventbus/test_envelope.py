@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import pytest
 
+from eventbus.codec import decode, encode
 from eventbus.events import (
     Envelope,
     Event,
@@ -17,8 +18,6 @@ from eventbus.events import (
     MalformedMessage,
     PermanentError,
     UnknownEventType,
-    decode,
-    encode,
     event_classes,
 )
 from inventory.events import (
