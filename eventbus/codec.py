@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import uuid
 
-from eventbus.events import Envelope, InvalidEvent, MalformedMessage, event_class
+from eventbus.events import Envelope, Event, InvalidEvent, MalformedMessage, UnknownEventType, event_class
 from eventbus.payloads import dump, load
 
 __all__ = ["decode", "encode"]
@@ -22,7 +22,7 @@ __all__ = ["decode", "encode"]
 _REQUIRED = ("event_id", "type", "version", "occurred_at", "aggregate_type", "aggregate_id", "payload")
 
 
-def encode(envelope: Envelope) -> str:
+def encode(envelope: Envelope[Event]) -> str:
     """The wire form: compact JSON, UUIDs and Decimals as strings, times in ISO 8601 UTC."""
     return json.dumps(
         {
@@ -40,7 +40,7 @@ def encode(envelope: Envelope) -> str:
     )
 
 
-def decode(raw: bytes | str) -> Envelope:
+def decode(raw: bytes | str) -> Envelope[Event]:
     """Parse and validate a wire envelope; every failure is a PermanentError saying why."""
     try:
         data = json.loads(raw)
@@ -54,7 +54,9 @@ def decode(raw: bytes | str) -> Envelope:
     type_, version = data["type"], data["version"]
     if not isinstance(type_, str) or not isinstance(version, int) or isinstance(version, bool):
         raise MalformedMessage("envelope 'type' must be a string and 'version' an integer")
-    cls = event_class(type_, version)
+    cls = event_class(type_)
+    if cls is None or version != cls.version:
+        raise UnknownEventType(f"unknown event type {type_!r} version {version!r}")
     try:
         return Envelope(
             event_id=load(uuid.UUID, data["event_id"], "event_id"),

@@ -1,9 +1,20 @@
 """Typed, versioned events, the registry of their classes, and the envelope that carries them.
 
-An event is a frozen dataclass subclassing `Event`; it names its `type`, `version` and the
-`stream` it is published on. Defining the class registers it, so a consumer can turn any message
-back into the right class and refuse, as a permanent error, one it does not know. The wire form
-is eventbus.codec's.
+An event is a frozen dataclass that declares only its fields. A family base, one per app, fixes
+the stream its events are published on, their aggregate type and the prefix of their type name:
+
+    class OrderEvent(Event, stream="orders", aggregate_type="order", prefix="orders"):
+        "What the orders app publishes."
+
+    @dataclass(frozen=True)
+    class OrderPlaced(OrderEvent):  # type "orders.OrderPlaced", version 1
+        order_id: uuid.UUID
+
+A class that names a `prefix` opens a family and is not an event itself. An event may add
+`version=2`, `name="..."` (to keep its type name when the class is renamed) or its own `stream`
+or `aggregate_type`. Defining an event registers it under (type, version), so a consumer can
+turn any message back into the right class and refuse, as a permanent error, one it does not
+know. The wire form is eventbus.codec's.
 """
 
 from __future__ import annotations
@@ -11,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import uuid
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 __all__ = [
     "Envelope",
@@ -41,44 +52,84 @@ class InvalidEvent(PermanentError):
     """The payload does not match the event's schema."""
 
 
-_REGISTRY: dict[tuple[str, int], type[Event]] = {}
+_BY_VERSION: dict[tuple[str, int], type[Event]] = {}
+_NEWEST: dict[str, type[Event]] = {}
+
+# What a family base or an event may say about itself, as keywords of its class statement.
+_DECLARED = ("type", "version", "stream", "aggregate_type")
 
 
 class Event:
-    """Base of all events. Subclasses are frozen dataclasses with these class attributes."""
+    """Base of all events (see the module docstring for how to declare one)."""
 
     type: ClassVar[str]
-    version: ClassVar[int] = 1
+    version: ClassVar[int]
     stream: ClassVar[str]
     aggregate_type: ClassVar[str]
+    type_prefix: ClassVar[str | None] = None
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(
+        cls,
+        *,
+        prefix: str | None = None,
+        name: str | None = None,
+        version: int = 1,
+        stream: str | None = None,
+        aggregate_type: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init_subclass__(**kwargs)
-        if "type" not in cls.__dict__:
-            return  # an abstract intermediate class
-        key = (cls.type, cls.version)
-        previous = _REGISTRY.get(key)
-        if previous is not None and previous.__qualname__ != cls.__qualname__:
-            raise TypeError(f"event {key} is registered twice: {previous!r} and {cls!r}")
-        _REGISTRY[key] = cls
+        written = [attr for attr in _DECLARED if attr in cls.__dict__]
+        if written:
+            # A class attribute would be silently replaced below: say how to declare it instead.
+            raise TypeError(
+                f"{cls.__qualname__}: give {', '.join(written)} as class keywords, e.g. class X(Base, version=2)"
+            )
+        if stream is not None:
+            cls.stream = stream
+        if aggregate_type is not None:
+            cls.aggregate_type = aggregate_type
+        if prefix is not None:
+            cls.type_prefix = prefix
+            return  # a family base
+        if cls.type_prefix is None:
+            return  # an intermediate class outside any family
+        cls.type = f"{cls.type_prefix}.{name or cls.__name__}"
+        cls.version = version
+        _register(cls)
 
 
-def event_class(type_: str, version: int) -> type[Event]:
-    """The class registered for this (type, version); UnknownEventType if there is none."""
-    try:
-        return _REGISTRY[(type_, version)]
-    except KeyError:
-        raise UnknownEventType(f"unknown event type {type_!r} version {version!r}") from None
+def _register(cls: type[Event]) -> None:
+    key = (cls.type, cls.version)
+    previous = _BY_VERSION.get(key)
+    if previous is not None and previous.__qualname__ != cls.__qualname__:
+        raise TypeError(f"event {key} is registered twice: {previous!r} and {cls!r}")
+    _BY_VERSION[key] = cls
+    newest = _NEWEST.get(cls.type)
+    if newest is None or cls.version >= newest.version:
+        _NEWEST[cls.type] = cls
+
+
+def event_class(type_: str) -> type[Event] | None:
+    """The newest class registered for this event type (the one consumers decode into), or None."""
+    return _NEWEST.get(type_)
 
 
 def event_classes() -> list[type[Event]]:
-    """Every registered event class."""
-    return list(_REGISTRY.values())
+    """Every registered event class, every version."""
+    return list(_BY_VERSION.values())
 
 
+E = TypeVar("E", bound=Event)
+
+
+# slots: an envelope is built per message. Build one with Envelope.new() or Envelope(...), not
+# Envelope[X](...), which Python 3.11 refuses for a frozen dataclass with slots.
 @dataclasses.dataclass(frozen=True, slots=True)
-class Envelope:
-    """An event with its identity and lineage, exactly as it travels through outbox and stream."""
+class Envelope(Generic[E]):
+    """An event with its identity and lineage, exactly as it travels through outbox and stream.
+    Generic over the event it carries, so a handler of `list[Envelope[OrderPlaced]]` reads
+    `e.payload.order_id` with its type."""
 
     event_id: uuid.UUID
     type: str
@@ -88,18 +139,20 @@ class Envelope:
     aggregate_id: str
     correlation_id: uuid.UUID
     causation_id: uuid.UUID | None
-    payload: Event
+    payload: E
 
     @classmethod
     def new(
         cls,
-        event: Event,
+        event: E,
         *,
         aggregate_id: str,
-        caused_by: Envelope | None = None,
+        caused_by: Envelope[Any] | None = None,
         correlation_id: uuid.UUID | None = None,
         occurred_at: dt.datetime | None = None,
-    ) -> Envelope:
+    ) -> Envelope[E]:
+        """A fresh envelope for `event`: a new id; the correlation id and causation of the
+        envelope that caused it, if any."""
         event_id = uuid.uuid4()
         if correlation_id is None:
             correlation_id = caused_by.correlation_id if caused_by else event_id
