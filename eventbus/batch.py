@@ -1,8 +1,9 @@
 """Applying a batch of messages with effectively-once effects: the inbox and the transaction.
 
 Per batch of messages:
-  1. decode each one: a malformed one, or one of an unknown type or version, fails for good;
-     one of a type the group does not handle is acknowledged and skipped;
+  1. decode each one: a malformed one, or one of an unknown type, fails for good; one of a
+     newer version than this process knows fails until it is upgraded; one of a type the group
+     does not handle is acknowledged and skipped;
   2. open one database transaction, record the batch's event ids in the inbox with a single
      INSERT that also says which ones are new, and run the handlers of the new ones; if one
      raises, roll back and apply the messages one by one, each in its own savepoint, so a
@@ -26,7 +27,7 @@ import bulk
 from eventbus import inbox, registry
 from eventbus.codec import decode
 from eventbus.deadletters import deadletters_resolve, replayed_deadletter_id
-from eventbus.events import Envelope, MalformedMessage, PermanentError
+from eventbus.events import Envelope, MalformedMessage, NewerEventVersion, PermanentError
 from eventbus.failures import Failure, FailurePolicy, one_line
 from eventbus.transport import GroupMissing, Message, Transport
 from eventbus.worker import DatabaseUnavailable, database_broken
@@ -46,6 +47,7 @@ class Stats:
     duplicates: int = 0
     skipped: int = 0
     retried: int = 0
+    waiting: int = 0  # deliveries of a newer event version put back to wait for an upgrade
     dead: int = 0
     reclaimed: int = 0
 
@@ -67,7 +69,7 @@ class _BatchFailed(Exception):
 
 
 def decode_message(m: Message) -> Envelope:
-    """The envelope a stream entry carries; a PermanentError if it carries none we can read."""
+    """The envelope a stream entry carries (see eventbus.codec.decode for what it raises)."""
     raw = (m.fields or {}).get(EVENT_FIELD)
     if raw is None:
         raise MalformedMessage("message has no 'event' field")
@@ -128,6 +130,13 @@ class BatchProcessor:
             attempts = counts.get((m.stream, m.id), 1)
             try:
                 envelope = decode_message(m)
+            except NewerEventVersion as exc:
+                if registry.handler_for(self.group, exc.type) is None:  # not ours to wait for
+                    acks[m.stream].append(m.id)
+                    self.stats.skipped += 1
+                else:
+                    failures.append(Failure(m, exc, "", attempts))
+                continue
             except PermanentError as exc:
                 failures.append(Failure(m, exc, "", attempts, permanent=True))
                 continue
@@ -153,20 +162,25 @@ class BatchProcessor:
             self.transport.retries.forget(self.group, [(s, i) for s, ids in acks.items() for i in ids])
         outcome = self.failures.settle(failures)
         self.stats.retried += outcome.retried
+        self.stats.waiting += outcome.waiting
         self.stats.dead += outcome.dead
         if outcome.next_due is not None:
             self._retry_scheduled(outcome.next_due)
 
     def _without_crashers(self, work: list[_Work], failures: list[Failure], max_attempts: int) -> list[_Work]:
         """Take out the messages delivered more often than the policy allows: each delivery
-        ended without a verdict, so a consumer crashed or was killed while handling it."""
+        ended without a verdict, so a consumer crashed or was killed while handling it. Their
+        deliveries spent waiting for a newer event version do not count."""
+        over = [w for w in work if w.attempts > max_attempts]
+        waits = self.transport.retries.waits(self.group, [(w.message.stream, w.message.id) for w in over])
         kept = []
         for w in work:
-            if w.attempts <= max_attempts:
+            attempts = w.attempts - waits.get((w.message.stream, w.message.id), 0)
+            if attempts <= max_attempts:
                 kept.append(w)
                 continue
             error = (
-                f"delivered {w.attempts} times without completing (limit {max_attempts}): "
+                f"delivered {attempts} times without completing (limit {max_attempts}): "
                 "a consumer crashed or was killed while handling it"
             )
             failures.append(Failure(w.message, error, "", w.attempts, envelope=w.envelope, permanent=True))

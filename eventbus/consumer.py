@@ -21,7 +21,7 @@ from django.db import InterfaceError, OperationalError, connection
 
 from eventbus import registry
 from eventbus.batch import BatchProcessor, Stats
-from eventbus.failures import FailurePolicy, RetryPolicy
+from eventbus.failures import DEFAULT_NEWER_VERSION_WAIT_S, FailurePolicy, RetryPolicy
 from eventbus.transport import GroupMissing, Message, Transport
 from eventbus.worker import ShutdownRequested, Worker
 
@@ -56,6 +56,7 @@ class Consumer(Worker):
         self.batch_size = batch_size or conf["CONSUMER_BATCH_SIZE"]
         self.block_ms = block_ms if block_ms is not None else conf["CONSUMER_BLOCK_MS"]
         self.policy = policy or RetryPolicy.for_group(group)
+        self.newer_version_wait_s = float(conf.get("NEWER_VERSION_WAIT_S", DEFAULT_NEWER_VERSION_WAIT_S))
         self.claim_min_idle_ms = conf["CLAIM_MIN_IDLE_MS"]
         self.claim_interval_s = conf["CLAIM_INTERVAL_S"]
         self.consumer_idle_remove_ms = conf["CONSUMER_IDLE_REMOVE_MS"]
@@ -71,7 +72,9 @@ class Consumer(Worker):
     @functools.cached_property
     def _batches(self) -> BatchProcessor:
         # Built on first use, so that constructing a consumer does not yet need Redis.
-        failures = FailurePolicy(self.group, self.transport, self.policy)
+        failures = FailurePolicy(
+            self.group, self.transport, self.policy, newer_version_wait_s=self.newer_version_wait_s
+        )
         return BatchProcessor(self.group, self.transport, failures, self.stats, retry_scheduled=self._retry_due_at)
 
     @property

@@ -12,9 +12,9 @@ the stream its events are published on, their aggregate type and the prefix of t
 
 A class that names a `prefix` opens a family and is not an event itself. An event may add
 `version=2`, `name="..."` (to keep its type name when the class is renamed) or its own `stream`
-or `aggregate_type`. Defining an event registers it under (type, version), so a consumer can
-turn any message back into the right class and refuse, as a permanent error, one it does not
-know. The wire form is eventbus.codec's.
+or `aggregate_type`. Defining an event registers it under (type, version); a consumer reads
+every message of a type into the newest class registered for it (older versions through the
+upcasters of eventbus.upcasting). The wire form is eventbus.codec's.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ __all__ = [
     "Event",
     "InvalidEvent",
     "MalformedMessage",
+    "NewerEventVersion",
     "PermanentError",
     "UnknownEventType",
     "event_class",
@@ -45,11 +46,24 @@ class MalformedMessage(PermanentError):
 
 
 class UnknownEventType(PermanentError):
-    """No event class is registered for this (type, version)."""
+    """No event class is registered for this type, or no upcaster reaches it from this version."""
 
 
 class InvalidEvent(PermanentError):
     """The payload does not match the event's schema."""
+
+
+class NewerEventVersion(Exception):
+    """The message carries a newer version of a known event than this process knows: a producer
+    was upgraded before this consumer. Not permanent: the consumer retries it until it is
+    upgraded too (up to EVENTBUS["NEWER_VERSION_WAIT_S"])."""
+
+    def __init__(self, type_: str, version: int, known: int, event_id: uuid.UUID | None = None) -> None:
+        super().__init__(f"{type_} version {version} is newer than this consumer knows (version {known})")
+        self.type = type_
+        self.version = version
+        self.known = known
+        self.event_id = event_id
 
 
 _BY_VERSION: dict[tuple[str, int], type[Event]] = {}

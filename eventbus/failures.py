@@ -3,8 +3,11 @@
 - A failure a retry may fix is retried with exponential backoff and full jitter. The schedule
   lives in Redis (eventbus.retry_store) and the message stays in the group's pending list, so a
   restart keeps both and the other messages keep flowing.
-- After the last attempt, or at once for an error no retry can fix, it is dead-lettered: a
-  DeadLetter row, a copy on the group's dead-letter stream, then acknowledged.
+- A newer version of an event than the consumer knows waits for the consumer to be upgraded:
+  retried with the same backoff, its deliveries not counted as attempts, until
+  EVENTBUS["NEWER_VERSION_WAIT_S"] after it first failed.
+- After the last attempt, at the end of that wait, or at once for an error no retry can fix, it
+  is dead-lettered: a DeadLetter row, a copy on the group's dead-letter stream, then acknowledged.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from eventbus.deadletters import deadletter_record, fields_as_text
-from eventbus.events import Envelope
+from eventbus.events import Envelope, NewerEventVersion
 from eventbus.redis_client import text
 from eventbus.retry_store import MessageKey
 from eventbus.transport import Message, Transport
@@ -29,6 +32,8 @@ from eventbus.worker import DatabaseUnavailable
 __all__ = ["Failure", "FailurePolicy", "Outcome", "RetryPolicy", "error_text", "one_line"]
 
 log = logging.getLogger(__name__)
+
+DEFAULT_NEWER_VERSION_WAIT_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -65,48 +70,78 @@ class Failure:
     def key(self) -> MessageKey:
         return (self.message.stream, self.message.id)
 
+    @property
+    def newer_version(self) -> NewerEventVersion | None:
+        return self.error if isinstance(self.error, NewerEventVersion) else None
+
 
 @dataclass
 class Outcome:
     """What `settle` did with a batch's failures."""
 
     retried: int = 0
+    waiting: int = 0
     dead: int = 0
     next_due: float | None = None  # when the soonest retry it scheduled is due (epoch seconds)
 
 
 class FailurePolicy:
-    """Settles one consumer group's failures: retry or dead-letter."""
+    """Settles one consumer group's failures: retry, wait for an upgrade, or dead-letter."""
 
-    def __init__(self, group: str, transport: Transport, retry: RetryPolicy) -> None:
+    def __init__(self, group: str, transport: Transport, retry: RetryPolicy, *, newer_version_wait_s: float) -> None:
         self.group = group
         self.transport = transport
         self.retry = retry
+        self.newer_version_wait_s = newer_version_wait_s
 
     def settle(self, failures: Sequence[Failure]) -> Outcome:
         """Schedule a retry for each failure, or dead-letter it (see the module docstring).
 
         Guarantees: no failure is dropped: each is either scheduled (and stays pending) or has
         a DeadLetter row before it is acknowledged. Two Redis round trips for any number of
-        retries.
+        retries; deliveries spent waiting for a newer version are not counted as attempts.
         """
         outcome = Outcome()
         if not failures:
             return outcome
         now = time.time()
-        first = self.transport.retries.note_failures(self.group, [f.key for f in failures], now)
+        waiting = [f.key for f in failures if f.newer_version]
+        first, waits = self.transport.retries.note_failures(self.group, [f.key for f in failures], now, waiting=waiting)
         due: dict[MessageKey, float] = {}
+        newer: set[str] = set()
         for f in failures:
-            if f.permanent or f.attempts >= self.retry.max_attempts:
-                self._dead_letter(f, error_text(f.error), f.attempts, first[f.key])
+            version = f.newer_version
+            attempts = f.attempts - waits[f.key]
+            if version is not None:
+                waited_s = now - first[f.key]
+                if waited_s >= self.newer_version_wait_s:
+                    error = (
+                        f"NewerEventVersion: {version}; waited {waited_s:.0f} s for this consumer to be upgraded "
+                        f'(EVENTBUS["NEWER_VERSION_WAIT_S"] = {self.newer_version_wait_s:g}): upgrade it, then '
+                        "replay this dead letter"
+                    )
+                    self._dead_letter(f, error, f.attempts, first[f.key])
+                    outcome.dead += 1
+                    continue
+                due[f.key] = now + self.retry.delay(waits[f.key])
+                newer.add(f"{version.type} v{version.version} (knows v{version.known})")
+                outcome.waiting += 1
+            elif f.permanent or attempts >= self.retry.max_attempts:
+                self._dead_letter(f, error_text(f.error), attempts, first[f.key])
                 outcome.dead += 1
-                continue
-            delay = self.retry.delay(f.attempts)
-            due[f.key] = now + delay
-            outcome.retried += 1
+            else:
+                delay = self.retry.delay(attempts)
+                due[f.key] = now + delay
+                outcome.retried += 1
+                log.warning(
+                    "group %s: %s failed (attempt %d of %d), retrying in %.2fs: %s",
+                    self.group, _describe(f), attempts, self.retry.max_attempts, delay, one_line(f.error),
+                )  # fmt: skip
+        if newer:
             log.warning(
-                "group %s: %s failed (attempt %d of %d), retrying in %.2fs: %s",
-                self.group, _describe(f), f.attempts, self.retry.max_attempts, delay, one_line(f.error),
+                "group %s: %d message(s) of a newer event version than this consumer knows (%s) wait for it "
+                "to be upgraded, retried with backoff for up to %g s",
+                self.group, outcome.waiting, ", ".join(sorted(newer)), self.newer_version_wait_s,
             )  # fmt: skip
         if due:
             self.transport.retries.schedule(self.group, due)
@@ -116,6 +151,9 @@ class FailurePolicy:
     def _dead_letter(self, f: Failure, error: str, attempts: int, first_failed: float) -> None:
         """Record the message as a dead letter, copy it to the dead-letter stream, then
         acknowledge it: in that order, so a crash in between leaves it pending, never lost."""
+        version = f.newer_version
+        event_id = f.envelope.event_id if f.envelope else version.event_id if version else None
+        event_type = f.envelope.type if f.envelope else version.type if version else _raw_type(f.message)
         try:
             row = deadletter_record(
                 group=self.group,
@@ -123,8 +161,8 @@ class FailurePolicy:
                 error=error,
                 traceback=f.traceback,
                 attempts=attempts,
-                event_id=f.envelope.event_id if f.envelope else None,
-                event_type=f.envelope.type if f.envelope else _raw_type(f.message),
+                event_id=event_id,
+                event_type=event_type,
                 first_failed_at=dt.datetime.fromtimestamp(first_failed, dt.UTC),
             )
         except DatabaseError as exc:
@@ -160,5 +198,6 @@ def _raw_type(m: Message) -> str:
 
 
 def _describe(f: Failure) -> str:
-    kind = f.envelope.type if f.envelope else "message"
+    version = f.newer_version
+    kind = f.envelope.type if f.envelope else version.type if version else "message"
     return f"{kind} {f.message.stream}/{f.message.id}"

@@ -1,5 +1,6 @@
 """What a consumer group remembers in Redis about failed messages, so a restart keeps it: when
-each is due again (a sorted set) and when it first failed (a hash).
+each is due again (a sorted set), when it first failed (a hash), and how many of its deliveries
+only waited for a newer event version to be known (a hash; they do not count as attempts).
 
 The messages themselves stay in the group's pending list; members here are "stream|entry id".
 """
@@ -42,6 +43,9 @@ class RetryStore:
     def _first_key(self, group: str) -> str:
         return self._key(f"eventbus:first-failure:{group}")
 
+    def _waits_key(self, group: str) -> str:
+        return self._key(f"eventbus:version-waits:{group}")
+
     def schedule(self, group: str, due: dict[MessageKey, float]) -> None:
         """Remember when each failed message is due again (epoch seconds)."""
         if due:
@@ -73,19 +77,33 @@ class RetryStore:
         with translated():
             return self._client.zcard(self._schedule_key(group))
 
-    def note_failures(self, group: str, messages: Sequence[MessageKey], at: float) -> dict[MessageKey, float]:
-        """Record that these messages failed at `at` (a first failure already known is kept).
-        One round trip. Returns each message's first failure."""
+    def note_failures(
+        self, group: str, messages: Sequence[MessageKey], at: float, *, waiting: Sequence[MessageKey] = ()
+    ) -> tuple[dict[MessageKey, float], dict[MessageKey, int]]:
+        """Record that these messages failed at `at` (a first failure already known is kept),
+        and that those in `waiting` spent this delivery waiting for a newer event version. One
+        round trip. Returns each message's first failure and its deliveries spent waiting."""
         if not messages:
-            return {}
-        first_key = self._first_key(group)
+            return {}, {}
+        waiting_set = set(waiting)
+        first_key, waits_key = self._first_key(group), self._waits_key(group)
         with translated():
             pipe = self._client.pipeline(transaction=False)
             for m in messages:
                 pipe.hsetnx(first_key, _member(m), at)
                 pipe.hget(first_key, _member(m))
-            replies = pipe.execute()
-        return {m: float(first) for m, first in zip(messages, replies[1::2], strict=True)}
+                if m in waiting_set:
+                    pipe.hincrby(waits_key, _member(m), 1)
+                else:
+                    pipe.hget(waits_key, _member(m))
+            replies = iter(pipe.execute())
+        first: dict[MessageKey, float] = {}
+        waits: dict[MessageKey, int] = {}
+        for m in messages:
+            next(replies)
+            first[m] = float(next(replies))
+            waits[m] = int(next(replies) or 0)
+        return first, waits
 
     def first_failures(self, group: str, messages: Sequence[MessageKey]) -> dict[MessageKey, float]:
         """When each of these messages first failed, for those that failed before."""
@@ -95,8 +113,20 @@ class RetryStore:
             values = self._client.hmget(self._first_key(group), [_member(m) for m in messages])
         return {m: float(v) for m, v in zip(messages, values, strict=True) if v is not None}
 
+    def waits(self, group: str, messages: Sequence[MessageKey]) -> dict[MessageKey, int]:
+        """How many deliveries of each message only waited for a newer event version."""
+        if not messages:
+            return {}
+        with translated():
+            values = self._client.hmget(self._waits_key(group), [_member(m) for m in messages])
+        return {m: int(v) for m, v in zip(messages, values, strict=True) if v is not None}
+
     def forget(self, group: str, messages: Sequence[MessageKey]) -> None:
         """Forget the failures of messages that are done with (applied or dead-lettered)."""
         if messages:
+            members = [_member(m) for m in messages]
             with translated():
-                self._client.hdel(self._first_key(group), *[_member(m) for m in messages])
+                pipe = self._client.pipeline(transaction=False)
+                pipe.hdel(self._first_key(group), *members)
+                pipe.hdel(self._waits_key(group), *members)
+                pipe.execute()

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from eventbus import events
+from eventbus import events, upcasting
 from eventbus.consumer import Consumer, Stats
 from eventbus.transport import Transport
 
@@ -32,9 +32,10 @@ def relay_only(settings: object) -> None:
 
 @pytest.fixture
 def event_registry() -> Iterator[Callable[[], None]]:
-    """Event classes a test defines are forgotten after it. The test may also call the
-    fixture's value to forget them at once (the apps' events are then all there is)."""
-    registries = (events._BY_VERSION, events._NEWEST)
+    """Event classes and upcasters a test defines are forgotten after it. The test may also call
+    the fixture's value to forget them at once: this process then reads events as the release
+    before did (the apps' events only)."""
+    registries = (events._BY_VERSION, events._NEWEST, upcasting._UPCASTERS)
     saved = [dict(r) for r in registries]
 
     def forget() -> None:

@@ -52,9 +52,9 @@ def envelope_json(product: Product, **changes: object) -> str:
             id="unknown-type",
         ),
         pytest.param(
-            lambda p: {"type": Flaky.type, "event": envelope_json(p, version=9)},
-            "UnknownEventType: unknown event type 'tests.Flaky' version 9",
-            id="unknown-version",
+            lambda p: {"type": Flaky.type, "event": envelope_json(p, version=0)},
+            "UnknownEventType: unknown event type 'tests.Flaky' version 0",
+            id="older-version-no-upcaster-reaches",
         ),
         pytest.param(
             lambda p: {"type": Flaky.type, "event": envelope_json(p, payload={"product_id": "seven"})},
