@@ -1,5 +1,6 @@
 """Talking to Redis without redis-py's traps. With the adapter it serves (eventbus.redis_streams,
-redis_groups and retry_store), the only code of the project that imports `redis`.
+redis_groups, redis_records and retry_store), the only code of the project that imports
+`redis`.
 
 Clients never resend a command behind the caller's back (a retried XADD would duplicate an
 entry), failures become two exceptions a caller can act on (TransportUnavailable,
