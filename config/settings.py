@@ -210,6 +210,7 @@ EVENTBUS = {
     "CONSUMER_IDLE_REMOVE_MS": env.int("CONSUMER_IDLE_REMOVE_MS", default=3_600_000),
     "TRIM_INTERVAL_S": env.float("TRIM_INTERVAL_S", default=10.0),
     "DEADLETTER_STREAM_MAXLEN": env.int("DEADLETTER_STREAM_MAXLEN", default=100_000),
+    "NEWER_VERSION_WAIT_S": env.float("NEWER_VERSION_WAIT_S", default=3600.0),  # a newer event waits for an upgrade
 }
 
 # --- e-mail -----------------------------------------------------------------------------------

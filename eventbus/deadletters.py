@@ -14,6 +14,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from eventbus.models import DeadLetter
+from eventbus.redis_client import text
 from eventbus.transport import Fields, Message, get_transport
 
 __all__ = [
@@ -31,11 +32,8 @@ REPLAY_FIELD = "deadletter_id"
 
 
 def fields_as_text(fields: Fields | None) -> dict[str, str]:
-    return {_text(k): _text(v) for k, v in (fields or {}).items()}
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", errors="backslashreplace") if isinstance(value, bytes) else value
+    """A stream entry's fields as text, field by field (bytes that are not UTF-8 escaped)."""
+    return {text(k): text(v) for k, v in (fields or {}).items()}
 
 
 def replayed_deadletter_id(fields: Fields | None) -> int | None:

@@ -1,31 +1,37 @@
-"""Typed, versioned events and the envelope that carries them on the wire.
+"""Typed, versioned events, the registry of their classes, and the envelope that carries them.
 
-An event is a frozen dataclass subclassing `Event`; it names its `type`, `version` and the
-`stream` it is published on. Defining the class registers it, so a consumer can turn any message
-back into the right class and refuse, as a permanent error, one it does not know.
+An event is a frozen dataclass that declares only its fields. A family base, one per app, fixes
+the stream its events are published on, their aggregate type and the prefix of their type name:
+
+    class OrderEvent(Event, stream="orders", aggregate_type="order", prefix="orders"):
+        "What the orders app publishes."
+
+    @dataclass(frozen=True)
+    class OrderPlaced(OrderEvent):  # type "orders.OrderPlaced", version 1
+        order_id: uuid.UUID
+
+A class that names a `prefix` opens a family and is not an event itself. An event may add
+`version=2`, `name="..."` (to keep its type name when the class is renamed) or its own `stream`
+or `aggregate_type`. Defining an event registers it under (type, version); a consumer reads
+every message of a type into the newest class registered for it (older versions through the
+upcasters of eventbus.upcasting). The wire form is eventbus.codec's.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
-import types
-import typing
 import uuid
-from collections.abc import Callable
-from decimal import Decimal, InvalidOperation
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 __all__ = [
     "Envelope",
     "Event",
     "InvalidEvent",
     "MalformedMessage",
+    "NewerEventVersion",
     "PermanentError",
     "UnknownEventType",
-    "decode",
-    "encode",
     "event_class",
     "event_classes",
 ]
@@ -40,57 +46,104 @@ class MalformedMessage(PermanentError):
 
 
 class UnknownEventType(PermanentError):
-    """No event class is registered for this (type, version)."""
+    """No event class is registered for this type, or no upcaster reaches it from this version."""
 
 
 class InvalidEvent(PermanentError):
     """The payload does not match the event's schema."""
 
 
-_REGISTRY: dict[tuple[str, int], type[Event]] = {}
+class NewerEventVersion(Exception):
+    """The message carries a newer version of a known event than this process knows: a producer
+    was upgraded before this consumer. Not permanent: the consumer retries it until it is
+    upgraded too (up to EVENTBUS["NEWER_VERSION_WAIT_S"])."""
+
+    def __init__(self, type_: str, version: int, known: int, event_id: uuid.UUID | None = None) -> None:
+        super().__init__(f"{type_} version {version} is newer than this consumer knows (version {known})")
+        self.type = type_
+        self.version = version
+        self.known = known
+        self.event_id = event_id
+
+
+_BY_VERSION: dict[tuple[str, int], type[Event]] = {}
+_NEWEST: dict[str, type[Event]] = {}
+
+# What a family base or an event may say about itself, as keywords of its class statement.
+_DECLARED = ("type", "version", "stream", "aggregate_type")
 
 
 class Event:
-    """Base of all events. Subclasses are frozen dataclasses with these class attributes."""
+    """Base of all events (see the module docstring for how to declare one)."""
 
     type: ClassVar[str]
-    version: ClassVar[int] = 1
+    version: ClassVar[int]
     stream: ClassVar[str]
     aggregate_type: ClassVar[str]
+    type_prefix: ClassVar[str | None] = None
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(
+        cls,
+        *,
+        prefix: str | None = None,
+        name: str | None = None,
+        version: int = 1,
+        stream: str | None = None,
+        aggregate_type: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init_subclass__(**kwargs)
-        if "type" not in cls.__dict__:
-            return  # an abstract intermediate class
-        key = (cls.type, cls.version)
-        previous = _REGISTRY.get(key)
-        if previous is not None and previous.__qualname__ != cls.__qualname__:
-            raise TypeError(f"event {key} is registered twice: {previous!r} and {cls!r}")
-        _REGISTRY[key] = cls
+        written = [attr for attr in _DECLARED if attr in cls.__dict__]
+        if written:
+            # A class attribute would be silently replaced below: say how to declare it instead.
+            raise TypeError(
+                f"{cls.__qualname__}: give {', '.join(written)} as class keywords, e.g. class X(Base, version=2)"
+            )
+        if stream is not None:
+            cls.stream = stream
+        if aggregate_type is not None:
+            cls.aggregate_type = aggregate_type
+        if prefix is not None:
+            cls.type_prefix = prefix
+            return  # a family base
+        if cls.type_prefix is None:
+            return  # an intermediate class outside any family
+        cls.type = f"{cls.type_prefix}.{name or cls.__name__}"
+        cls.version = version
+        _register(cls)
 
-    def to_payload(self) -> dict[str, Any]:
-        return _dump(self)
 
-    @classmethod
-    def from_payload(cls, payload: Any) -> Event:
-        """Build the event from its JSON payload, raising InvalidEvent with the offending path."""
-        return _load(cls, payload, "payload")
+def _register(cls: type[Event]) -> None:
+    key = (cls.type, cls.version)
+    previous = _BY_VERSION.get(key)
+    if previous is not None and previous.__qualname__ != cls.__qualname__:
+        raise TypeError(f"event {key} is registered twice: {previous!r} and {cls!r}")
+    _BY_VERSION[key] = cls
+    newest = _NEWEST.get(cls.type)
+    if newest is None or cls.version >= newest.version:
+        _NEWEST[cls.type] = cls
 
 
-def event_class(type_: str, version: int) -> type[Event]:
-    try:
-        return _REGISTRY[(type_, version)]
-    except KeyError:
-        raise UnknownEventType(f"unknown event type {type_!r} version {version!r}") from None
+def event_class(type_: str) -> type[Event] | None:
+    """The newest class registered for this event type (the one consumers decode into), or None."""
+    return _NEWEST.get(type_)
 
 
 def event_classes() -> list[type[Event]]:
-    return list(_REGISTRY.values())
+    """Every registered event class, every version."""
+    return list(_BY_VERSION.values())
 
 
+E = TypeVar("E", bound=Event)
+
+
+# slots: an envelope is built per message. Build one with Envelope.new() or Envelope(...), not
+# Envelope[X](...), which Python 3.11 refuses for a frozen dataclass with slots.
 @dataclasses.dataclass(frozen=True, slots=True)
-class Envelope:
-    """An event with its identity and lineage, exactly as it travels through outbox and stream."""
+class Envelope(Generic[E]):
+    """An event with its identity and lineage, exactly as it travels through outbox and stream.
+    Generic over the event it carries, so a handler of `list[Envelope[OrderPlaced]]` reads
+    `e.payload.order_id` with its type."""
 
     event_id: uuid.UUID
     type: str
@@ -100,18 +153,20 @@ class Envelope:
     aggregate_id: str
     correlation_id: uuid.UUID
     causation_id: uuid.UUID | None
-    payload: Event
+    payload: E
 
     @classmethod
     def new(
         cls,
-        event: Event,
+        event: E,
         *,
         aggregate_id: str,
-        caused_by: Envelope | None = None,
+        caused_by: Envelope[Any] | None = None,
         correlation_id: uuid.UUID | None = None,
         occurred_at: dt.datetime | None = None,
-    ) -> Envelope:
+    ) -> Envelope[E]:
+        """A fresh envelope for `event`: a new id; the correlation id and causation of the
+        envelope that caused it, if any."""
         event_id = uuid.uuid4()
         if correlation_id is None:
             correlation_id = caused_by.correlation_id if caused_by else event_id
@@ -132,203 +187,11 @@ class Envelope:
         return self.payload.stream
 
 
-def encode(envelope: Envelope) -> str:
-    """The wire form: compact JSON, UUIDs and Decimals as strings, times in ISO 8601 UTC."""
-    return json.dumps(
-        {
-            "event_id": str(envelope.event_id),
-            "type": envelope.type,
-            "version": envelope.version,
-            "occurred_at": envelope.occurred_at.isoformat(),
-            "aggregate_type": envelope.aggregate_type,
-            "aggregate_id": envelope.aggregate_id,
-            "correlation_id": str(envelope.correlation_id),
-            "causation_id": str(envelope.causation_id) if envelope.causation_id else None,
-            "payload": envelope.payload.to_payload(),
-        },
-        separators=(",", ":"),
-    )
+def __getattr__(name: str) -> object:
+    # encode/decode live in eventbus.codec; they stay importable from here for older callers
+    # (the benchmark). Looked up lazily: the codec imports this module.
+    if name in ("encode", "decode"):
+        from eventbus import codec
 
-
-_ENVELOPE_FIELDS = ("event_id", "type", "version", "occurred_at", "aggregate_type", "aggregate_id")
-
-
-def decode(raw: bytes | str) -> Envelope:
-    """Parse and validate a wire envelope; every failure is a PermanentError saying why."""
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedMessage(f"message is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise MalformedMessage("message is not a JSON object")
-    missing = [f for f in (*_ENVELOPE_FIELDS, "payload") if f not in data]
-    if missing:
-        raise MalformedMessage(f"envelope lacks field(s): {', '.join(missing)}")
-    type_, version = data["type"], data["version"]
-    if not isinstance(type_, str) or not isinstance(version, int) or isinstance(version, bool):
-        raise MalformedMessage("envelope 'type' must be a string and 'version' an integer")
-    cls = event_class(type_, version)
-    try:
-        return Envelope(
-            event_id=_load(uuid.UUID, data["event_id"], "event_id"),
-            type=type_,
-            version=version,
-            occurred_at=_load(dt.datetime, data["occurred_at"], "occurred_at"),
-            aggregate_type=_load(str, data["aggregate_type"], "aggregate_type"),
-            aggregate_id=_load(str, data["aggregate_id"], "aggregate_id"),
-            correlation_id=_load(uuid.UUID, data.get("correlation_id") or data["event_id"], "correlation_id"),
-            causation_id=_load(uuid.UUID | None, data.get("causation_id"), "causation_id"),
-            payload=cls.from_payload(data["payload"]),
-        )
-    except InvalidEvent as exc:
-        raise InvalidEvent(f"{type_} v{version}: {exc}") from None
-
-
-# --- (de)serialisation of dataclass payloads ------------------------------------------------
-
-
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-
-
-def _dump(value: Any) -> Any:
-    kind = type(value)
-    if kind is str or kind is int or value is None:
-        return value
-    names = _FIELD_NAMES.get(kind)
-    if names is None and dataclasses.is_dataclass(value):
-        names = _FIELD_NAMES[kind] = tuple(f.name for f in dataclasses.fields(value))
-    if names is not None:
-        return {name: _dump(getattr(value, name)) for name in names}
-    if isinstance(value, (list, tuple)):
-        return [_dump(v) for v in value]
-    if isinstance(value, (uuid.UUID, Decimal)):
-        return str(value)
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    return value
-
-
-_LOADERS: dict[Any, Callable[[Any, str], Any]] = {}
-
-
-def _load(tp: Any, value: Any, path: str) -> Any:
-    """Convert JSON data to `tp`, raising InvalidEvent with the offending path. The converter of
-    each type is built once (type introspection is slow, and every message goes through here)."""
-    loader = _LOADERS.get(tp)
-    if loader is None:
-        loader = _LOADERS[tp] = _compile(tp)
-    return loader(value, path)
-
-
-def _compile(tp: Any) -> Callable[[Any, str], Any]:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        (inner,) = [a for a in args if a is not type(None)]
-        optional = type(None) in args
-        load_inner = _compile(inner)
-
-        def load_union(value: Any, path: str) -> Any:
-            if value is None and optional:
-                return None
-            return load_inner(value, path)
-
-        return load_union
-    if origin in (tuple, list):
-        load_item = _compile(typing.get_args(tp)[0])
-        as_tuple = origin is tuple
-
-        def load_sequence(value: Any, path: str) -> Any:
-            if not isinstance(value, list):
-                raise InvalidEvent(f"{path}: expected a list")
-            items = [load_item(v, f"{path}[{i}]") for i, v in enumerate(value)]
-            return tuple(items) if as_tuple else items
-
-        return load_sequence
-    if dataclasses.is_dataclass(tp):
-        hints = typing.get_type_hints(tp)
-        specs = [
-            (
-                f.name,
-                _compile(hints[f.name]),
-                f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
-            )
-            for f in dataclasses.fields(tp)
-        ]
-
-        def load_dataclass(value: Any, path: str) -> Any:
-            if not isinstance(value, dict):
-                raise InvalidEvent(f"{path}: expected an object")
-            kwargs = {}
-            for name, load_field, required in specs:
-                if name in value:
-                    kwargs[name] = load_field(value[name], f"{path}.{name}")
-                elif required:
-                    raise InvalidEvent(f"{path}.{name}: required")
-            try:
-                return tp(**kwargs)
-            except (TypeError, ValueError) as exc:  # a __post_init__ check of the payload class
-                raise InvalidEvent(f"{path}: {exc}") from None
-
-        return load_dataclass
-    simple = _SIMPLE.get(tp)
-    if simple is None:
-        raise TypeError(f"unsupported payload type {tp!r}")
-    return simple
-
-
-def _load_str(value: Any, path: str) -> str:
-    if not isinstance(value, str):
-        raise InvalidEvent(f"{path}: expected a string")
-    return value
-
-
-def _load_bool(value: Any, path: str) -> bool:
-    if not isinstance(value, bool):
-        raise InvalidEvent(f"{path}: expected true or false")
-    return value
-
-
-def _load_int(value: Any, path: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise InvalidEvent(f"{path}: expected an integer")
-    return value
-
-
-def _load_decimal(value: Any, path: str) -> Decimal:
-    if not isinstance(value, (str, int)) or isinstance(value, bool):
-        raise InvalidEvent(f"{path}: expected a decimal string")
-    try:
-        number = Decimal(value)
-    except InvalidOperation:
-        raise InvalidEvent(f"{path}: {value!r} is not a decimal") from None
-    if not number.is_finite():
-        raise InvalidEvent(f"{path}: {value!r} is not a finite decimal")
-    return number
-
-
-def _load_uuid(value: Any, path: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except (TypeError, ValueError, AttributeError):
-        raise InvalidEvent(f"{path}: {value!r} is not a UUID") from None
-
-
-def _load_datetime(value: Any, path: str) -> dt.datetime:
-    try:
-        parsed = dt.datetime.fromisoformat(value)
-    except (TypeError, ValueError):
-        raise InvalidEvent(f"{path}: {value!r} is not an ISO 8601 time") from None
-    if parsed.tzinfo is None:
-        raise InvalidEvent(f"{path}: {value!r} has no time zone")
-    return parsed
-
-
-_SIMPLE: dict[Any, Callable[[Any, str], Any]] = {
-    str: _load_str,
-    bool: _load_bool,
-    int: _load_int,
-    Decimal: _load_decimal,
-    uuid.UUID: _load_uuid,
-    dt.datetime: _load_datetime,
-}
+        return getattr(codec, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -51,7 +51,7 @@ def pipeline_backlog(transport: Transport | None = None) -> Backlog:
     transport = transport or get_transport()
     groups = []
     for group in registry.groups():
-        retrying = transport.retry_count(group)
+        retrying = transport.retries.count(group)
         for stream in [*registry.streams_for(group), Transport.replay_stream(group)]:
             for info in transport.groups(stream):
                 if info.name != group:

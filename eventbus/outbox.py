@@ -19,9 +19,12 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 import bulk
-from eventbus.events import Envelope, Event, encode
+from eventbus.breaker import Breaker
+from eventbus.codec import encode
+from eventbus.events import Envelope, Event
 from eventbus.models import OutboxEvent
-from eventbus.transport import Breaker, TransportUnavailable, get_transport, wake_relay
+from eventbus.transport import TransportUnavailable, get_transport
+from eventbus.wakeup import wake_relay
 
 __all__ = ["OutsideTransaction", "record", "record_many"]
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from eventbus.events import Envelope, Event
 
 __all__ = ["Chore", "Handler", "chores_for", "groups", "handler_for", "handles", "housekeeping", "streams_for"]
 
-Handler = Callable[[list[Envelope]], None]
+# A handler names the events it takes (list[Envelope[OrderPlaced]]); the registry holds any.
+Handler = Callable[[list[Envelope[Any]]], None]
 H = TypeVar("H", bound=Handler)
 
 _HANDLERS: dict[str, dict[str, Handler]] = {}
@@ -48,10 +49,12 @@ def handles(*event_classes: type[Event], group: str, pipeline_safe: bool = False
 
 
 def handler_for(group: str, event_type: str) -> Handler | None:
+    """The group's handler of this event type, or None: the group skips the type."""
     return _HANDLERS.get(group, {}).get(event_type)
 
 
 def groups() -> list[str]:
+    """Every consumer group with a handler, sorted."""
     return sorted(_HANDLERS)
 
 
@@ -86,8 +89,10 @@ def housekeeping(*, group: str, every_s: float) -> Callable[[Callable[[], object
 
 
 def chores_for(group: str) -> list[Chore]:
+    """The group's chores as (every_s, function)."""
     return list(_CHORES.get(group, []))
 
 
 def pipeline_safe(handler: Handler) -> bool:
+    """Was the handler registered as running only `bulk` statements (see `handles`)?"""
     return handler in _PIPELINE_SAFE

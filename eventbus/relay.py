@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 import time
 
 from django.conf import settings
@@ -24,13 +23,13 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 import bulk
-from eventbus import registry
-from eventbus.consumer import ShutdownRequested
+from eventbus import registry, wakeup
 from eventbus.models import OutboxEvent, ProcessedEvent
-from eventbus.outage import Outage
-from eventbus.transport import GroupMissing, Transport, TransportUnavailable, Wakeups, get_transport
+from eventbus.redis_client import Subscription
+from eventbus.transport import Transport, TransportUnavailable
+from eventbus.worker import Worker
 
-__all__ = ["Relay", "vacuum_if_churned"]
+__all__ = ["Relay", "republish_since", "vacuum_if_churned"]
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +64,13 @@ def vacuum_if_churned() -> None:
             cursor.execute(f"VACUUM {connection.ops.quote_name(table)}")
 
 
-class Relay:
+class Relay(Worker):
+    """Publishes committed outbox rows. The command builds one and calls `run()`."""
+
+    outage_consequence = "events wait in the outbox meanwhile; retrying"
+    # Any database error: the relay's statements are its own, none is an event's failure.
+    database_errors = (DatabaseError,)
+
     def __init__(
         self,
         *,
@@ -74,6 +79,7 @@ class Relay:
         transport: Transport | None = None,
         grace_s: float | None = None,
     ) -> None:
+        super().__init__(transport=transport)
         conf = settings.EVENTBUS
         if grace_s is None:
             grace_s = conf["RELAY_GRACE_S"] if conf["PUBLISH_ON_COMMIT"] else 0.0
@@ -84,11 +90,7 @@ class Relay:
         self.trim_interval_s = conf["TRIM_INTERVAL_S"]
         self.outbox_retention = dt.timedelta(seconds=conf["OUTBOX_RETENTION_S"])
         self.inbox_retention = dt.timedelta(seconds=conf["INBOX_RETENTION_S"])
-        self._transport = transport
-        self._wakeups: Wakeups | None = None
-        self._stopping = threading.Event()
-        self._waiting = False
-        self._outage = Outage(log, consequence="events wait in the outbox meanwhile; retrying", stopping=self._stopping)
+        self._wakeups: Subscription | None = None
         self._next_maintenance = 0.0
         self._groups_seen = False
         self._resume_after: int | None = None
@@ -96,17 +98,8 @@ class Relay:
         self.published = 0
 
     @property
-    def transport(self) -> Transport:
-        if self._transport is None:
-            self._transport = get_transport()
-        return self._transport
-
-    def request_stop(self) -> None:
-        """Stop after the batch in hand; returns at once from a wait. Signal-handler safe."""
-        self._stopping.set()
-        if self._waiting:
-            self._waiting = False
-            raise ShutdownRequested
+    def who(self) -> str:
+        return "the relay"
 
     def ensure_groups(self) -> None:
         """Create every registered group before publishing, so no group that has not started
@@ -161,7 +154,7 @@ class Relay:
         commit and marked so. Runs before each claim, so those rows are never published twice
         (unless the marks were lost: then the inbox drops the repeat). Returns how many."""
         total = 0
-        while not self._stopping.is_set():
+        while not self.stopping:
             marked = self.transport.take_published_marks(10_000)
             if not marked:
                 return total
@@ -183,7 +176,7 @@ class Relay:
         """Publish until the outbox has no unpublished row (past the grace period)."""
         self.forget_published()
         total = 0
-        while not self._stopping.is_set():
+        while not self.stopping:
             hinted = self._resume_after is not None
             n = self.publish_batch()
             total += n
@@ -193,31 +186,13 @@ class Relay:
 
     def run(self, *, once: bool = False) -> int:
         """Relay until stopped (or, with once=True, until the outbox is empty). Returns the
-        number of events published."""
+        number of events published.
+
+        Guarantees: a row is deleted (or marked published) only after Redis took its event, in
+        the transaction that claimed it; a stop finishes the batch in hand first."""
         log.info("relay started (batch %d, backstop poll %.1fs)", self.batch_size, self.poll_interval)
-        while not self._stopping.is_set():
-            try:
-                if not self._groups_seen:
-                    self.ensure_groups()
-                if self._wakeups is None and not once:
-                    self._wakeups = self.transport.subscribe_wakeups()
-                self.drain()
-                if time.monotonic() >= self._next_maintenance:
-                    self.maintain()
-                    self._next_maintenance = time.monotonic() + self.trim_interval_s
-                self._outage.recovered("the relay")
-                if once:
-                    break
-                self._wait()  # returns at once if rows were committed while draining
-            except ShutdownRequested:
-                break
-            except (TransportUnavailable, GroupMissing) as exc:
-                self._drop_wakeups()
-                self._outage.failed("Redis", exc, redis_url=self.transport.url)
-            except DatabaseError as exc:
-                self._outage.failed("database", exc)
-                connection.close()
-        self._drop_wakeups()
+        self.loop(once=once)
+        self._close_wakeups()
         self._stopping.clear()
         try:  # leave no published row behind on a clean stop
             self.forget_published()
@@ -226,16 +201,28 @@ class Relay:
         log.info("relay stopped: %d events published", self.published)
         return self.published
 
-    def _wait(self) -> None:
-        assert self._wakeups is not None
-        self._waiting = True
-        try:
-            if not self._stopping.is_set():
-                self._wakeups.wait(self.poll_interval)
-        finally:
-            self._waiting = False
+    def step(self, *, once: bool) -> bool:
+        if not self._groups_seen:
+            self.ensure_groups()
+        if self._wakeups is None and not once:
+            self._wakeups = wakeup.subscribe(self.transport)
+        self.drain()
+        if time.monotonic() >= self._next_maintenance:
+            self.maintain()
+            self._next_maintenance = time.monotonic() + self.trim_interval_s
+        return True
 
-    def _drop_wakeups(self) -> None:
+    def between_steps(self) -> None:
+        """Sleep until a wake-up or the backstop poll; at once if rows were committed while
+        the step drained (their wake-up is queued)."""
+        wakeups = self._wakeups
+        assert wakeups is not None
+        self.interruptibly(lambda: wakeups.wait(self.poll_interval), otherwise=False)
+
+    def redis_lost(self) -> None:
+        self._close_wakeups()  # its connection is gone with Redis: subscribe again when back
+
+    def _close_wakeups(self) -> None:
         if self._wakeups is not None:
             self._wakeups.close()
             self._wakeups = None

@@ -7,18 +7,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from eventbus.events import Event
+from orders.events import OrderLine
 
-STREAM = "inventory"
+# The lines inventory reserves and releases are the order's lines: one class, one set of checks.
+ReservedLine = OrderLine
 
 
-@dataclass(frozen=True)
-class ReservedLine:
-    product_id: int
-    quantity: int
-
-    def __post_init__(self) -> None:
-        if self.product_id < 1 or self.quantity < 1:
-            raise ValueError("product_id and quantity must be positive")
+class InventoryEvent(Event, stream="inventory", aggregate_type="reservation", prefix="inventory"):
+    """What inventory publishes: on stream "inventory", types named "inventory.<class name>"."""
 
 
 @dataclass(frozen=True)
@@ -33,47 +29,27 @@ class ShortLine:
 
 
 @dataclass(frozen=True)
-class InventoryReserved(Event):
-    type = "inventory.InventoryReserved"
-    version = 1
-    stream = STREAM
-    aggregate_type = "reservation"
-
+class InventoryReserved(InventoryEvent):
     order_id: uuid.UUID
-    lines: tuple[ReservedLine, ...]
+    lines: tuple[OrderLine, ...]
 
 
 @dataclass(frozen=True)
-class InventoryReservationFailed(Event):
-    type = "inventory.InventoryReservationFailed"
-    version = 1
-    stream = STREAM
-    aggregate_type = "reservation"
-
+class InventoryReservationFailed(InventoryEvent):
     order_id: uuid.UUID
     reason: str
     short_lines: tuple[ShortLine, ...]
 
 
 @dataclass(frozen=True)
-class InventoryReleased(Event):
-    type = "inventory.InventoryReleased"
-    version = 1
-    stream = STREAM
-    aggregate_type = "reservation"
-
+class InventoryReleased(InventoryEvent):
     order_id: uuid.UUID
-    lines: tuple[ReservedLine, ...]
+    lines: tuple[OrderLine, ...]
 
 
 @dataclass(frozen=True)
-class ProductChanged(Event):
+class ProductChanged(InventoryEvent, aggregate_type="product"):
     """A product was created or its catalog data (name, price, active) changed."""
-
-    type = "inventory.ProductChanged"
-    version = 1
-    stream = STREAM
-    aggregate_type = "product"
 
     product_id: int
     sku: str

@@ -13,13 +13,13 @@ def _lines(event: OrderPlaced | OrderCancelled) -> tuple[tuple[int, int], ...]:
 
 
 @handles(OrderPlaced, group="inventory", pipeline_safe=True)
-def reserve_stock(envelopes: list[Envelope]) -> None:
+def reserve_stock(envelopes: list[Envelope[OrderPlaced]]) -> None:
     services.stock_reserve_many(
-        requests=[services.StockRequest(e.payload.order_id, _lines(e.payload), e) for e in envelopes]  # type: ignore[attr-defined]
+        requests=[services.StockRequest(e.payload.order_id, _lines(e.payload), e) for e in envelopes]
     )
 
 
 @handles(OrderCancelled, group="inventory")
-def release_stock(envelopes: list[Envelope]) -> None:
+def release_stock(envelopes: list[Envelope[OrderCancelled]]) -> None:
     for e in envelopes:
-        services.stock_release(order_id=e.payload.order_id, lines=_lines(e.payload), caused_by=e)  # type: ignore[attr-defined]
+        services.stock_release(order_id=e.payload.order_id, lines=_lines(e.payload), caused_by=e)

@@ -23,11 +23,11 @@ _NOTICES: dict[str, tuple[str, Callable[[Any], dict[str, Any]]]] = {
 
 
 @handles(OrderConfirmed, OrderRejected, OrderCancelled, group="notifications")
-def notify_customers(envelopes: list[Envelope]) -> None:
+def notify_customers(envelopes: list[Envelope[OrderConfirmed | OrderRejected | OrderCancelled]]) -> None:
     notices = []
     for e in envelopes:
         kind, context = _NOTICES[e.type]
-        event: Any = e.payload
+        event = e.payload
         notices.append(OrderNotice(e.event_id, event.customer_id, event.order_id, kind, context(event)))
     notifications_for_orders(notices=notices)
 

@@ -8,11 +8,15 @@ from decimal import Decimal
 
 from eventbus.events import Event
 
-STREAM = "orders"
+
+class OrderEvent(Event, stream="orders", aggregate_type="order", prefix="orders"):
+    """What the orders app publishes: on stream "orders", types named "orders.<class name>"."""
 
 
 @dataclass(frozen=True)
 class OrderLine:
+    """A quantity of one product; inventory's events carry the same lines."""
+
     product_id: int
     quantity: int
 
@@ -22,12 +26,7 @@ class OrderLine:
 
 
 @dataclass(frozen=True)
-class OrderPlaced(Event):
-    type = "orders.OrderPlaced"
-    version = 1
-    stream = STREAM
-    aggregate_type = "order"
-
+class OrderPlaced(OrderEvent):
     order_id: uuid.UUID
     customer_id: int
     items: tuple[OrderLine, ...]
@@ -35,36 +34,21 @@ class OrderPlaced(Event):
 
 
 @dataclass(frozen=True)
-class OrderConfirmed(Event):
-    type = "orders.OrderConfirmed"
-    version = 1
-    stream = STREAM
-    aggregate_type = "order"
-
+class OrderConfirmed(OrderEvent):
     order_id: uuid.UUID
     customer_id: int
     total: Decimal
 
 
 @dataclass(frozen=True)
-class OrderRejected(Event):
-    type = "orders.OrderRejected"
-    version = 1
-    stream = STREAM
-    aggregate_type = "order"
-
+class OrderRejected(OrderEvent):
     order_id: uuid.UUID
     customer_id: int
     reason: str
 
 
 @dataclass(frozen=True)
-class OrderCancelled(Event):
-    type = "orders.OrderCancelled"
-    version = 1
-    stream = STREAM
-    aggregate_type = "order"
-
+class OrderCancelled(OrderEvent):
     order_id: uuid.UUID
     customer_id: int
     items: tuple[OrderLine, ...]

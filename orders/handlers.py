@@ -10,23 +10,21 @@ from orders import services
 
 
 @handles(InventoryReserved, group="orders")
-def confirm_orders(envelopes: list[Envelope]) -> None:
-    services.order_confirm_many(
-        confirmations=[services.Confirmation(e.payload.order_id, e) for e in envelopes]  # type: ignore[attr-defined]
-    )
+def confirm_orders(envelopes: list[Envelope[InventoryReserved]]) -> None:
+    services.order_confirm_many(confirmations=[services.Confirmation(e.payload.order_id, e) for e in envelopes])
 
 
 @handles(InventoryReservationFailed, group="orders")
-def reject_orders(envelopes: list[Envelope]) -> None:
+def reject_orders(envelopes: list[Envelope[InventoryReservationFailed]]) -> None:
     services.order_reject_many(
-        rejections=[services.Rejection(e.payload.order_id, e.payload.reason, e) for e in envelopes]  # type: ignore[attr-defined]
+        rejections=[services.Rejection(e.payload.order_id, e.payload.reason, e) for e in envelopes]
     )
 
 
 @handles(ProductChanged, group="orders")
-def update_catalog(envelopes: list[Envelope]) -> None:
+def update_catalog(envelopes: list[Envelope[ProductChanged]]) -> None:
     for e in envelopes:
-        event: ProductChanged = e.payload  # type: ignore[assignment]
+        event = e.payload
         services.catalog_product_apply(
             product_id=event.product_id, sku=event.sku, name=event.name,
             price=event.price, active=event.active, revision=event.revision,

@@ -4,10 +4,11 @@ and the `customer`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
+from eventbus import events, upcasting
 from eventbus.consumer import Consumer, Stats
 from eventbus.transport import Transport
 
@@ -27,3 +28,20 @@ def relay_only(settings: object) -> None:
     """The relay publishes every row (PUBLISH_ON_COMMIT off): for tests of the relay and of
     outbox rows themselves."""
     settings.EVENTBUS = {**settings.EVENTBUS, "PUBLISH_ON_COMMIT": False}  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def event_registry() -> Iterator[Callable[[], None]]:
+    """Event classes and upcasters a test defines are forgotten after it. The test may also call
+    the fixture's value to forget them at once: this process then reads events as the release
+    before did (the apps' events only)."""
+    registries = (events._BY_VERSION, events._NEWEST, upcasting._UPCASTERS)
+    saved = [dict(r) for r in registries]
+
+    def forget() -> None:
+        for registry, entries in zip(registries, saved, strict=True):
+            registry.clear()
+            registry.update(entries)  # type: ignore[arg-type]
+
+    yield forget
+    forget()

@@ -10,15 +10,15 @@ from decimal import Decimal
 
 import pytest
 
+from eventbus.codec import decode, encode
 from eventbus.events import (
     Envelope,
     Event,
     InvalidEvent,
     MalformedMessage,
+    NewerEventVersion,
     PermanentError,
     UnknownEventType,
-    decode,
-    encode,
     event_classes,
 )
 from inventory.events import (
@@ -117,9 +117,21 @@ def test_decode_refuses_an_unknown_event_type_as_unknown():
         decode(json.dumps(wire(type="orders.OrderShipped")))
 
 
-def test_decode_refuses_an_unknown_version_of_a_known_type_as_unknown():
-    with pytest.raises(UnknownEventType, match="version 2"):
-        decode(json.dumps(wire(version=2)))
+def test_decode_refuses_an_older_version_of_a_known_type_that_no_upcaster_reaches_as_unknown():
+    with pytest.raises(UnknownEventType, match="version 0: no upcaster from version 0"):
+        decode(json.dumps(wire(version=0)))
+
+
+def test_decode_reports_a_newer_version_of_a_known_type_as_one_to_wait_for_not_as_permanent():
+    data = wire(version=2)
+
+    with pytest.raises(
+        NewerEventVersion, match=r"orders\.OrderPlaced version 2 is newer than .* \(version 1\)"
+    ) as raised:
+        decode(json.dumps(data))
+
+    assert not isinstance(raised.value, PermanentError)
+    assert (raised.value.type, raised.value.event_id) == ("orders.OrderPlaced", uuid.UUID(data["event_id"]))
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 from django.db import transaction
 
 from eventbus import outbox
-from eventbus.events import decode
+from eventbus.codec import decode
 from eventbus.models import OutboxEvent
 from orders.events import OrderConfirmed, OrderLine, OrderPlaced
 from orders.models import Order, OrderItem

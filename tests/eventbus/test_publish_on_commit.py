@@ -11,7 +11,7 @@ import pytest
 from django.db import transaction
 
 from eventbus import outbox
-from eventbus.events import decode
+from eventbus.codec import decode
 from eventbus.models import OutboxEvent
 from eventbus.relay import Relay
 from eventbus.transport import reset_transport

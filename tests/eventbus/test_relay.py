@@ -12,7 +12,8 @@ from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from eventbus import outbox
-from eventbus.events import Envelope, Event, decode
+from eventbus.codec import decode
+from eventbus.events import Envelope, Event
 from eventbus.models import OutboxEvent
 from eventbus.relay import Relay
 from inventory.events import InventoryReserved, ReservedLine

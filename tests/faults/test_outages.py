@@ -14,7 +14,8 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from eventbus import registry
-from eventbus.events import Envelope, encode
+from eventbus.codec import encode
+from eventbus.events import Envelope
 from eventbus.transport import Transport
 from orders.events import OrderLine, OrderPlaced
 from orders.models import Order

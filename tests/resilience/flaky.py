@@ -23,13 +23,12 @@ from eventbus.registry import handles
 from inventory.services import product_restock
 
 
-@dataclass(frozen=True)
-class Flaky(Event):
-    type = "tests.Flaky"
-    version = 1
-    stream = "orders"
-    aggregate_type = "test"
+class ScriptedEvent(Event, stream="orders", aggregate_type="test", prefix="tests"):
+    """Events only the tests publish, on the orders stream."""
 
+
+@dataclass(frozen=True)
+class Flaky(ScriptedEvent):
     product_id: int
 
 

@@ -1,0 +1,294 @@
+"""Applying a batch of messages with effectively-once effects: the inbox and the transaction.
+
+Per batch of messages:
+  1. decode each one: a malformed one, or one of an unknown type, fails for good; one of a
+     newer version than this process knows fails until it is upgraded; one of a type the group
+     does not handle is acknowledged and skipped;
+  2. open one database transaction, record the batch's event ids in the inbox with a single
+     INSERT that also says which ones are new, and run the handlers of the new ones; if one
+     raises, roll back and apply the messages one by one, each in its own savepoint, so a
+     failing handler undoes only its own writes;
+  3. commit, and only then acknowledge (XACK) the messages whose effects committed;
+  4. hand the failures to the group's failure policy (eventbus.failures).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import traceback
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from django.db import DatabaseError, transaction
+
+import bulk
+from eventbus import inbox, registry
+from eventbus.codec import decode
+from eventbus.deadletters import deadletters_resolve, replayed_deadletter_id
+from eventbus.events import Envelope, MalformedMessage, NewerEventVersion, PermanentError
+from eventbus.failures import Failure, FailurePolicy, one_line
+from eventbus.transport import GroupMissing, Message, Transport
+from eventbus.worker import DatabaseUnavailable, database_broken
+
+__all__ = ["EVENT_FIELD", "BatchProcessor", "Stats", "decode_message"]
+
+log = logging.getLogger(__name__)
+
+EVENT_FIELD = b"event"
+
+
+@dataclass
+class Stats:
+    """What a consumer did since it started (its log line on stopping, `--once`'s summary)."""
+
+    processed: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    retried: int = 0
+    waiting: int = 0  # deliveries of a newer event version put back to wait for an upgrade
+    dead: int = 0
+    reclaimed: int = 0
+
+
+@dataclass
+class _Work:
+    message: Message
+    envelope: Envelope
+    handler: registry.Handler
+    attempts: int
+
+
+class _BatchFailed(Exception):
+    """A handler failed while the batch was applied in one transaction (rolled back)."""
+
+    def __init__(self, traceback: str) -> None:
+        super().__init__("batch failed")
+        self.traceback = traceback
+
+
+def decode_message(m: Message) -> Envelope:
+    """The envelope a stream entry carries (see eventbus.codec.decode for what it raises)."""
+    raw = (m.fields or {}).get(EVENT_FIELD)
+    if raw is None:
+        raise MalformedMessage("message has no 'event' field")
+    return decode(raw)
+
+
+class BatchProcessor:
+    """Applies one consumer group's batches. The consumer loop calls `process` for each batch
+    it reads or claims, and `resume` first in every step."""
+
+    def __init__(
+        self,
+        group: str,
+        transport: Transport,
+        failures: FailurePolicy,
+        stats: Stats,
+        *,
+        retry_scheduled: Callable[[float], None],
+    ) -> None:
+        self.group = group
+        self.transport = transport
+        self.failures = failures
+        self.stats = stats
+        self._retry_scheduled = retry_scheduled
+        self._held: tuple[list[Message], bool] | None = None  # a batch waiting for the database
+        self._unacked: dict[str, list[str]] = {}  # committed but not yet acknowledged
+
+    def resume(self) -> bool:
+        """Finish what an outage interrupted: acknowledge what committed but was not
+        acknowledged, then apply again, as it was, a batch the database failed (a re-read would
+        count as another delivery). True if there was such a batch."""
+        if self._unacked:
+            self._ack(self._unacked)
+            self._unacked = {}
+        if self._held is None:
+            return False
+        messages, redelivered = self._held
+        self.process(messages, redelivered=redelivered)
+        return True
+
+    def process(self, messages: Sequence[Message], *, redelivered: bool) -> None:
+        """Apply one batch (see the module docstring).
+
+        Guarantees: a message is acknowledged only after the transaction holding its effects
+        and its inbox row has committed; one that failed is left pending for its retry or
+        dead-lettered, never dropped. If the database fails, the batch is held and
+        DatabaseUnavailable raised; `resume` applies exactly this batch again.
+        """
+        acks: dict[str, list[str]] = defaultdict(list)
+        failures: list[Failure] = []
+        work: list[_Work] = []
+        counts = self._delivery_counts(messages) if redelivered else {}
+        max_attempts = self.failures.retry.max_attempts
+        for m in messages:
+            if m.fields is None:  # tombstone: pending, but deleted from the stream
+                acks[m.stream].append(m.id)
+                continue
+            attempts = counts.get((m.stream, m.id), 1)
+            try:
+                envelope = decode_message(m)
+            except NewerEventVersion as exc:
+                if registry.handler_for(self.group, exc.type) is None:  # not ours to wait for
+                    acks[m.stream].append(m.id)
+                    self.stats.skipped += 1
+                else:
+                    failures.append(Failure(m, exc, "", attempts))
+                continue
+            except PermanentError as exc:
+                failures.append(Failure(m, exc, "", attempts, permanent=True))
+                continue
+            handler = registry.handler_for(self.group, envelope.type)
+            if handler is None:
+                acks[m.stream].append(m.id)
+                self.stats.skipped += 1
+                continue
+            work.append(_Work(m, envelope, handler, attempts))
+        if redelivered and any(w.attempts > max_attempts for w in work):  # a first delivery is attempt 1
+            work = self._without_crashers(work, failures, max_attempts)
+
+        self._held = (list(messages), redelivered)
+        if work:
+            failures += self._apply(work, acks)
+        self._held = None
+        # Committed: from here on a failure only delays the acknowledgement (kept for the next
+        # step) or leaves a failed message pending for reclaim; nothing is applied twice.
+        self._unacked = acks
+        self._ack(acks)
+        self._unacked = {}
+        if redelivered:  # some may have failed before: forget when they first did
+            self.transport.retries.forget(self.group, [(s, i) for s, ids in acks.items() for i in ids])
+        outcome = self.failures.settle(failures)
+        self.stats.retried += outcome.retried
+        self.stats.waiting += outcome.waiting
+        self.stats.dead += outcome.dead
+        if outcome.next_due is not None:
+            self._retry_scheduled(outcome.next_due)
+
+    def _without_crashers(self, work: list[_Work], failures: list[Failure], max_attempts: int) -> list[_Work]:
+        """Take out the messages delivered more often than the policy allows: each delivery
+        ended without a verdict, so a consumer crashed or was killed while handling it. Their
+        deliveries spent waiting for a newer event version do not count."""
+        over = [w for w in work if w.attempts > max_attempts]
+        waits = self.transport.retries.waits(self.group, [(w.message.stream, w.message.id) for w in over])
+        kept = []
+        for w in work:
+            attempts = w.attempts - waits.get((w.message.stream, w.message.id), 0)
+            if attempts <= max_attempts:
+                kept.append(w)
+                continue
+            error = (
+                f"delivered {attempts} times without completing (limit {max_attempts}): "
+                "a consumer crashed or was killed while handling it"
+            )
+            failures.append(Failure(w.message, error, "", w.attempts, envelope=w.envelope, permanent=True))
+        return kept
+
+    def _apply(self, work: list[_Work], acks: dict[str, list[str]]) -> list[Failure]:
+        """Apply the batch in one transaction; if any handler fails, roll it back and apply the
+        messages one by one, each in its own savepoint, so one failure undoes only its own
+        writes. Either way the inbox rows commit with the effects."""
+        try:
+            return self._apply_together(work, acks)
+        except _BatchFailed as failed:
+            error = failed.__cause__ or failed
+            if len(work) == 1:  # nothing else to save: this attempt of this message failed
+                w = work[0]
+                permanent = isinstance(error, PermanentError)
+                return [
+                    Failure(w.message, error, failed.traceback, w.attempts, envelope=w.envelope, permanent=permanent)
+                ]
+            log.info("group %s: a batch of %d failed (%s); applying it message by message",
+                     self.group, len(work), one_line(error))  # fmt: skip
+            return self._apply_one_by_one(work, acks)
+
+    def _claim(self, work: list[_Work]) -> tuple[list[_Work], list[_Work]]:
+        """Record the batch in the inbox: (new work to apply, work already applied)."""
+        new = inbox.claim(self.group, [w.envelope.event_id for w in work])
+        todo, seen = [], []
+        for w in work:
+            if w.envelope.event_id in new:
+                new.discard(w.envelope.event_id)  # a second copy in the same batch is a duplicate
+                todo.append(w)
+            else:
+                seen.append(w)
+        return todo, seen
+
+    def _apply_together(self, work: list[_Work], acks: dict[str, list[str]]) -> list[Failure]:
+        try:
+            with transaction.atomic():
+                # When every handler of the batch only runs bulk statements, one pipeline from
+                # the inbox claim to the last write: BEGIN rides with the claim, the writes go
+                # out together before the COMMIT.
+                together = all(registry.pipeline_safe(w.handler) for w in work)
+                with bulk.pipelined() if together else contextlib.nullcontext():
+                    todo, seen = self._claim(work)
+                    for handler, run in _runs(todo):
+                        handler([w.envelope for w in run])
+                deadletters_resolve(_replays(todo + seen))
+        except Exception as exc:
+            if database_broken(exc):
+                raise DatabaseUnavailable(str(exc)) from exc
+            raise _BatchFailed(traceback.format_exc()) from exc
+        self.stats.processed += len(todo)
+        self.stats.duplicates += len(seen)
+        for w in work:
+            acks[w.message.stream].append(w.message.id)
+        return []
+
+    def _apply_one_by_one(self, work: list[_Work], acks: dict[str, list[str]]) -> list[Failure]:
+        failures: list[Failure] = []
+        applied: list[_Work] = []
+        try:
+            with transaction.atomic():
+                todo, seen = self._claim(work)
+                for w in todo:
+                    try:
+                        with transaction.atomic():
+                            w.handler([w.envelope])
+                    except Exception as exc:
+                        if database_broken(exc):
+                            raise DatabaseUnavailable(str(exc)) from exc
+                        failures.append(
+                            Failure(
+                                w.message, exc, traceback.format_exc(), w.attempts, envelope=w.envelope,
+                                permanent=isinstance(exc, PermanentError),
+                            )
+                        )  # fmt: skip
+                        continue
+                    applied.append(w)
+                inbox.release(self.group, [f.envelope.event_id for f in failures if f.envelope])
+                deadletters_resolve(_replays(applied + seen))
+        except DatabaseError as exc:
+            raise DatabaseUnavailable(str(exc)) from exc
+        self.stats.processed += len(applied)
+        self.stats.duplicates += len(seen)
+        for w in applied + seen:
+            acks[w.message.stream].append(w.message.id)
+        return failures
+
+    def _delivery_counts(self, messages: Sequence[Message]) -> dict[tuple[str, str], int]:
+        return self.transport.delivery_counts(self.group, [(m.stream, m.id) for m in messages if m.fields is not None])
+
+    def _ack(self, acks: dict[str, list[str]]) -> None:
+        try:
+            self.transport.ack(self.group, acks)
+        except GroupMissing:
+            log.warning("group %s vanished before acknowledging; its pending list went with it", self.group)
+
+
+def _runs(work: list[_Work]) -> list[tuple[registry.Handler, list[_Work]]]:
+    """Consecutive messages with the same handler, in stream order."""
+    runs: list[tuple[registry.Handler, list[_Work]]] = []
+    for w in work:
+        if runs and runs[-1][0] is w.handler and runs[-1][1][-1].envelope.type == w.envelope.type:
+            runs[-1][1].append(w)
+        else:
+            runs.append((w.handler, [w]))
+    return runs
+
+
+def _replays(work: list[_Work]) -> list[int]:
+    return [d for w in work if (d := replayed_deadletter_id(w.message.fields)) is not None]

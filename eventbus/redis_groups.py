@@ -1,0 +1,121 @@
+"""Consumer groups and the housekeeping of streams: creating groups, inspecting them, trimming
+what every group has acknowledged, removing consumers long idle. Part of the Redis Streams
+adapter (eventbus.redis_streams.Transport has these methods).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+from eventbus.redis_client import id_key, next_id, text, translated
+
+__all__ = ["GroupAdmin", "GroupInfo"]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupInfo:
+    """A consumer group of one stream, as XINFO GROUPS reports it (lag: None before Redis 7)."""
+
+    name: str
+    consumers: int
+    pending: int
+    last_delivered_id: str
+    lag: int | None
+
+
+class GroupAdmin:
+    """The group operations of a Transport, which provides `client` and `key`."""
+
+    client: redis.Redis
+
+    def key(self, name: str) -> str:
+        raise NotImplementedError
+
+    def ensure_group(self, stream: str, group: str) -> bool:
+        """Create the group (and the stream) reading from the start; True if it was created."""
+        with translated():
+            try:
+                self.client.xgroup_create(self.key(stream), group, id="0", mkstream=True)
+            except redis.ResponseError as exc:
+                if str(exc).startswith("BUSYGROUP"):
+                    return False
+                raise
+        return True
+
+    def groups(self, stream: str) -> list[GroupInfo]:
+        """The stream's consumer groups; none if the stream does not exist."""
+        with translated():
+            try:
+                rows = self.client.xinfo_groups(self.key(stream))
+            except redis.ResponseError as exc:
+                if "no such key" in str(exc):
+                    return []
+                raise
+        return [
+            GroupInfo(
+                name=text(r["name"]),
+                consumers=r["consumers"],
+                pending=r["pending"],
+                last_delivered_id=text(r["last-delivered-id"]),
+                lag=r.get("lag"),
+            )
+            for r in rows
+        ]
+
+    def consumers(self, stream: str, group: str) -> list[dict[str, object]]:
+        """The group's consumers on the stream: name, pending count, idle milliseconds."""
+        with translated():
+            rows = self.client.xinfo_consumers(self.key(stream), group)
+        return [{"name": text(r["name"]), "pending": r["pending"], "idle_ms": r["idle"]} for r in rows]
+
+    def stream_length(self, stream: str) -> int:
+        """How many entries the stream holds (XLEN)."""
+        with translated():
+            return self.client.xlen(self.key(stream))
+
+    def trim_acknowledged(self, stream: str) -> int:
+        """Trim entries every group has acknowledged, never one still pending or undelivered.
+
+        XTRIM MINID with the oldest id any group still needs; `~` lets Redis trim whole nodes
+        only, so it may keep a few more entries, never fewer. A stream without groups is left
+        alone (nobody has said what it still needs).
+        """
+        key = self.key(stream)
+        with translated():
+            try:
+                groups = self.client.xinfo_groups(key)
+            except redis.ResponseError as exc:
+                if "no such key" in str(exc):
+                    return 0
+                raise
+            if not groups:
+                return 0
+            pipe = self.client.pipeline(transaction=False)
+            for g in groups:
+                pipe.xpending(key, g["name"])
+            summaries = pipe.execute()
+            needed = []
+            for g, summary in zip(groups, summaries, strict=True):
+                if summary["pending"]:
+                    needed.append(text(summary["min"]))
+                else:
+                    needed.append(next_id(text(g["last-delivered-id"])))
+            return self.client.xtrim(key, minid=min(needed, key=id_key), approximate=True)
+
+    def remove_idle_consumers(self, stream: str, group: str, *, idle_ms: int, keep: str = "") -> list[str]:
+        """Delete consumers idle longer than idle_ms that hold no pending message (deleting one
+        with pending entries would orphan them, so those are left for reclaim)."""
+        removed = []
+        with translated():
+            try:
+                rows = self.client.xinfo_consumers(self.key(stream), group)
+            except redis.ResponseError:
+                return []
+            for row in rows:
+                name = text(row["name"])
+                if name != keep and row["pending"] == 0 and row["idle"] >= idle_ms:
+                    self.client.xgroup_delconsumer(self.key(stream), group, name)
+                    removed.append(name)
+        return removed

@@ -1,0 +1,261 @@
+"""The Redis Streams adapter: streams, consumer groups, reads, claims and acknowledgements.
+
+Everything above it speaks in logical stream names (`orders`), consumer groups and message ids;
+this module adds the key prefix and keeps the traps of Redis Streams away from callers: a
+blocking XREADGROUP runs on a client whose socket timeout outlasts the block, XAUTOCLAIM is
+stepped with its cursor, and streams are trimmed only below what every group has acknowledged.
+Creating, inspecting and trimming groups is eventbus.redis_groups', what processes record for
+operators (heartbeats, figures over time) eventbus.redis_records'; the failure records of the
+groups are `transport.retries` (eventbus.retry_store).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import redis
+from django.conf import settings
+
+from eventbus.redis_client import Subscription, id_key, make_client, text, translated
+from eventbus.redis_groups import GroupAdmin, GroupInfo
+from eventbus.redis_records import ProcessRecords
+from eventbus.retry_store import MessageKey, RetryStore
+
+__all__ = ["PUBLISHED_SET", "Fields", "GroupInfo", "Message", "Transport"]
+
+Fields = dict[bytes, bytes]
+
+# Event ids published on commit whose outbox rows the relay has yet to delete.
+PUBLISHED_SET = "eventbus:published"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One stream entry as a consumer sees it. `fields` is None for a tombstone: an entry still
+    pending in the group whose data was deleted from the stream."""
+
+    stream: str
+    id: str
+    fields: Fields | None
+
+
+class Transport(GroupAdmin, ProcessRecords):
+    """A connection to one Redis with the stream operations the relay and consumers need.
+
+    Thread-safe (redis-py clients pool their connections). A process gets its own through
+    eventbus.transport.get_transport().
+    """
+
+    def __init__(
+        self, url: str, *, prefix: str = "", client_name: str | None = None, publish_timeout_s: float = 0.25
+    ) -> None:
+        self.url = url
+        self.prefix = prefix
+        self._client_name = client_name
+        self.client = make_client(url, socket_timeout=10.0, client_name=client_name)
+        # Publishing right after a commit happens while a client waits for its answer: give up
+        # soon (the relay publishes what this could not) rather than hold the request.
+        self._prompt = make_client(
+            url, socket_timeout=publish_timeout_s, connect_timeout=publish_timeout_s, client_name=client_name
+        )
+        # XAUTOCLAIM ... JUSTID: keep the raw reply (redis-py's parser drops the cursor).
+        self.client.set_response_callback("XAUTOCLAIM", lambda response, **options: response)
+        self._blocking: dict[int, redis.Redis] = {}
+        self.retries = RetryStore(self.client, self.key)
+
+    def close(self) -> None:
+        """Close every connection of this transport (its pools reconnect if it is used again)."""
+        self.client.close()
+        self._prompt.close()
+        for client in self._blocking.values():
+            client.close()
+
+    # --- names ------------------------------------------------------------------------------
+
+    def key(self, name: str) -> str:
+        return self.prefix + name
+
+    def _name(self, key: bytes | str) -> str:
+        key = text(key)
+        return key[len(self.prefix) :] if self.prefix and key.startswith(self.prefix) else key
+
+    @staticmethod
+    def replay_stream(group: str) -> str:
+        """The stream that carries replayed dead letters to one group only."""
+        return f"eventbus:replay:{group}"
+
+    @staticmethod
+    def deadletter_stream(group: str) -> str:
+        return f"eventbus:dead:{group}"
+
+    # --- health and pub/sub -----------------------------------------------------------------
+
+    def ping(self, *, timeout_s: float | None = None) -> None:
+        """PING Redis; TransportUnavailable if it does not answer. With timeout_s, on a
+        connection of its own that waits no longer than that, so a stalled server cannot hold
+        the caller (a health check) for the shared client's timeouts."""
+        with translated():
+            if timeout_s is None:
+                self.client.ping()
+                return
+            client = make_client(self.url, socket_timeout=timeout_s, connect_timeout=timeout_s)
+            try:
+                client.ping()
+            finally:
+                client.close()
+
+    def broadcast(self, channel: str, message: bytes = b"1") -> None:
+        """PUBLISH to a pub/sub channel (a hint to whoever listens; nothing is kept)."""
+        with translated():
+            self.client.publish(self.key(channel), message)
+
+    def subscribe(self, channel: str) -> Subscription:
+        """Listen on a pub/sub channel, on a connection of its own without a read timeout."""
+        return Subscription(
+            make_client(self.url, socket_timeout=None, client_name=self._client_name), self.key(channel)
+        )
+
+    # --- publishing -------------------------------------------------------------------------
+
+    def publish(
+        self, entries: Sequence[tuple[str, Fields | dict[str, str]]], *, mark: Sequence[str] = (), prompt: bool = False
+    ) -> list[str]:
+        """XADD every entry in one pipelined round trip, in order, and return the new ids; with
+        `mark`, also add those event ids to the published set, in the same round trip. With
+        `prompt`, give up after EVENTBUS["PUBLISH_TIMEOUT_S"] (someone is waiting).
+
+        Not transactional: if the connection drops half-way some entries may be on the stream;
+        the caller publishes them again and consumers drop the duplicates by event id.
+        """
+        with translated():
+            pipe = (self._prompt if prompt else self.client).pipeline(transaction=False)
+            for stream, fields in entries:
+                pipe.xadd(self.key(stream), fields)
+            if mark:
+                pipe.sadd(self.key(PUBLISHED_SET), *mark)
+            replies = pipe.execute()
+        return [text(i) for i in replies[: len(entries)]]
+
+    def take_published_marks(self, limit: int) -> list[str]:
+        """Take (and remove) up to `limit` event ids that producers published on commit."""
+        with translated():
+            return [text(i) for i in self.client.spop(self.key(PUBLISHED_SET), limit) or ()]
+
+    def dead_letter(self, group: str, fields: dict[str, str]) -> str:
+        """Copy a dead message to the group's dead-letter stream (bounded, approximate MAXLEN)."""
+        maxlen = settings.EVENTBUS["DEADLETTER_STREAM_MAXLEN"]
+        with translated():
+            entry = self.client.xadd(self.key(self.deadletter_stream(group)), fields, maxlen=maxlen, approximate=True)
+        return text(entry)
+
+    def replay(self, group: str, fields: Fields | dict[str, str]) -> str:
+        """Deliver a message again to one group only, through its replay stream."""
+        with translated():
+            entry = self.client.xadd(self.key(self.replay_stream(group)), fields)
+        return text(entry)
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def read(
+        self, group: str, consumer: str, ids: dict[str, str], *, count: int, block_ms: int | None
+    ) -> list[Message]:
+        """XREADGROUP on several streams: per stream `>` for new messages, or an id for this
+        consumer's own pending messages after that id. Blocks up to block_ms when none are new."""
+        client = self.client if not block_ms else self._blocking_client(block_ms)
+        with translated():
+            reply = client.xreadgroup(
+                group, consumer, {self.key(s): i for s, i in ids.items()}, count=count, block=block_ms or None
+            )
+        return self._messages(reply)
+
+    def _blocking_client(self, block_ms: int) -> redis.Redis:
+        """A client whose socket timeout outlasts the block. One per minute of block time (in
+        practice one): the block of each read varies, and a client per value would open a
+        new connection for almost every read."""
+        minutes = max(1, -(-block_ms // 60_000))
+        client = self._blocking.get(minutes)
+        if client is None:
+            client = self._blocking[minutes] = make_client(
+                self.url, socket_timeout=minutes * 60 + 10.0, client_name=self._client_name
+            )
+        return client
+
+    def _messages(self, reply: object) -> list[Message]:
+        out: list[Message] = []
+        if isinstance(reply, dict):  # RESP3
+            reply = [(k, v[0] if v and isinstance(v[0], list) else v) for k, v in reply.items()]
+        for key, entries in reply or ():
+            stream = self._name(key)
+            for entry_id, fields in entries:
+                out.append(Message(stream, text(entry_id), fields or None))
+        return out
+
+    def autoclaim_ids(
+        self, stream: str, group: str, consumer: str, *, min_idle_ms: int, start: str = "0-0", count: int = 100
+    ) -> tuple[str, list[str], list[str]]:
+        """One XAUTOCLAIM ... JUSTID step: (next cursor, ids now owned by `consumer`, ids deleted
+        from the stream). JUSTID does not count as a delivery, so looking does not use up an
+        attempt; the caller XCLAIMs the ids it will process. Loop until the cursor is 0-0."""
+        with translated():
+            reply = self.client.execute_command(
+                "XAUTOCLAIM", self.key(stream), group, consumer, min_idle_ms, start, "COUNT", count, "JUSTID"
+            )
+        cursor, ids = text(reply[0]), [text(i) for i in reply[1]]
+        deleted = [text(i) for i in reply[2]] if len(reply) > 2 else []  # Redis 7 reports them
+        return cursor, ids, deleted
+
+    def pending_ids(self, stream: str, group: str, consumer: str, *, after: str = "-", count: int = 100) -> list[str]:
+        """Ids pending for one consumer, oldest first, after `after` (XPENDING: not a delivery)."""
+        start = after if after == "-" else f"({after}"
+        with translated():
+            rows = self.client.xpending_range(
+                self.key(stream), group, min=start, max="+", count=count, consumername=consumer
+            )
+        return [text(r["message_id"]) for r in rows]
+
+    def claim(self, stream: str, group: str, consumer: str, ids: Sequence[str]) -> list[Message]:
+        """XCLAIM the given pending ids for this consumer now, whatever their idle time.
+        Entries deleted from the stream come back as tombstones (Redis 6) or not at all (7)."""
+        if not ids:
+            return []
+        with translated():
+            entries = self.client.xclaim(self.key(stream), group, consumer, min_idle_time=0, message_ids=list(ids))
+        found = {text(i): (f or None) for i, f in entries}
+        return [Message(stream, i, found.get(i)) for i in ids]
+
+    def delivery_counts(self, group: str, messages: Sequence[MessageKey]) -> dict[MessageKey, int]:
+        """How many times each pending message has been delivered: XPENDING over the range of
+        ids of each stream, all streams in one round trip."""
+        by_stream: dict[str, list[str]] = {}
+        for stream, entry_id in messages:
+            by_stream.setdefault(stream, []).append(entry_id)
+        if not by_stream:
+            return {}
+        with translated():
+            pipe = self.client.pipeline(transaction=False)
+            for stream, ids in by_stream.items():
+                ordered = sorted(ids, key=id_key)
+                pipe.xpending_range(
+                    self.key(stream), group, min=ordered[0], max=ordered[-1], count=max(len(ids) * 2, 100)
+                )
+            replies = pipe.execute()
+        wanted = set(messages)
+        counts = {}
+        for stream, rows in zip(by_stream, replies, strict=True):
+            for r in rows:
+                key = (stream, text(r["message_id"]))
+                if key in wanted:
+                    counts[key] = r["times_delivered"]
+        return counts
+
+    def ack(self, group: str, ids_by_stream: dict[str, list[str]]) -> None:
+        """XACK the ids, one command per stream, one round trip in all."""
+        ids_by_stream = {s: i for s, i in ids_by_stream.items() if i}
+        if not ids_by_stream:
+            return
+        with translated():
+            pipe = self.client.pipeline(transaction=False)
+            for stream, ids in ids_by_stream.items():
+                pipe.xack(self.key(stream), group, *ids)
+            pipe.execute()
