@@ -9,13 +9,17 @@ every client looks like loopback); 403 otherwise. It is never throttled or redir
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import hmac
 import ipaddress
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -27,7 +31,9 @@ from prometheus_client import (
     multiprocess,
 )
 
+import bulk
 from eventbus.metrics import DURATION_BUCKETS, PipelineCollector
+from eventbus.timeseries import recorder
 
 __all__ = [
     "ORDERS_FINALIZED",
@@ -35,6 +41,8 @@ __all__ = [
     "ORDER_STAGE_SECONDS",
     "RequestMetricsMiddleware",
     "metrics_view",
+    "order_stage_reached",
+    "orders_counted",
 ]
 
 ORDERS_PLACED = Counter("eventshop_orders_placed", "Orders placed (committed).")
@@ -55,6 +63,33 @@ HTTP_DURATION = Histogram(
     ["view", "method"],
     buckets=DURATION_BUCKETS,
 )
+
+
+def order_stage_reached(stage: str, started: Iterable[dt.datetime | None]) -> None:
+    """Once the current transaction commits, observe for each order how long it took from its
+    placement (its events' correlation start, carried by the envelope) to `stage` (reserved,
+    confirmed, notified): the Prometheus histogram and the console's time buckets. Envelopes
+    from before the start was carried (None) are left out."""
+    moments = [s for s in started if s is not None]
+    if moments:
+        bulk.on_commit_once(("order-stage", stage), moments, functools.partial(_observe_stage, stage))
+
+
+def _observe_stage(stage: str, moments: list[dt.datetime]) -> None:
+    now = time.time()
+    histogram = ORDER_STAGE_SECONDS.labels(stage)
+    for started in moments:
+        seconds = max(now - started.timestamp(), 0.0)
+        histogram.observe(seconds)
+        recorder.observe(f"stage:{stage}", seconds)
+
+
+def orders_counted(counter: Counter | Any, n: int = 1) -> None:
+    """Count n orders on `counter` (placed, or finalized with a status) once the current
+    transaction commits."""
+    if n:
+        transaction.on_commit(functools.partial(counter.inc, n))
+
 
 _pipeline_collector = PipelineCollector()
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 import traceback
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -25,31 +26,17 @@ from django.db import DatabaseError, transaction
 
 import bulk
 from eventbus import inbox, registry
-from eventbus.codec import decode
+from eventbus.codec import decode_message
 from eventbus.deadletters import deadletters_resolve, replayed_deadletter_id
-from eventbus.events import Envelope, MalformedMessage, NewerEventVersion, PermanentError
+from eventbus.events import Envelope, NewerEventVersion, PermanentError
 from eventbus.failures import Failure, FailurePolicy, one_line
+from eventbus.figures import Stats, record_batch
 from eventbus.transport import GroupMissing, Message, Transport
 from eventbus.worker import DatabaseUnavailable, database_broken
 
-__all__ = ["EVENT_FIELD", "BatchProcessor", "Stats", "decode_message"]
+__all__ = ["BatchProcessor", "Stats"]
 
 log = logging.getLogger(__name__)
-
-EVENT_FIELD = b"event"
-
-
-@dataclass
-class Stats:
-    """What a consumer did since it started (its log line on stopping, `--once`'s summary)."""
-
-    processed: int = 0
-    duplicates: int = 0
-    skipped: int = 0
-    retried: int = 0
-    waiting: int = 0  # deliveries of a newer event version put back to wait for an upgrade
-    dead: int = 0
-    reclaimed: int = 0
 
 
 @dataclass
@@ -66,14 +53,6 @@ class _BatchFailed(Exception):
     def __init__(self, traceback: str) -> None:
         super().__init__("batch failed")
         self.traceback = traceback
-
-
-def decode_message(m: Message) -> Envelope:
-    """The envelope a stream entry carries (see eventbus.codec.decode for what it raises)."""
-    raw = (m.fields or {}).get(EVENT_FIELD)
-    if raw is None:
-        raise MalformedMessage("message has no 'event' field")
-    return decode(raw)
 
 
 class BatchProcessor:
@@ -96,6 +75,10 @@ class BatchProcessor:
         self._retry_scheduled = retry_scheduled
         self._held: tuple[list[Message], bool] | None = None  # a batch waiting for the database
         self._unacked: dict[str, list[str]] = {}  # committed but not yet acknowledged
+        # What the batch in hand did, for the metrics once it committed: (work, "ok" | "duplicate")
+        # and (event type, seconds per message, messages) of each handler call.
+        self._done: list[tuple[_Work, str]] = []
+        self._timed: list[tuple[str, float, int]] = []
 
     def resume(self) -> bool:
         """Finish what an outage interrupted: acknowledge what committed but was not
@@ -129,7 +112,7 @@ class BatchProcessor:
                 continue
             attempts = counts.get((m.stream, m.id), 1)
             try:
-                envelope = decode_message(m)
+                envelope = decode_message(m.fields)
             except NewerEventVersion as exc:
                 if registry.handler_for(self.group, exc.type) is None:  # not ours to wait for
                     acks[m.stream].append(m.id)
@@ -150,8 +133,11 @@ class BatchProcessor:
             work = self._without_crashers(work, failures, max_attempts)
 
         self._held = (list(messages), redelivered)
+        self._done, self._timed = [], []
+        started = time.perf_counter()
         if work:
             failures += self._apply(work, acks)
+        elapsed = time.perf_counter() - started
         self._held = None
         # Committed: from here on a failure only delays the acknowledgement (kept for the next
         # step) or leaves a failed message pending for reclaim; nothing is applied twice.
@@ -166,6 +152,12 @@ class BatchProcessor:
         self.stats.dead += outcome.dead
         if outcome.next_due is not None:
             self._retry_scheduled(outcome.next_due)
+        self._count(len(messages), outcome.by_type, elapsed)
+
+    def _count(self, size: int, failed: Counter[tuple[str, str]], elapsed: float) -> None:
+        self.stats.last_batch_at, self.stats.last_batch_size = time.time(), size
+        done = [(w.message, w.envelope, w.attempts, outcome) for w, outcome in self._done]
+        record_batch(self.group, size, done, failed, self._timed, elapsed)
 
     def _without_crashers(self, work: list[_Work], failures: list[Failure], max_attempts: int) -> list[_Work]:
         """Take out the messages delivered more often than the policy allows: each delivery
@@ -194,6 +186,7 @@ class BatchProcessor:
             return self._apply_together(work, acks)
         except _BatchFailed as failed:
             error = failed.__cause__ or failed
+            self._timed = []  # the rolled-back attempt's timings
             if len(work) == 1:  # nothing else to save: this attempt of this message failed
                 w = work[0]
                 permanent = isinstance(error, PermanentError)
@@ -226,7 +219,9 @@ class BatchProcessor:
                 with bulk.pipelined() if together else contextlib.nullcontext():
                     todo, seen = self._claim(work)
                     for handler, run in _runs(todo):
+                        started = time.perf_counter()
                         handler([w.envelope for w in run])
+                        self._timed.append((run[0].envelope.type, (time.perf_counter() - started) / len(run), len(run)))
                 deadletters_resolve(_replays(todo + seen))
         except Exception as exc:
             if database_broken(exc):
@@ -234,6 +229,7 @@ class BatchProcessor:
             raise _BatchFailed(traceback.format_exc()) from exc
         self.stats.processed += len(todo)
         self.stats.duplicates += len(seen)
+        self._done = [(w, "ok") for w in todo] + [(w, "duplicate") for w in seen]
         for w in work:
             acks[w.message.stream].append(w.message.id)
         return []
@@ -246,8 +242,10 @@ class BatchProcessor:
                 todo, seen = self._claim(work)
                 for w in todo:
                     try:
+                        started = time.perf_counter()
                         with transaction.atomic():
                             w.handler([w.envelope])
+                        self._timed.append((w.envelope.type, time.perf_counter() - started, 1))
                     except Exception as exc:
                         if database_broken(exc):
                             raise DatabaseUnavailable(str(exc)) from exc
@@ -265,6 +263,7 @@ class BatchProcessor:
             raise DatabaseUnavailable(str(exc)) from exc
         self.stats.processed += len(applied)
         self.stats.duplicates += len(seen)
+        self._done = [(w, "ok") for w in applied] + [(w, "duplicate") for w in seen]
         for w in applied + seen:
             acks[w.message.stream].append(w.message.id)
         return failures

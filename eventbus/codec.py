@@ -30,27 +30,30 @@ from eventbus.events import (
 from eventbus.payloads import dump, load
 from eventbus.upcasting import upcast
 
-__all__ = ["decode", "encode"]
+__all__ = ["EVENT_FIELD", "decode", "decode_message", "encode"]
+
+# The field of a stream entry that holds the envelope.
+EVENT_FIELD = b"event"
 
 _REQUIRED = ("event_id", "type", "version", "occurred_at", "aggregate_type", "aggregate_id", "payload")
 
 
 def encode(envelope: Envelope[Event]) -> str:
     """The wire form: compact JSON, UUIDs and Decimals as strings, times in ISO 8601 UTC."""
-    return json.dumps(
-        {
-            "event_id": str(envelope.event_id),
-            "type": envelope.type,
-            "version": envelope.version,
-            "occurred_at": envelope.occurred_at.isoformat(),
-            "aggregate_type": envelope.aggregate_type,
-            "aggregate_id": envelope.aggregate_id,
-            "correlation_id": str(envelope.correlation_id),
-            "causation_id": str(envelope.causation_id) if envelope.causation_id else None,
-            "payload": dump(envelope.payload),
-        },
-        separators=(",", ":"),
-    )
+    data = {
+        "event_id": str(envelope.event_id),
+        "type": envelope.type,
+        "version": envelope.version,
+        "occurred_at": envelope.occurred_at.isoformat(),
+        "aggregate_type": envelope.aggregate_type,
+        "aggregate_id": envelope.aggregate_id,
+        "correlation_id": str(envelope.correlation_id),
+        "causation_id": str(envelope.causation_id) if envelope.causation_id else None,
+        "payload": dump(envelope.payload),
+    }
+    if envelope.correlation_started_at is not None:  # optional: older consumers ignore it
+        data["correlation_started_at"] = envelope.correlation_started_at.isoformat()
+    return json.dumps(data, separators=(",", ":"))
 
 
 def decode(raw: bytes | str) -> Envelope[Event]:
@@ -91,9 +94,20 @@ def decode(raw: bytes | str) -> Envelope[Event]:
             correlation_id=load(uuid.UUID, data.get("correlation_id") or data["event_id"], "correlation_id"),
             causation_id=load(uuid.UUID | None, data.get("causation_id"), "causation_id"),
             payload=load(cls, payload, "payload"),
+            correlation_started_at=load(
+                dt.datetime | None, data.get("correlation_started_at"), "correlation_started_at"
+            ),
         )
     except InvalidEvent as exc:
         raise InvalidEvent(f"{type_} v{version}: {exc}") from None
+
+
+def decode_message(fields: dict[bytes, bytes] | None) -> Envelope[Event]:
+    """The envelope a stream entry's fields carry (see decode for what it raises)."""
+    raw = (fields or {}).get(EVENT_FIELD)
+    if raw is None:
+        raise MalformedMessage("message has no 'event' field")
+    return decode(raw)
 
 
 def _event_id_or_none(value: Any) -> uuid.UUID | None:

@@ -19,9 +19,10 @@ from collections import defaultdict
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
-from eventbus import registry
+from eventbus import logcontext, registry
 from eventbus.batch import BatchProcessor, Stats
 from eventbus.failures import DEFAULT_NEWER_VERSION_WAIT_S, FailurePolicy, RetryPolicy
+from eventbus.heartbeats import Heartbeat
 from eventbus.transport import GroupMissing, Message, Transport
 from eventbus.worker import ShutdownRequested, Worker
 
@@ -62,6 +63,7 @@ class Consumer(Worker):
         self.consumer_idle_remove_ms = conf["CONSUMER_IDLE_REMOVE_MS"]
         self.streams = [*registry.streams_for(group), Transport.replay_stream(group)]
         self.stats = Stats()
+        self._started_at = time.time()
         self._groups_ready = False
         self._own_pending_done = False
         self._next_retry_check = 0.0
@@ -81,6 +83,14 @@ class Consumer(Worker):
     def who(self) -> str:
         return f"consumer {self.name}"
 
+    def heartbeat(self) -> Heartbeat:
+        return Heartbeat(
+            role="consumer", name=self.name, groups=[self.group], streams=self.streams, started_at=self._started_at,
+            last_batch_at=self.stats.last_batch_at, batch_size=self.stats.last_batch_size,
+            processed=self.stats.processed, duplicates=self.stats.duplicates, retries=self.stats.retried,
+            dead=self.stats.dead,
+        )  # fmt: skip
+
     def run(self, *, once: bool = False) -> Stats:
         """Process messages until stopped (or, with once=True, until none are waiting).
 
@@ -89,7 +99,8 @@ class Consumer(Worker):
         a stop finishes the batch in hand first.
         """
         self.log.info("consumer %s of group %s reading %s", self.name, self.group, ", ".join(self.streams))
-        self.loop(once=once)
+        with logcontext.bound(group=self.group, consumer=self.name):
+            self.loop(once=once)
         self.log.info(
             "consumer %s stopped: %d processed, %d duplicates, %d retries, %d dead letters",
             self.name, self.stats.processed, self.stats.duplicates, self.stats.retried, self.stats.dead,

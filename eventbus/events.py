@@ -154,6 +154,10 @@ class Envelope(Generic[E]):
     correlation_id: uuid.UUID
     causation_id: uuid.UUID | None
     payload: E
+    # When the piece of work this event belongs to began (the correlation's first event, e.g.
+    # the order's placement): how long each stage took since, without reading another app's
+    # tables. None in envelopes from before it was carried.
+    correlation_started_at: dt.datetime | None = None
 
     @classmethod
     def new(
@@ -165,21 +169,24 @@ class Envelope(Generic[E]):
         correlation_id: uuid.UUID | None = None,
         occurred_at: dt.datetime | None = None,
     ) -> Envelope[E]:
-        """A fresh envelope for `event`: a new id; the correlation id and causation of the
-        envelope that caused it, if any."""
+        """A fresh envelope for `event`: a new id; the correlation id, its start and the causation
+        of the envelope that caused it, if any (else this event starts the correlation)."""
         event_id = uuid.uuid4()
         if correlation_id is None:
             correlation_id = caused_by.correlation_id if caused_by else event_id
+        occurred_at = occurred_at or dt.datetime.now(dt.UTC)
+        started_at = (caused_by.correlation_started_at if caused_by else None) or occurred_at
         return cls(
             event_id=event_id,
             type=event.type,
             version=event.version,
-            occurred_at=occurred_at or dt.datetime.now(dt.UTC),
+            occurred_at=occurred_at,
             aggregate_type=event.aggregate_type,
             aggregate_id=str(aggregate_id),
             correlation_id=correlation_id,
             causation_id=caused_by.event_id if caused_by else None,
             payload=event,
+            correlation_started_at=started_at,
         )
 
     @property

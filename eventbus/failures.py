@@ -16,8 +16,9 @@ import datetime as dt
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import DatabaseError
@@ -29,7 +30,9 @@ from eventbus.retry_store import MessageKey
 from eventbus.transport import Message, Transport
 from eventbus.worker import DatabaseUnavailable
 
-__all__ = ["Failure", "FailurePolicy", "Outcome", "RetryPolicy", "error_text", "one_line"]
+__all__ = [
+    "Failure", "FailurePolicy", "Outcome", "RetryPolicy", "error_text", "event_type", "message_fields", "one_line",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +86,7 @@ class Outcome:
     waiting: int = 0
     dead: int = 0
     next_due: float | None = None  # when the soonest retry it scheduled is due (epoch seconds)
+    by_type: Counter[tuple[str, str]] = field(default_factory=Counter)  # (event type, "retry" | "dead") -> n
 
 
 class FailurePolicy:
@@ -122,20 +126,25 @@ class FailurePolicy:
                     )
                     self._dead_letter(f, error, f.attempts, first[f.key])
                     outcome.dead += 1
+                    outcome.by_type[(event_type(f), "dead")] += 1
                     continue
                 due[f.key] = now + self.retry.delay(waits[f.key])
                 newer.add(f"{version.type} v{version.version} (knows v{version.known})")
                 outcome.waiting += 1
+                outcome.by_type[(event_type(f), "retry")] += 1
             elif f.permanent or attempts >= self.retry.max_attempts:
                 self._dead_letter(f, error_text(f.error), attempts, first[f.key])
                 outcome.dead += 1
+                outcome.by_type[(event_type(f), "dead")] += 1
             else:
                 delay = self.retry.delay(attempts)
                 due[f.key] = now + delay
                 outcome.retried += 1
+                outcome.by_type[(event_type(f), "retry")] += 1
                 log.warning(
                     "group %s: %s failed (attempt %d of %d), retrying in %.2fs: %s",
                     self.group, _describe(f), attempts, self.retry.max_attempts, delay, one_line(f.error),
+                    extra=message_fields(f.message, f.envelope, attempts),
                 )  # fmt: skip
         if newer:
             log.warning(
@@ -153,7 +162,6 @@ class FailurePolicy:
         acknowledge it: in that order, so a crash in between leaves it pending, never lost."""
         version = f.newer_version
         event_id = f.envelope.event_id if f.envelope else version.event_id if version else None
-        event_type = f.envelope.type if f.envelope else version.type if version else _raw_type(f.message)
         try:
             row = deadletter_record(
                 group=self.group,
@@ -162,7 +170,7 @@ class FailurePolicy:
                 traceback=f.traceback,
                 attempts=attempts,
                 event_id=event_id,
-                event_type=event_type,
+                event_type=event_type(f),
                 first_failed_at=dt.datetime.fromtimestamp(first_failed, dt.UTC),
             )
         except DatabaseError as exc:
@@ -180,7 +188,28 @@ class FailurePolicy:
         self.transport.dead_letter(self.group, fields)
         self.transport.ack(self.group, {f.message.stream: [f.message.id]})
         self.transport.retries.forget(self.group, [f.key])
-        log.error("group %s: %s dead-lettered (row %d): %s", self.group, _describe(f), row.pk, one_line(error))
+        log.error(
+            "group %s: %s dead-lettered (row %d): %s", self.group, _describe(f), row.pk, one_line(error),
+            extra=message_fields(f.message, f.envelope, attempts),
+        )  # fmt: skip
+
+
+def message_fields(message: Message, envelope: Envelope | None, attempts: int) -> dict[str, object]:
+    """What a log line about one message carries (eventbus.logcontext's event fields)."""
+    fields: dict[str, object] = {"stream": message.stream, "message_id": message.id, "attempt": attempts}
+    if envelope is not None:
+        fields.update(
+            event_id=str(envelope.event_id), event_type=envelope.type, aggregate_id=envelope.aggregate_id,
+            correlation_id=str(envelope.correlation_id),
+            causation_id=str(envelope.causation_id) if envelope.causation_id else None,
+        )  # fmt: skip
+    return fields
+
+
+def event_type(f: Failure) -> str:
+    """The failed message's event type, as far as it could be read."""
+    version = f.newer_version
+    return f.envelope.type if f.envelope else version.type if version else _raw_type(f.message)
 
 
 def error_text(error: BaseException | str) -> str:

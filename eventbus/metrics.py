@@ -10,7 +10,8 @@ never both, or everything is counted twice.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections import Counter as Tally
+from collections.abc import Iterable, Iterator
 
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -23,6 +24,7 @@ __all__ = [
     "EVENTS_PUBLISHED",
     "HANDLER_DURATION",
     "PipelineCollector",
+    "count_published",
 ]
 
 # From a fraction of a millisecond (a handler in a batch) to a minute (a retried message).
@@ -51,6 +53,12 @@ BATCH_SIZE = Histogram(
     ["group"],
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
 )
+
+
+def count_published(events: Iterable[tuple[str, str]]) -> None:
+    """Count events put on streams: (stream, type) pairs, one per event."""
+    for (stream, type_), n in Tally(events).items():
+        EVENTS_PUBLISHED.labels(stream, type_).inc(n)
 
 
 class PipelineCollector(Collector):

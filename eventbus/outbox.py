@@ -19,9 +19,11 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 import bulk
+from eventbus import logcontext
 from eventbus.breaker import Breaker
 from eventbus.codec import encode
 from eventbus.events import Envelope, Event
+from eventbus.metrics import count_published
 from eventbus.models import OutboxEvent
 from eventbus.transport import TransportUnavailable, get_transport
 from eventbus.wakeup import wake_relay
@@ -55,15 +57,23 @@ def record_many(
     *,
     correlation_id: uuid.UUID | None = None,
 ) -> list[Envelope]:
-    """record() for several (event, aggregate_id, caused_by) at once: one INSERT, same guarantee."""
+    """record() for several (event, aggregate_id, caused_by) at once: one INSERT, same guarantee.
+
+    An event nothing caused takes the correlation id bound to the work in hand (a web request's
+    id, see eventbus.logcontext), so one id leads from the request to every event it caused."""
     if not connection.in_atomic_block:
         raise OutsideTransaction("outbox.record() must run inside transaction.atomic()")
     if not events:
         return []
+    bound = None if correlation_id is not None else _bound_correlation()
     now = timezone.now()
     envelopes = [
         Envelope.new(
-            event, aggregate_id=str(aggregate_id), caused_by=caused_by, correlation_id=correlation_id, occurred_at=now
+            event,
+            aggregate_id=str(aggregate_id),
+            caused_by=caused_by,
+            correlation_id=correlation_id or (None if caused_by else bound),
+            occurred_at=now,
         )
         for event, aggregate_id, caused_by in events
     ]
@@ -86,6 +96,14 @@ def record_many(
     return envelopes
 
 
+def _bound_correlation() -> uuid.UUID | None:
+    value = logcontext.current().get("correlation_id")
+    try:
+        return uuid.UUID(str(value)) if value else None
+    except ValueError:
+        return None
+
+
 _publish_breaker = Breaker("could not publish committed events at once (the relay will)")
 
 
@@ -95,6 +113,9 @@ def publish_committed(envelopes: Sequence[Envelope], bodies: Sequence[str]) -> b
     repeat is dropped by the consumers' inbox). Returns True if they were published."""
     entries = [(e.stream, {"type": e.type, "event": body}) for e, body in zip(envelopes, bodies, strict=True)]
     marks = [str(e.event_id) for e in envelopes]
-    return _publish_breaker.call(
+    published = _publish_breaker.call(
         lambda: get_transport().publish(entries, mark=marks, prompt=True), TransportUnavailable
     )
+    if published:
+        count_published((e.stream, e.type) for e in envelopes)
+    return published

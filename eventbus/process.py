@@ -1,4 +1,6 @@
-"""Plumbing shared by the bus's long-running commands: signal handling and argument types."""
+"""Plumbing shared by the bus's long-running commands: signal handling, argument types, and
+what a process sets up before it starts working (its role in the logs, its own metrics port,
+traces)."""
 
 from __future__ import annotations
 
@@ -7,11 +9,46 @@ import contextlib
 import signal
 from collections.abc import Callable, Iterator
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from eventbus.consumer import Consumer
+from eventbus.logcontext import set_role
+from eventbus.tracing import configure_tracing, flush_traces
 
-__all__ = ["ConsumeCommand", "bounded_int", "stop_on_signals"]
+__all__ = ["ConsumeCommand", "add_metrics_port", "bounded_int", "serving", "stop_on_signals"]
+
+
+def add_metrics_port(parser: CommandParser) -> None:
+    parser.add_argument(
+        "--metrics-port",
+        type=bounded_int(0, 65535),
+        help="serve this process's Prometheus metrics on this port (env METRICS_PORT; 0: not at all). Scrape "
+        "either these ports or the web's /metrics, never both",
+    )
+
+
+@contextlib.contextmanager
+def serving(role: str, *, metrics_port: int | None) -> Iterator[None]:
+    """Run a long-running command as `role` (web, relay, consumer:<group>): named in its log
+    lines, its metrics on metrics_port (or METRICS_PORT) if given, its traces exported if
+    OTEL_* configures it, and flushed when it ends."""
+    set_role(role)
+    configure_tracing(role.replace(":", "-"))
+    port = metrics_port if metrics_port is not None else settings.METRICS_PORT
+    if port:
+        from prometheus_client import start_http_server
+
+        try:
+            start_http_server(port)
+        except OSError as exc:
+            raise CommandError(
+                f"cannot serve metrics on port {port} ({exc.strerror}): choose another --metrics-port"
+            ) from None
+    try:
+        yield
+    finally:
+        flush_traces()
 
 
 @contextlib.contextmanager
@@ -60,6 +97,7 @@ class ConsumeCommand(BaseCommand):
             help="how long one XREADGROUP waits for new messages (it returns as soon as one arrives)",
         )
         parser.add_argument("--once", action="store_true", help="process what is waiting, then exit")
+        add_metrics_port(parser)
 
     @property
     def help(self) -> str:  # type: ignore[override]
@@ -72,7 +110,12 @@ class ConsumeCommand(BaseCommand):
             batch_size=options["batch_size"],  # type: ignore[arg-type]
             block_ms=options["block_ms"],  # type: ignore[arg-type]
         )
-        with stop_on_signals(consumer.request_stop):
+        with (
+            serving(f"consumer:{self.group}", metrics_port=options["metrics_port"]),
+            stop_on_signals(  # type: ignore[arg-type]
+                consumer.request_stop
+            ),
+        ):
             stats = consumer.run(once=bool(options["once"]))
         if options["once"]:
             self.stdout.write(

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import socket
 import time
 
 from django.conf import settings
@@ -24,6 +26,8 @@ from django.utils import timezone
 
 import bulk
 from eventbus import registry, wakeup
+from eventbus.heartbeats import Heartbeat
+from eventbus.metrics import count_published
 from eventbus.models import OutboxEvent, ProcessedEvent
 from eventbus.redis_client import Subscription
 from eventbus.transport import Transport, TransportUnavailable
@@ -96,10 +100,20 @@ class Relay(Worker):
         self._resume_after: int | None = None
         self._hinted = 0
         self.published = 0
+        self.name = f"relay-{socket.gethostname()}-{os.getpid()}"
+        self._started_at = time.time()
+        self._last_batch_at: float | None = None
+        self._last_batch_size = 0
 
     @property
     def who(self) -> str:
         return "the relay"
+
+    def heartbeat(self) -> Heartbeat:
+        return Heartbeat(
+            role="relay", name=self.name, started_at=self._started_at, last_batch_at=self._last_batch_at,
+            batch_size=self._last_batch_size, published=self.published,
+        )  # fmt: skip
 
     def ensure_groups(self) -> None:
         """Create every registered group before publishing, so no group that has not started
@@ -136,11 +150,13 @@ class Relay(Worker):
                 self._resume_after = None
                 return 0
             self.transport.publish([(stream, {"type": type_, "event": body}) for _, stream, type_, body in rows])
+            count_published((stream, type_) for _, stream, type_, _ in rows)
             # Losing this in a database crash only publishes the rows again (consumers drop the
             # duplicates), so it need not wait for the WAL flush.
             bulk.relaxed_commit()
             self._settle_published("id", [r[0] for r in rows])
         self.published += len(rows)
+        self._last_batch_at, self._last_batch_size = time.time(), len(rows)
         # A lower id can commit late (ids are taken before commit): the hint holds only while
         # batches come back full, and never for more than RESUME_BATCHES in a row, so such a
         # row is found by the next claim from the start.

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import ClassVar, TypeVar
 
 from django.db import InterfaceError, OperationalError, connection
 
+from eventbus import heartbeats, timeseries
+from eventbus.heartbeats import Heartbeat
 from eventbus.outage import Outage
 from eventbus.transport import GroupMissing, Transport, TransportUnavailable, get_transport
 
@@ -47,8 +50,12 @@ def database_broken(exc: BaseException) -> bool:
 
 
 class Worker:
-    """Base of the relay and the consumer. Subclasses set `outage_consequence`, implement `who`
-    and `step`, and call `loop` from their `run`."""
+    """Base of the relay and the consumer. Subclasses set `outage_consequence`, implement `who`,
+    `step` and `heartbeat`, and call `loop` from their `run`.
+
+    While it loops, a worker beats (eventbus.heartbeats) every BEAT_INTERVAL_S with what its
+    `heartbeat()` says, and writes the figures it counted meanwhile (eventbus.timeseries); when
+    the loop ends its beat is removed at once."""
 
     # What goes on while Redis or the database is away, for the outage's log line.
     outage_consequence: ClassVar[str]
@@ -61,6 +68,7 @@ class Worker:
         self._stopping = threading.Event()
         self._interruptible = False
         self._outage = Outage(self.log, consequence=self.outage_consequence, stopping=self._stopping)
+        self._next_beat = 0.0
 
     @property
     def transport(self) -> Transport:
@@ -105,12 +113,37 @@ class Worker:
         """Do one unit of work; True if there was nothing (left) to do."""
         raise NotImplementedError
 
+    def heartbeat(self) -> Heartbeat:
+        """What this worker says about itself in its beat."""
+        raise NotImplementedError
+
+    def beat(self, *, force: bool = False) -> None:
+        """Send the heartbeat and the figures counted since the last one, if BEAT_INTERVAL_S has
+        passed. Never raises for Redis: the step finds out on its own that it is gone."""
+        now = time.monotonic()
+        if not force and now < self._next_beat:
+            return
+        self._next_beat = now + heartbeats.BEAT_INTERVAL_S
+        try:
+            heartbeats.send(self.transport, self.heartbeat())
+            timeseries.recorder.flush(self.transport)
+        except TransportUnavailable:
+            pass
+
+    def _forget_beat(self, name: str) -> None:
+        try:
+            timeseries.recorder.flush(self.transport)
+            heartbeats.forget(self.transport, name)
+        except TransportUnavailable:
+            pass  # it expires on its own
+
     def loop(self, *, once: bool = False) -> None:
         """Step until stopped (or, with once=True, until a step finds nothing to do). A Redis or
         database outage is logged once, waited out with backoff, and its end logged; a vanished
         consumer group is the worker's to handle (`group_missing`)."""
         while not self.stopping:
             try:
+                self.beat()
                 done = self.step(once=once)
                 self._outage.recovered(self.who)
                 if once and done:
@@ -127,6 +160,7 @@ class Worker:
                 self._outage.failed("database", exc)
                 connection.close()  # reconnect on next use
         self._interruptible = False
+        self._forget_beat(self.heartbeat().name)
 
     def between_steps(self) -> None:
         """Wait for more work, if the step does not do so itself. Nothing by default."""

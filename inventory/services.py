@@ -19,6 +19,7 @@ from django.utils import timezone
 
 import bulk
 from config.errors import InvalidInput
+from config.metrics import order_stage_reached
 from eventbus import outbox
 from eventbus.events import Envelope
 from inventory.events import (
@@ -215,6 +216,9 @@ def stock_reserve_many(*, requests: Sequence[StockRequest]) -> list[bool]:
                 ],
             )  # fmt: skip
         outbox.record_many(events)  # type: ignore[arg-type]
+    order_stage_reached(
+        "reserved", (r.caused_by.correlation_started_at for r in requests if r.order_id in reserved and r.caused_by)
+    )
     return [r.order_id in reserved for r in requests]
 
 

@@ -28,7 +28,9 @@ def notify_customers(envelopes: list[Envelope[OrderConfirmed | OrderRejected | O
     for e in envelopes:
         kind, context = _NOTICES[e.type]
         event = e.payload
-        notices.append(OrderNotice(e.event_id, event.customer_id, event.order_id, kind, context(event)))
+        notices.append(
+            OrderNotice(e.event_id, event.customer_id, event.order_id, kind, context(event), e.correlation_started_at)
+        )
     notifications_for_orders(notices=notices)
 
 

@@ -22,6 +22,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 import bulk
+from config.metrics import order_stage_reached
 from notifications.models import Notification
 
 __all__ = ["OrderNotice", "notification_for_order", "notifications_deliver", "notifications_for_orders"]
@@ -44,6 +45,8 @@ class OrderNotice:
     order_id: uuid.UUID
     kind: str
     context: dict[str, Any] = field(default_factory=dict)
+    # When the order was placed (its events' correlation start), for the "notified" stage metric.
+    order_placed_at: dt.datetime | None = None
 
 
 def notification_for_order(
@@ -91,6 +94,7 @@ def notifications_for_orders(*, notices: Sequence[OrderNotice]) -> list[Notifica
     # One delivery (one mail connection) per transaction, however many handlers of a consumer's
     # batch created notifications; _deliver claims each row first, so a rolled-back one is never sent.
     bulk.on_commit_once("notifications.deliver", rows, _deliver)
+    order_stage_reached("notified", (n.order_placed_at for n in notices))
     return rows
 
 

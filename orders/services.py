@@ -25,6 +25,7 @@ from django.utils import timezone
 
 import bulk
 from config.errors import Conflict, InvalidInput, LimitReached, NotFound, Unprocessable
+from config.metrics import ORDERS_FINALIZED, ORDERS_PLACED, order_stage_reached, orders_counted
 from eventbus import outbox
 from eventbus.events import Envelope
 from orders.events import OrderCancelled, OrderConfirmed, OrderLine, OrderPlaced, OrderRejected
@@ -253,6 +254,7 @@ def _place(
         ),
         aggregate_id=order_id,
     )
+    orders_counted(ORDERS_PLACED)
     return PlacedOrder(
         id=order_id, customer_id=customer.pk, status=Order.Status.PENDING, total=total, items=lines,
         created_at=now, updated_at=now,
@@ -291,12 +293,14 @@ def _transition(to: str, where: dict[str, Any], returning: Sequence[str]) -> lis
     an order that moved on meanwhile (cancelled while its stock was reserved) does not match and
     is left as it is. Two racing transitions can never both move an order."""
     now = timezone.now()
-    return bulk.update(
+    moved = bulk.update(
         Order,
         {"status": to, f"{to}_at": now, "updated_at": now},
         where={**where, "status__in": Order.TRANSITIONS[to]},
         returning=returning,
     )
+    orders_counted(ORDERS_FINALIZED.labels(to), len(moved))
+    return moved
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,6 +337,10 @@ def order_confirm_many(*, confirmations: Sequence[Confirmation]) -> int:
             if c.order_id in moved
         ]
     )  # fmt: skip
+    order_stage_reached(
+        Order.Status.CONFIRMED,
+        (c.caused_by.correlation_started_at for c in confirmations if c.order_id in moved and c.caused_by),
+    )
     return len(moved)
 
 

@@ -5,7 +5,7 @@ import datetime as dt
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.dateparse import parse_datetime
 
-from eventbus.process import bounded_int, stop_on_signals
+from eventbus.process import add_metrics_port, bounded_int, serving, stop_on_signals
 from eventbus.relay import Relay, republish_since
 
 
@@ -22,6 +22,7 @@ class Command(BaseCommand):
             "OUTBOX_RETENTION_S and published since TIME (ISO 8601, e.g. 2026-11-27T12:00:00Z) for publishing "
             "again, then exit; consumers drop what they had already applied",
         )
+        add_metrics_port(parser)
 
     def handle(self, *args: object, **options: object) -> None:
         if options["republish_since"]:
@@ -32,7 +33,7 @@ class Command(BaseCommand):
             self.stdout.write(f"{n} event(s) will be published again by the relay")
             return
         relay = Relay(batch_size=options["batch_size"])  # type: ignore[arg-type]
-        with stop_on_signals(relay.request_stop):
+        with serving("relay", metrics_port=options["metrics_port"]), stop_on_signals(relay.request_stop):  # type: ignore[arg-type]
             published = relay.run(once=bool(options["once"]))
         if options["once"]:
             self.stdout.write(f"published {published} event(s)")
