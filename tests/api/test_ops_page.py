@@ -60,3 +60,10 @@ def test_invariants_checked_from_the_operations_page_are_listed_as_ok(staff_clie
     verdicts = re.findall(r'<td class="(good|bad)">(ok|FAIL)</td>', page)
     assert verdicts
     assert set(verdicts) == {("good", "ok")}
+
+
+def test_the_admin_index_links_to_the_operations_console(staff_client):
+    page = staff_client.get("/admin/").content.decode()
+
+    link = r'<caption>Operations</caption>\s*<tr><th scope="row"><a href="/ops/">Operations console</a>'
+    assert re.search(link, page)
