@@ -44,6 +44,8 @@ ORDERS_WINDOW = dt.timedelta(hours=1)
 # so a replay is seen to resolve without the list growing with every one ever handled.
 SETTLED_SHOWN_FOR = dt.timedelta(hours=1)
 DEAD_LETTER_ROWS = 50
+MAX_LINK_QUERY = 2000
+ERROR_SEARCH_CHARS = 200
 # The latency histogram's largest finite bound: a quantile past it has no number to show.
 LATENCY_CEILING_S = max(b for b in timeseries.LATENCY_BOUNDS if b != float("inf"))
 
@@ -179,7 +181,6 @@ def _dead_letter_rows(*, since: dt.datetime) -> list[dict[str, Any]]:
         )
         .order_by("-newest", "consumer_group")[:DEAD_LETTER_ROWS]
     )
-    changelist = reverse("admin:eventbus_deadletter_changelist")
     return [
         {
             "group": row["consumer_group"],
@@ -190,11 +191,21 @@ def _dead_letter_rows(*, since: dt.datetime) -> list[dict[str, Any]]:
             "resolved": row["resolved"],
             "discarded": row["discarded"],
             "newest": row["newest"].timestamp(),
-            # The admin's own filters (list_filter), so its list shows exactly this row's letters.
-            "admin_url": f"{changelist}?{urlencode({'consumer_group': row['consumer_group'], 'error': row['error']})}",
+            "admin_url": _admin_list_url(group=row["consumer_group"], error=row["error"]),
         }
         for row in rows
     ]
+
+
+def _admin_list_url(*, group: str, error: str) -> str:
+    """The admin's list of one row's dead letters, by its own filters (list_filter). An error too
+    long for a URL (the web refuses request lines past 4 KB) is searched for by its start instead,
+    which lists those letters and, rarely, a few whose errors start the same."""
+    changelist = reverse("admin:eventbus_deadletter_changelist")
+    query = urlencode({"consumer_group": group, "error": error})
+    if len(query) > MAX_LINK_QUERY:
+        query = urlencode({"consumer_group": group, "q": error[:ERROR_SEARCH_CHARS]})
+    return f"{changelist}?{query}"
 
 
 def _dead_letter_state(row: dict[str, Any]) -> str:

@@ -213,6 +213,20 @@ def test_a_dead_letter_rows_admin_link_lists_exactly_its_dead_letters():
     assert {letter.pk for letter in listing.context["cl"].result_list} == ids
 
 
+def test_an_error_too_long_for_a_url_still_links_to_its_dead_letters():
+    staff_client = Client()
+    staff_client.force_login(StaffFactory(is_superuser=True))
+    long_error = "ValidationError: " + "items[0].quantity must be at least 1; " * 150
+    letter = dead_letter("inventory", long_error, "1-0")
+    dead_letter("inventory", "ValueError: no such product", "2-0")
+    [row] = [r for r in console_state(staff_client)["dead_letters"] if r["error"] == long_error]
+
+    listing = staff_client.get(row["admin_url"])
+
+    assert len(row["admin_url"]) < 2100, "within the web's 4 KB request line"
+    assert [found.pk for found in listing.context["cl"].result_list] == [letter.pk]
+
+
 def test_a_settled_dead_letter_stays_on_the_console_for_an_hour(staff_client):
     resolved = dead_letter("inventory", "resolved lately", "1-0")
     settled_long_ago = dead_letter("inventory", "resolved long ago", "2-0")
