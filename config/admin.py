@@ -17,6 +17,7 @@ class SiteAdmin(admin.AdminSite):
     site_header = "eventshop administration"
     site_title = "eventshop"
     site_url = "/ops/"  # "View site" leads to the operations page
+    index_template = "admin/index_with_operations.html"  # the console's link heads the index
 
     def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         """Past the limit of failed sign-ins for this address or username, answer 429 with the

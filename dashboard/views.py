@@ -1,50 +1,75 @@
+"""The operations console: one page in the admin's look, drawn and redrawn by its script from
+one JSON endpoint, and the buttons' endpoints. Reading lives in dashboard.console; the buttons
+call the event bus's dead-letter services."""
+
 from __future__ import annotations
 
-import datetime as dt
+import functools
+from collections.abc import Callable
 
 from django.contrib import admin
 from django.contrib.admin.views.decorators import staff_member_required
-from django.db.models import Count
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
-from django.utils import timezone
+from django.utils.decorators import method_decorator
+from django.views import View
 
-from dashboard.invariants import run_checks
-from eventbus.models import DeadLetter
-from eventbus.monitor import pipeline_backlog
-from eventbus.transport import TransportUnavailable, get_transport
-from orders.models import Order
+from dashboard.console import console_state, deadletters_waiting, invariants_report
+from eventbus.deadletters import deadletter_discard, deadletter_replay
+from eventbus.transport import TransportUnavailable
+
+View_ = Callable[..., HttpResponse]
+
+
+def staff_only_json(view: View_) -> View_:
+    """For the script's endpoints: anyone but active staff gets a JSON 403 (a redirect to the
+    sign-in page would reach the script as an HTML 200)."""
+
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        if not (request.user.is_active and request.user.is_staff):
+            return JsonResponse({"detail": "Staff only: sign in to the admin.", "code": "not_staff"}, status=403)
+        return view(request, *args, **kwargs)
+
+    return wrapped
 
 
 @staff_member_required
 def overview(request: HttpRequest) -> HttpResponse:
-    """The pipeline at a glance: outbox, streams and groups, dead letters, order outcomes."""
-    # The admin's own context (site header, user bar, nav sidebar): the page is part of the admin.
-    context: dict[str, object] = {**admin.site.each_context(request), "title": "Operations", "now": timezone.now()}
-    try:
-        backlog = pipeline_backlog()
-        transport = get_transport()
-        context["backlog"] = backlog
-        context["streams"] = [
-            {"name": s, "length": transport.stream_length(s)} for s in sorted({g.stream for g in backlog.groups})
-        ]
-    except TransportUnavailable as exc:
-        context["redis_error"] = str(exc)
-    since = timezone.now() - dt.timedelta(hours=1)
-    all_time = dict(Order.objects.values_list("status").annotate(n=Count("id")))
-    last_hour = dict(Order.objects.filter(created_at__gte=since).values_list("status").annotate(n=Count("id")))
-    # Every status gets a row, and a status no order has is a 0, not a blank.
-    context["orders_by_status"] = [
-        {"label": status.label, "all_time": all_time.get(status.value, 0), "last_hour": last_hour.get(status.value, 0)}
-        for status in Order.Status
-    ]
-    context["dead_by_group"] = list(
-        DeadLetter.objects.filter(status=DeadLetter.Status.DEAD)
-        .values("consumer_group", "event_type")
-        .annotate(n=Count("id"))
-        .order_by("consumer_group", "event_type")
-    )
-    context["recent_orders"] = Order.objects.select_related("customer")[:15]
-    if request.GET.get("check") == "1":
-        context["checks"] = run_checks(outbox_max_age=dt.timedelta(seconds=60), pending_max_age=dt.timedelta(minutes=5))
+    """The page: the admin's header, user bar and breadcrumbs around the console. It carries the
+    first state, so it is drawn at once rather than after the first poll."""
+    context = {**admin.site.each_context(request), "title": "Operations", "state": console_state()}
     return render(request, "dashboard/overview.html", context)
+
+
+@staff_only_json
+def state(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(console_state())
+
+
+@staff_only_json
+def invariants(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"checks": invariants_report()})
+
+
+@method_decorator(staff_only_json, name="dispatch")
+class DeadLettersReplay(View):
+    """POST group and error: replay that console row's dead letters to their group."""
+
+    def post(self, request: HttpRequest) -> JsonResponse:
+        letters = deadletters_waiting(group=request.POST.get("group", ""), error=request.POST.get("error", ""))
+        try:
+            replayed = deadletter_replay(deadletters=letters)
+        except TransportUnavailable as exc:
+            detail = f"Redis is unreachable, nothing was replayed ({exc}); replay again once it is back."
+            return JsonResponse({"detail": detail, "code": "redis_unavailable"}, status=503)
+        return JsonResponse({"replayed": replayed})
+
+
+@method_decorator(staff_only_json, name="dispatch")
+class DeadLettersDiscard(View):
+    """POST group and error: discard that console row's dead letters (kept, never replayed)."""
+
+    def post(self, request: HttpRequest) -> JsonResponse:
+        letters = deadletters_waiting(group=request.POST.get("group", ""), error=request.POST.get("error", ""))
+        return JsonResponse({"discarded": deadletter_discard(deadletters=letters)})

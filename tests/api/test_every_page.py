@@ -27,6 +27,8 @@ BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.
 # Pages outside the admin's URLs that are for staff only: a customer is sent to sign in.
 STAFF_ONLY = {"dashboard:overview"}
 SIGN_IN = "302 to the admin's sign-in page"
+# The operations console's JSON, for its script: a customer gets a JSON 403, not a sign-in page.
+STAFF_ONLY_JSON = {"dashboard:state", "dashboard:invariants"}
 # Endpoints for machines, not people: a person's session without the machine's credentials (the
 # Prometheus bearer token) is refused.
 FOR_MACHINES = {"metrics": 403}
@@ -104,6 +106,8 @@ def site_pages(client: Client, user: AbstractBaseUser) -> Iterator[tuple[str, Ex
             yield url, route.redirect
         elif route.name in FOR_MACHINES:
             yield url, FOR_MACHINES[route.name]
+        elif route.name in STAFF_ONLY_JSON and not user.is_staff:
+            yield url, 403
         else:
             yield url, SIGN_IN if route.name in STAFF_ONLY and not user.is_staff else 200
 
