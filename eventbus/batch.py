@@ -18,11 +18,13 @@ import contextlib
 import logging
 import time
 import traceback
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from django.db import DatabaseError, transaction
+from django.utils import timezone
 
 import bulk
 from eventbus import inbox, registry
@@ -66,9 +68,11 @@ class BatchProcessor:
         failures: FailurePolicy,
         stats: Stats,
         *,
+        consumer: str,
         retry_scheduled: Callable[[float], None],
     ) -> None:
         self.group = group
+        self.consumer = consumer
         self.transport = transport
         self.failures = failures
         self.stats = stats
@@ -130,7 +134,10 @@ class BatchProcessor:
                 continue
             work.append(_Work(m, envelope, handler, attempts))
         if redelivered and any(w.attempts > max_attempts for w in work):  # a first delivery is attempt 1
-            work = self._without_crashers(work, failures, max_attempts)
+            crashed = self.failures.crashers([(w.message, w.envelope, w.attempts) for w in work])
+            failures += crashed
+            gone = {f.key for f in crashed}
+            work = [w for w in work if (w.message.stream, w.message.id) not in gone]
 
         self._held = (list(messages), redelivered)
         self._done, self._timed = [], []
@@ -159,25 +166,6 @@ class BatchProcessor:
         done = [(w.message, w.envelope, w.attempts, outcome) for w, outcome in self._done]
         record_batch(self.group, size, done, failed, self._timed, elapsed)
 
-    def _without_crashers(self, work: list[_Work], failures: list[Failure], max_attempts: int) -> list[_Work]:
-        """Take out the messages delivered more often than the policy allows: each delivery
-        ended without a verdict, so a consumer crashed or was killed while handling it. Their
-        deliveries spent waiting for a newer event version do not count."""
-        over = [w for w in work if w.attempts > max_attempts]
-        waits = self.transport.retries.waits(self.group, [(w.message.stream, w.message.id) for w in over])
-        kept = []
-        for w in work:
-            attempts = w.attempts - waits.get((w.message.stream, w.message.id), 0)
-            if attempts <= max_attempts:
-                kept.append(w)
-                continue
-            error = (
-                f"delivered {attempts} times without completing (limit {max_attempts}): "
-                "a consumer crashed or was killed while handling it"
-            )
-            failures.append(Failure(w.message, error, "", w.attempts, envelope=w.envelope, permanent=True))
-        return kept
-
     def _apply(self, work: list[_Work], acks: dict[str, list[str]]) -> list[Failure]:
         """Apply the batch in one transaction; if any handler fails, roll it back and apply the
         messages one by one, each in its own savepoint, so one failure undoes only its own
@@ -199,7 +187,15 @@ class BatchProcessor:
 
     def _claim(self, work: list[_Work]) -> tuple[list[_Work], list[_Work]]:
         """Record the batch in the inbox: (new work to apply, work already applied)."""
-        new = inbox.claim(self.group, [w.envelope.event_id for w in work])
+        claims = [
+            inbox.Claim(
+                w.envelope.event_id, w.envelope.type, w.envelope.aggregate_id, w.envelope.correlation_id,
+                w.message.stream, w.message.id, w.attempts,
+            )
+            for w in work
+        ]  # fmt: skip
+        self._batch_id, self._batch_started = uuid.uuid4(), timezone.now()
+        new = inbox.claim(self.group, claims, consumer=self.consumer, batch_id=self._batch_id, at=self._batch_started)
         todo, seen = [], []
         for w in work:
             if w.envelope.event_id in new:
@@ -222,6 +218,7 @@ class BatchProcessor:
                         started = time.perf_counter()
                         handler([w.envelope for w in run])
                         self._timed.append((run[0].envelope.type, (time.perf_counter() - started) / len(run), len(run)))
+                    self._record_batch(len(work))
                 deadletters_resolve(_replays(todo + seen))
         except Exception as exc:
             if database_broken(exc):
@@ -258,6 +255,7 @@ class BatchProcessor:
                         continue
                     applied.append(w)
                 inbox.release(self.group, [f.envelope.event_id for f in failures if f.envelope])
+                self._record_batch(len(work))
                 deadletters_resolve(_replays(applied + seen))
         except DatabaseError as exc:
             raise DatabaseUnavailable(str(exc)) from exc
@@ -267,6 +265,13 @@ class BatchProcessor:
         for w in applied + seen:
             acks[w.message.stream].append(w.message.id)
         return failures
+
+    def _record_batch(self, size: int) -> None:
+        duration_ms = 1000 * (timezone.now() - self._batch_started).total_seconds()
+        inbox.record_batch(
+            self.group, batch_id=self._batch_id, consumer=self.consumer, started_at=self._batch_started,
+            duration_ms=duration_ms, size=size,
+        )  # fmt: skip
 
     def _delivery_counts(self, messages: Sequence[Message]) -> dict[tuple[str, str], int]:
         return self.transport.delivery_counts(self.group, [(m.stream, m.id) for m in messages if m.fields is not None])

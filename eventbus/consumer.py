@@ -77,7 +77,9 @@ class Consumer(Worker):
         failures = FailurePolicy(
             self.group, self.transport, self.policy, newer_version_wait_s=self.newer_version_wait_s
         )
-        return BatchProcessor(self.group, self.transport, failures, self.stats, retry_scheduled=self._retry_due_at)
+        return BatchProcessor(
+            self.group, self.transport, failures, self.stats, consumer=self.name, retry_scheduled=self._retry_due_at
+        )
 
     @property
     def who(self) -> str:

@@ -157,6 +157,25 @@ class FailurePolicy:
             outcome.next_due = min(due.values())
         return outcome
 
+    def crashers(self, delivered: Sequence[tuple[Message, Envelope, int]]) -> list[Failure]:
+        """Of these (message, envelope, delivery count), the ones delivered more often than the
+        policy allows: each delivery ended without a verdict, so a consumer crashed or was killed
+        while handling it. Their deliveries spent waiting for a newer event version do not count.
+        Returned as permanent failures, to be dead-lettered."""
+        limit = self.retry.max_attempts
+        over = [d for d in delivered if d[2] > limit]
+        waits = self.transport.retries.waits(self.group, [(m.stream, m.id) for m, _, _ in over])
+        crashed = []
+        for message, envelope, delivered_times in over:
+            attempts = delivered_times - waits.get((message.stream, message.id), 0)
+            if attempts > limit:
+                error = (
+                    f"delivered {attempts} times without completing (limit {limit}): "
+                    "a consumer crashed or was killed while handling it"
+                )
+                crashed.append(Failure(message, error, "", delivered_times, envelope=envelope, permanent=True))
+        return crashed
+
     def _dead_letter(self, f: Failure, error: str, attempts: int, first_failed: float) -> None:
         """Record the message as a dead letter, copy it to the dead-letter stream, then
         acknowledge it: in that order, so a crash in between leaves it pending, never lost."""

@@ -42,22 +42,59 @@ class OutboxEvent(models.Model):
 
 class ProcessedEvent(models.Model):
     """The inbox: one row per event a consumer group has applied, written in the same
-    transaction as the effect. The unique constraint is what makes redelivery harmless."""
+    transaction as the effect. The unique constraint is what makes redelivery harmless.
+
+    It also records what an operator following an order needs and the consumer knew when it
+    claimed the event (same insert, no extra round trip): the event's type, aggregate and
+    correlation, the stream entry, the consumer, the attempt, and the batch it was applied in
+    (ConsumerBatch: when, how long). Kept INBOX_RETENTION_S, so an order's timeline lasts that long."""
 
     id = models.BigAutoField(primary_key=True)
     consumer_group = models.CharField(max_length=100)
     event_id = models.UUIDField()
     processed_at = models.DateTimeField()
+    event_type = models.CharField(max_length=100, blank=True, default="")
+    aggregate_id = models.CharField(max_length=64, blank=True, default="")
+    correlation_id = models.UUIDField(null=True, blank=True)
+    stream = models.CharField(max_length=200, blank=True, default="")
+    message_id = models.CharField(max_length=40, blank=True, default="")
+    consumer = models.CharField(max_length=200, blank=True, default="")
+    attempt = models.PositiveIntegerField(default=1)
+    batch_id = models.UUIDField(null=True, blank=True)
 
     class Meta:
         verbose_name = "processed event"
         constraints = [
             models.UniqueConstraint(fields=["consumer_group", "event_id"], name="inbox_once_per_group"),
         ]
-        indexes = [models.Index(fields=["processed_at"], name="inbox_processed_at")]
+        indexes = [
+            models.Index(fields=["processed_at"], name="inbox_processed_at"),
+            models.Index(fields=["aggregate_id"], name="inbox_aggregate"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.consumer_group}:{self.event_id}"
+
+
+class ConsumerBatch(models.Model):
+    """One batch a consumer applied in one transaction: when it started, how long it took and how
+    many messages it held. Written at the end of that transaction, so it exists if and only if
+    the batch's effects committed; the inbox rows name it."""
+
+    id = models.UUIDField(primary_key=True)
+    consumer_group = models.CharField(max_length=100)
+    consumer = models.CharField(max_length=200)
+    started_at = models.DateTimeField()
+    duration_ms = models.FloatField()
+    size = models.PositiveIntegerField()
+
+    class Meta:
+        verbose_name = "consumer batch"
+        verbose_name_plural = "consumer batches"
+        indexes = [models.Index(fields=["started_at"], name="consumer_batch_started_at")]
+
+    def __str__(self) -> str:
+        return f"{self.consumer_group} batch of {self.size} by {self.consumer}"
 
 
 class DeadLetter(models.Model):

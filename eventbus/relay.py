@@ -28,7 +28,7 @@ import bulk
 from eventbus import registry, wakeup
 from eventbus.heartbeats import Heartbeat
 from eventbus.metrics import count_published
-from eventbus.models import OutboxEvent, ProcessedEvent
+from eventbus.models import ConsumerBatch, OutboxEvent, ProcessedEvent
 from eventbus.redis_client import Subscription
 from eventbus.transport import Transport, TransportUnavailable
 from eventbus.worker import Worker
@@ -258,6 +258,7 @@ class Relay(Worker):
             _purge(OutboxEvent.objects.filter(published_at__lt=now - self.outbox_retention))
         vacuum_if_churned()
         _purge(ProcessedEvent.objects.filter(processed_at__lt=now - self.inbox_retention))
+        _purge(ConsumerBatch.objects.filter(started_at__lt=now - self.inbox_retention))
 
 
 def _purge(queryset: object, chunk: int = 10_000) -> int:
