@@ -19,34 +19,25 @@ import logging
 import time
 import traceback
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 import bulk
 from eventbus import inbox, registry
-from eventbus.codec import decode_message
 from eventbus.deadletters import deadletters_resolve, replayed_deadletter_id
-from eventbus.events import Envelope, NewerEventVersion, PermanentError
+from eventbus.events import PermanentError
 from eventbus.failures import Failure, FailurePolicy, one_line
 from eventbus.figures import Stats, record_batch
 from eventbus.transport import GroupMissing, Message, Transport
+from eventbus.triage import Work, triage
 from eventbus.worker import DatabaseUnavailable, database_broken
 
 __all__ = ["BatchProcessor", "Stats"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class _Work:
-    message: Message
-    envelope: Envelope
-    handler: registry.Handler
-    attempts: int
 
 
 class _BatchFailed(Exception):
@@ -81,7 +72,7 @@ class BatchProcessor:
         self._unacked: dict[str, list[str]] = {}  # committed but not yet acknowledged
         # What the batch in hand did, for the metrics once it committed: (work, "ok" | "duplicate")
         # and (event type, seconds per message, messages) of each handler call.
-        self._done: list[tuple[_Work, str]] = []
+        self._done: list[tuple[Work, str]] = []
         self._timed: list[tuple[str, float, int]] = []
 
     def resume(self) -> bool:
@@ -105,35 +96,11 @@ class BatchProcessor:
         dead-lettered, never dropped. If the database fails, the batch is held and
         DatabaseUnavailable raised; `resume` applies exactly this batch again.
         """
-        acks: dict[str, list[str]] = defaultdict(list)
-        failures: list[Failure] = []
-        work: list[_Work] = []
         counts = self._delivery_counts(messages) if redelivered else {}
-        max_attempts = self.failures.retry.max_attempts
-        for m in messages:
-            if m.fields is None:  # tombstone: pending, but deleted from the stream
-                acks[m.stream].append(m.id)
-                continue
-            attempts = counts.get((m.stream, m.id), 1)
-            try:
-                envelope = decode_message(m.fields)
-            except NewerEventVersion as exc:
-                if registry.handler_for(self.group, exc.type) is None:  # not ours to wait for
-                    acks[m.stream].append(m.id)
-                    self.stats.skipped += 1
-                else:
-                    failures.append(Failure(m, exc, "", attempts))
-                continue
-            except PermanentError as exc:
-                failures.append(Failure(m, exc, "", attempts, permanent=True))
-                continue
-            handler = registry.handler_for(self.group, envelope.type)
-            if handler is None:
-                acks[m.stream].append(m.id)
-                self.stats.skipped += 1
-                continue
-            work.append(_Work(m, envelope, handler, attempts))
-        if redelivered and any(w.attempts > max_attempts for w in work):  # a first delivery is attempt 1
+        sorted_out = triage(self.group, messages, counts)
+        acks, failures, work = sorted_out.acks, sorted_out.failures, sorted_out.work
+        self.stats.skipped += sorted_out.skipped
+        if redelivered and any(w.attempts > self.failures.retry.max_attempts for w in work):
             crashed = self.failures.crashers([(w.message, w.envelope, w.attempts) for w in work])
             failures += crashed
             gone = {f.key for f in crashed}
@@ -166,7 +133,7 @@ class BatchProcessor:
         done = [(w.message, w.envelope, w.attempts, outcome) for w, outcome in self._done]
         record_batch(self.group, size, done, failed, self._timed, elapsed)
 
-    def _apply(self, work: list[_Work], acks: dict[str, list[str]]) -> list[Failure]:
+    def _apply(self, work: list[Work], acks: dict[str, list[str]]) -> list[Failure]:
         """Apply the batch in one transaction; if any handler fails, roll it back and apply the
         messages one by one, each in its own savepoint, so one failure undoes only its own
         writes. Either way the inbox rows commit with the effects."""
@@ -185,12 +152,12 @@ class BatchProcessor:
                      self.group, len(work), one_line(error))  # fmt: skip
             return self._apply_one_by_one(work, acks)
 
-    def _claim(self, work: list[_Work]) -> tuple[list[_Work], list[_Work]]:
+    def _claim(self, work: list[Work]) -> tuple[list[Work], list[Work]]:
         """Record the batch in the inbox: (new work to apply, work already applied)."""
         claims = [
             inbox.Claim(
-                w.envelope.event_id, w.envelope.type, w.envelope.aggregate_id, w.envelope.correlation_id,
-                w.message.stream, w.message.id, w.attempts,
+                w.envelope.event_id, w.envelope.type, w.envelope.occurred_at, w.envelope.aggregate_id,
+                w.envelope.correlation_id, w.message.stream, w.message.id, w.attempts,
             )
             for w in work
         ]  # fmt: skip
@@ -205,7 +172,7 @@ class BatchProcessor:
                 seen.append(w)
         return todo, seen
 
-    def _apply_together(self, work: list[_Work], acks: dict[str, list[str]]) -> list[Failure]:
+    def _apply_together(self, work: list[Work], acks: dict[str, list[str]]) -> list[Failure]:
         try:
             with transaction.atomic():
                 # When every handler of the batch only runs bulk statements, one pipeline from
@@ -231,9 +198,9 @@ class BatchProcessor:
             acks[w.message.stream].append(w.message.id)
         return []
 
-    def _apply_one_by_one(self, work: list[_Work], acks: dict[str, list[str]]) -> list[Failure]:
+    def _apply_one_by_one(self, work: list[Work], acks: dict[str, list[str]]) -> list[Failure]:
         failures: list[Failure] = []
-        applied: list[_Work] = []
+        applied: list[Work] = []
         try:
             with transaction.atomic():
                 todo, seen = self._claim(work)
@@ -283,9 +250,9 @@ class BatchProcessor:
             log.warning("group %s vanished before acknowledging; its pending list went with it", self.group)
 
 
-def _runs(work: list[_Work]) -> list[tuple[registry.Handler, list[_Work]]]:
+def _runs(work: list[Work]) -> list[tuple[registry.Handler, list[Work]]]:
     """Consecutive messages with the same handler, in stream order."""
-    runs: list[tuple[registry.Handler, list[_Work]]] = []
+    runs: list[tuple[registry.Handler, list[Work]]] = []
     for w in work:
         if runs and runs[-1][0] is w.handler and runs[-1][1][-1].envelope.type == w.envelope.type:
             runs[-1][1].append(w)
@@ -294,5 +261,5 @@ def _runs(work: list[_Work]) -> list[tuple[registry.Handler, list[_Work]]]:
     return runs
 
 
-def _replays(work: list[_Work]) -> list[int]:
+def _replays(work: list[Work]) -> list[int]:
     return [d for w in work if (d := replayed_deadletter_id(w.message.fields)) is not None]

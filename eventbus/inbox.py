@@ -24,13 +24,13 @@ __all__ = ["Claim", "claim", "record_batch", "release"]
 
 _table = ProcessedEvent._meta.db_table
 _COLUMNS = (
-    "consumer_group", "event_id", "processed_at", "event_type", "aggregate_id", "correlation_id", "stream",
-    "message_id", "consumer", "attempt", "batch_id",
+    "consumer_group", "event_id", "processed_at", "event_type", "occurred_at", "aggregate_id", "correlation_id",
+    "stream", "message_id", "consumer", "attempt", "batch_id",
 )  # fmt: skip
 # The per-event columns, with their PostgreSQL array types (one array parameter each).
 _PER_EVENT = (
-    ("event_id", "uuid"), ("event_type", "varchar"), ("aggregate_id", "varchar"), ("correlation_id", "uuid"),
-    ("stream", "varchar"), ("message_id", "varchar"), ("attempt", "int"),
+    ("event_id", "uuid"), ("event_type", "varchar"), ("occurred_at", "timestamptz"), ("aggregate_id", "varchar"),
+    ("correlation_id", "uuid"), ("stream", "varchar"), ("message_id", "varchar"), ("attempt", "int"),
 )  # fmt: skip
 
 
@@ -40,6 +40,7 @@ class Claim:
 
     event_id: uuid.UUID
     event_type: str
+    occurred_at: dt.datetime
     aggregate_id: str
     correlation_id: uuid.UUID | None
     stream: str
@@ -59,8 +60,8 @@ def _insert_sql() -> str:
         arrays = ", ".join(f"%s::{kind}[]" for _, kind in _PER_EVENT)
         names = ", ".join(name for name, _ in _PER_EVENT)
         rows = (
-            f"SELECT %s, e.event_id, %s, e.event_type, e.aggregate_id, e.correlation_id, e.stream, e.message_id, "
-            f"%s, e.attempt, %s FROM unnest({arrays}) AS e({names})"
+            f"SELECT %s, e.event_id, %s, e.event_type, e.occurred_at, e.aggregate_id, e.correlation_id, e.stream, "
+            f"e.message_id, %s, e.attempt, %s FROM unnest({arrays}) AS e({names})"
         )
     else:
         rows = "VALUES {values}"
@@ -90,8 +91,8 @@ def claim(
         sql = sql.replace("{values}", ", ".join([row] * len(ordered)))
         params = []
         for c in ordered:
-            values = (group, c.event_id, at, c.event_type, c.aggregate_id, c.correlation_id, c.stream, c.message_id,
-                      consumer, c.attempt, batch_id)  # fmt: skip
+            values = (group, c.event_id, at, c.event_type, c.occurred_at, c.aggregate_id, c.correlation_id, c.stream,
+                      c.message_id, consumer, c.attempt, batch_id)  # fmt: skip
             params += [field(name).get_db_prep_save(v, connection) for name, v in zip(_COLUMNS, values, strict=True)]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

@@ -54,6 +54,7 @@ class ProcessedEvent(models.Model):
     event_id = models.UUIDField()
     processed_at = models.DateTimeField()
     event_type = models.CharField(max_length=100, blank=True, default="")
+    occurred_at = models.DateTimeField(null=True, blank=True)
     aggregate_id = models.CharField(max_length=64, blank=True, default="")
     correlation_id = models.UUIDField(null=True, blank=True)
     stream = models.CharField(max_length=200, blank=True, default="")
