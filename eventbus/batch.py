@@ -26,7 +26,7 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 import bulk
-from eventbus import inbox, registry
+from eventbus import inbox, registry, tracing
 from eventbus.deadletters import deadletters_resolve, replayed_deadletter_id
 from eventbus.events import PermanentError
 from eventbus.failures import Failure, FailurePolicy, one_line
@@ -110,7 +110,8 @@ class BatchProcessor:
         self._done, self._timed = [], []
         started = time.perf_counter()
         if work:
-            failures += self._apply(work, acks)
+            with tracing.processing(self.group, self.consumer, [(w.message, w.envelope) for w in work]):
+                failures += self._apply(work, acks)
         elapsed = time.perf_counter() - started
         self._held = None
         # Committed: from here on a failure only delays the acknowledgement (kept for the next

@@ -35,6 +35,7 @@ __all__ = ["EVENT_FIELD", "decode", "decode_message", "encode"]
 # The field of a stream entry that holds the envelope.
 EVENT_FIELD = b"event"
 
+_TRACE_FIELDS = ("traceparent", "tracestate")
 _REQUIRED = ("event_id", "type", "version", "occurred_at", "aggregate_type", "aggregate_id", "payload")
 
 
@@ -53,6 +54,8 @@ def encode(envelope: Envelope[Event]) -> str:
     }
     if envelope.correlation_started_at is not None:  # optional: older consumers ignore it
         data["correlation_started_at"] = envelope.correlation_started_at.isoformat()
+    if envelope.trace_context:  # traceparent, tracestate (W3C), when tracing is on
+        data.update(envelope.trace_context)
     return json.dumps(data, separators=(",", ":"))
 
 
@@ -97,6 +100,7 @@ def decode(raw: bytes | str) -> Envelope[Event]:
             correlation_started_at=load(
                 dt.datetime | None, data.get("correlation_started_at"), "correlation_started_at"
             ),
+            trace_context={k: data[k] for k in _TRACE_FIELDS if isinstance(data.get(k), str)} or None,
         )
     except InvalidEvent as exc:
         raise InvalidEvent(f"{type_} v{version}: {exc}") from None

@@ -24,6 +24,8 @@ import datetime as dt
 import uuid
 from typing import Any, ClassVar, Generic, TypeVar
 
+from eventbus import tracing
+
 __all__ = [
     "Envelope",
     "Event",
@@ -158,6 +160,9 @@ class Envelope(Generic[E]):
     # the order's placement): how long each stage took since, without reading another app's
     # tables. None in envelopes from before it was carried.
     correlation_started_at: dt.datetime | None = None
+    # The W3C trace context (traceparent, tracestate) of the span that caused this event, when
+    # tracing is on (eventbus.tracing): a handler's span continues that trace.
+    trace_context: dict[str, str] | None = None
 
     @classmethod
     def new(
@@ -187,6 +192,7 @@ class Envelope(Generic[E]):
             causation_id=caused_by.event_id if caused_by else None,
             payload=event,
             correlation_started_at=started_at,
+            trace_context=tracing.context_for(caused_by),
         )
 
     @property

@@ -19,7 +19,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 import bulk
-from eventbus import logcontext
+from eventbus import logcontext, tracing
 from eventbus.breaker import Breaker
 from eventbus.codec import encode
 from eventbus.events import Envelope, Event
@@ -113,9 +113,11 @@ def publish_committed(envelopes: Sequence[Envelope], bodies: Sequence[str]) -> b
     repeat is dropped by the consumers' inbox). Returns True if they were published."""
     entries = [(e.stream, {"type": e.type, "event": body}) for e, body in zip(envelopes, bodies, strict=True)]
     marks = [str(e.event_id) for e in envelopes]
-    published = _publish_breaker.call(
-        lambda: get_transport().publish(entries, mark=marks, prompt=True), TransportUnavailable
-    )
+    streams = ",".join(sorted({e.stream for e in envelopes}))
+    with tracing.publishing(streams, len(envelopes)):
+        published = _publish_breaker.call(
+            lambda: get_transport().publish(entries, mark=marks, prompt=True), TransportUnavailable
+        )
     if published:
         count_published((e.stream, e.type) for e in envelopes)
     return published

@@ -25,7 +25,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 import bulk
-from eventbus import registry, wakeup
+from eventbus import registry, tracing, wakeup
 from eventbus.heartbeats import Heartbeat
 from eventbus.metrics import count_published
 from eventbus.models import ConsumerBatch, OutboxEvent, ProcessedEvent
@@ -149,7 +149,8 @@ class Relay(Worker):
             if not rows:
                 self._resume_after = None
                 return 0
-            self.transport.publish([(stream, {"type": type_, "event": body}) for _, stream, type_, body in rows])
+            with tracing.publishing(",".join(sorted({r[1] for r in rows})), len(rows)):
+                self.transport.publish([(stream, {"type": type_, "event": body}) for _, stream, type_, body in rows])
             count_published((stream, type_) for _, stream, type_, _ in rows)
             # Losing this in a database crash only publishes the rows again (consumers drop the
             # duplicates), so it need not wait for the WAL flush.

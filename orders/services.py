@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,6 +53,8 @@ __all__ = [
     "order_place",
     "order_reject_many",
 ]
+
+log = logging.getLogger(__name__)
 
 MAX_LINES = 100
 MAX_QUANTITY = 1000
@@ -255,6 +258,7 @@ def _place(
         aggregate_id=order_id,
     )
     orders_counted(ORDERS_PLACED)
+    log.debug("order %s placed: %d line(s), total %s", order_id, len(lines), total, extra={"aggregate_id": order_id})
     return PlacedOrder(
         id=order_id, customer_id=customer.pk, status=Order.Status.PENDING, total=total, items=lines,
         created_at=now, updated_at=now,
