@@ -103,109 +103,53 @@ def table(results: dict[str, Any], flat: dict[str, Any]) -> str:
         mark = "" if name not in passed else ("  ok" if passed[name] else "  MISSED")
         return f"{op} {value:,}{mark}"
 
+    def add(metric: str, measured: str, detail: str, goal_name: str = "") -> None:
+        rows.append((metric, measured, detail, goal(goal_name) if goal_name else ""))
+
     if "relay" in results:
         r = results["relay"]
-        rows.append(
-            (
-                "relay drain, events/s",
-                f"{r['relay_events_per_s']:,}",
-                f"XADD {r['ceiling_xadd_per_s']:,}/s, ratio {r['ratio']:.2f}",
-                goal("relay_events_per_s"),
-            )
-        )
+        add("relay drain, events/s", f"{r['relay_events_per_s']:,}",
+            f"XADD {r['ceiling_xadd_per_s']:,}/s, ratio {r['ratio']:.2f}", "relay_events_per_s")  # fmt: skip
     if "pipeline" in results:
         p = results["pipeline"]
-        rows.append(
-            (
-                "pipeline, orders/s",
-                f"{p['pipeline_orders_per_s']:,}",
-                f"commits {p['ceiling_commits_per_s']:,}/s, ratio {p['ratio']:.3f}",
-                goal("pipeline_orders_per_s"),
-            )
-        )
+        add("pipeline, orders/s", f"{p['pipeline_orders_per_s']:,}",
+            f"commits {p['ceiling_commits_per_s']:,}/s, ratio {p['ratio']:.3f}", "pipeline_orders_per_s")  # fmt: skip
     if "latency" in results:
         for phase, stages in results["latency"]["phases"].items():
             rate = phase.split("_")[0]
             for stage, s in stages.items():
-                label = f"{stage.replace('_', ' -> ')} @{rate}/s, ms"
-                key_p50, key_p99 = f"{stage}_p50", f"{stage}_p99"
-                target = (
-                    " ".join(
-                        x
-                        for x in (goal(key_p50) and f"p50 {goal(key_p50)}", goal(key_p99) and f"p99 {goal(key_p99)}")
-                        if x
-                    )
-                    if rate == "100"
-                    else ""
-                )
-                rows.append(
-                    (label, f"p50 {s['p50']}  p95 {s['p95']}  p99 {s['p99']}  max {s['max']}", f"n={s['n']}", target)
-                )
+                goals = [f"{q} {goal(f'{stage}_{q}')}" for q in ("p50", "p99") if goal(f"{stage}_{q}")]
+                rows.append((
+                    f"{stage.replace('_', ' -> ')} @{rate}/s, ms",
+                    f"p50 {s['p50']}  p95 {s['p95']}  p99 {s['p99']}  max {s['max']}",
+                    f"n={s['n']}", " ".join(goals) if rate == "100" else "",
+                ))  # fmt: skip
     if "http" in results:
         h = results["http"]
         lat = h["latency_ms"]
-        rows.append(
-            (
-                "http (64 clients), orders/s",
-                f"{h['http_requests_per_s']:,}",
-                f"loadgen CPU {h['loadgen_cpu_share']:.0%} of a core",
-                goal("http_requests_per_s"),
-            )
-        )
-        rows.append(
-            (
-                "http latency, ms",
-                f"p50 {lat['p50']}  p95 {lat['p95']}  p99 {lat['p99']}  max {lat['max']}",
-                f"server CPU {h['server_cpu_share']:.0%}",
-                "",
-            )
-        )
-        rows.append(("http errors", f"{h['http_errors']}", json.dumps(h["statuses"]), goal("http_errors")))
+        add("http (64 clients), orders/s", f"{h['http_requests_per_s']:,}",
+            f"loadgen CPU {h['loadgen_cpu_share']:.0%} of a core", "http_requests_per_s")  # fmt: skip
+        add("http latency, ms", f"p50 {lat['p50']}  p95 {lat['p95']}  p99 {lat['p99']}  max {lat['max']}",
+            f"server CPU {h['server_cpu_share']:.0%}")  # fmt: skip
+        add("http errors", f"{h['http_errors']}", json.dumps(h["statuses"]), "http_errors")
         if "web_alone" in h:
             a = h["web_alone"]
             lat = a["latency_ms"]
-            rows.append((
-                "http, web alone (pipeline stopped)",
-                f"{a['http_requests_per_s']:,}/s, {a['http_errors']} errors",
-                f"p50 {lat['p50']} p99 {lat['p99']} ms; drained in {a['drain_s']} s", "",
-            ))  # fmt: skip
+            add("http, web alone (pipeline stopped)", f"{a['http_requests_per_s']:,}/s, {a['http_errors']} errors",
+                f"p50 {lat['p50']} p99 {lat['p99']} ms; drained in {a['drain_s']} s")  # fmt: skip
     if "burst" in results:
         b = results["burst"]
-        rows.append(
-            (
-                "burst: accepted / refused",
-                f"{b['accepted']:,} / {b['refused']:,}",
-                f"of {b['offered']:,} over {b['connections']} connections in {b['offer_s']} s",
-                "",
-            )
-        )
-        rows.append(
-            (
-                "burst: lost, 5xx",
-                f"{b['lost']}, {b['errors_5xx']}",
-                f"other errors {b['other_errors'] or 0}",
-                goal("burst_lost"),
-            )
-        )
-        rows.append(
-            (
-                "burst: drain, s",
-                f"{b['drain_s']}",
-                f"peak outbox {b['peak_outbox']:,}, peak streams {b['peak_stream_backlog']:,}",
-                goal("burst_drain_s"),
-            )
-        )
+        add("burst: accepted / refused", f"{b['accepted']:,} / {b['refused']:,}",
+            f"of {b['offered']:,} over {b['connections']} connections in {b['offer_s']} s")  # fmt: skip
+        add("burst: lost, 5xx", f"{b['lost']}, {b['errors_5xx']}", f"other errors {b['other_errors'] or 0}",
+            "burst_lost")  # fmt: skip
+        peaks = f"peak outbox {b['peak_outbox']:,}, peak streams {b['peak_stream_backlog']:,}"
+        add("burst: drain, s", f"{b['drain_s']}", peaks, "burst_drain_s")
     if "memory" in results:
         m = results["memory"]
         detail = ", ".join(f"{g} {m['rss_mb_first'][g]:.0f}->{m['rss_mb_last'][g]:.0f}" for g in m["growth_mb"])
-        rows.append(
-            (
-                f"consumer RSS growth, MB ({m['events_first']:,}->{m['events_last']:,} events)",
-                f"{m['consumer_rss_growth_mb']}",
-                detail,
-                goal("consumer_rss_growth_mb"),
-            )
-        )
+        add(f"consumer RSS growth, MB ({m['events_first']:,}->{m['events_last']:,} events)",
+            f"{m['consumer_rss_growth_mb']}", detail, "consumer_rss_growth_mb")  # fmt: skip
 
     widths = [max(len(r[i]) for r in [("metric", "measured", "ceiling / detail", "goal"), *rows]) for i in range(4)]
     line = "  ".join("-" * w for w in widths)

@@ -1,7 +1,8 @@
 """The project's import boundaries (docs/architecture.md): the domain apps meet only through each
-other's `events.py` (their published contract); `bulk` and `eventbus` know no app; nothing
-imports the benchmark; the domain apps say what they store in the ORM's words (no SQL text, no
-Django internals)."""
+other's `events.py` (their published contract); `bulk` and `eventbus` know no app and the event
+bus nothing from `config`; nothing imports the benchmark; the domain apps say what they store in
+the ORM's words (no SQL text, no Django internals). Inside the event bus each module does one
+job: none grows past about 300 lines, and only the Redis adapter imports `redis`."""
 
 from __future__ import annotations
 
@@ -18,14 +19,19 @@ def modules(package: str) -> list[Path]:
     return sorted(p for p in (ROOT / package).rglob("*.py") if "migrations" not in p.parts)
 
 
-def imports(path: Path) -> set[str]:
+def all_imports(path: Path) -> set[str]:
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             names.add(node.module)
-    return {n for n in names if n.split(".")[0] in PROJECT}
+    return names
+
+
+def imports(path: Path) -> set[str]:
+    """The project's own modules `path` imports."""
+    return {n for n in all_imports(path) if n.split(".")[0] in PROJECT}
 
 
 def test_an_app_imports_another_apps_events_and_nothing_else_of_it():
@@ -71,3 +77,29 @@ def test_the_domain_apps_hold_no_sql_text_and_touch_no_django_internals():
                 if isinstance(node, ast.Attribute) and node.attr in ("_state", "run_on_commit"):
                     wrong.append(f"{path.relative_to(ROOT)}:{node.lineno}: .{node.attr}")
     assert not wrong
+
+
+# --- the event bus ---------------------------------------------------------------------------------
+
+BUS_MAX_LINES = 300
+REDIS_ADAPTER = {"redis_client.py", "redis_streams.py", "redis_groups.py", "redis_records.py", "retry_store.py"}
+
+
+def test_the_event_bus_imports_nothing_from_config_or_the_apps():
+    wrong = {
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in modules("eventbus")
+        for name in imports(path)
+        if name.split(".")[0] not in ("eventbus", "bulk")
+    }
+    assert not wrong
+
+
+def test_no_module_of_the_event_bus_grows_past_about_300_lines():
+    long = {p.name: n for p in modules("eventbus") if (n := len(p.read_text().splitlines())) > BUS_MAX_LINES}
+    assert not long, f"look for a second job in: {long}"
+
+
+def test_only_the_redis_adapter_imports_redis():
+    importing = {p.name for p in modules("eventbus") if any(n.split(".")[0] == "redis" for n in all_imports(p))}
+    assert importing == REDIS_ADAPTER

@@ -4,7 +4,6 @@ gets the first order back, never a second one."""
 from __future__ import annotations
 
 import datetime as dt
-import threading
 
 import pytest
 from django.db import connection
@@ -13,6 +12,7 @@ from rest_framework.test import APIClient
 from eventbus.models import OutboxEvent
 from orders.models import Order
 from tests.clients import token_client
+from tests.concurrency import run_at_once
 from tests.factories import ProductFactory
 
 pytestmark = pytest.mark.django_db
@@ -132,21 +132,13 @@ def test_racing_retries_with_one_key_converge_on_one_order(customer):
     if connection.vendor != "postgresql":
         pytest.skip("SQLite serialises writers; the race needs PostgreSQL (CI runs it)")
     product = ProductFactory(stock=100)
-    answers: list[tuple[int, str, str | None]] = []
-    start = threading.Barrier(8)
+    clients = [token_client(customer) for _ in range(8)]
 
-    def retry() -> None:
-        client = token_client(customer)
-        start.wait()
+    def retry(client) -> tuple[int, str, str | None]:
         response = place(client, body(product), "raced-key")
-        answers.append((response.status_code, response.json().get("id"), response.get("Idempotent-Replayed")))
-        connection.close()
+        return response.status_code, response.json().get("id"), response.get("Idempotent-Replayed")
 
-    threads = [threading.Thread(target=retry) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    answers = run_at_once([lambda c=c: retry(c) for c in clients])
 
     assert [status for status, _, _ in answers] == [201] * 8
     assert len({order_id for _, order_id, _ in answers}) == 1

@@ -4,7 +4,6 @@ Redis stalls. Counted in the real Redis, through the real cache and views."""
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
 import pytest
@@ -14,6 +13,7 @@ from rest_framework.test import APIClient
 from config.throttling import breaker
 from orders.models import Order
 from tests.clients import token_client
+from tests.concurrency import run_at_once
 from tests.factories import ProductFactory, UserFactory
 from tests.redisproxy import ReplyHoldingProxy
 
@@ -166,20 +166,11 @@ def test_health_checks_are_never_throttled(settings):
 
 def test_counting_is_atomic_when_many_workers_count_at_once():
     cache = caches["default"]
-    seen: list[int] = []
-    start = threading.Barrier(20)
 
-    def hit() -> None:
-        start.wait()
-        for _ in range(10):
-            (n,), _ = cache.count([("atomic-test", 60)])
-            seen.append(n)
+    def hit() -> list[int]:
+        return [cache.count([("atomic-test", 60)])[0][0] for _ in range(10)]
 
-    threads = [threading.Thread(target=hit) for _ in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
+    seen = [n for counts in run_at_once([hit] * 20) for n in counts]  # type: ignore[union-attr]
 
     assert sorted(seen) == list(range(1, 201))
 
@@ -212,20 +203,12 @@ def test_racing_placements_never_pass_the_pending_order_limit(customer, settings
     settings.MAX_PENDING_ORDERS_PER_CUSTOMER = 5
     settings.THROTTLES_ENABLED = False
     product = ProductFactory(stock=100)
-    start = threading.Barrier(12)
-    answers: list[int] = []
+    clients = [token_client(customer) for _ in range(12)]
 
-    def place() -> None:
-        client = token_client(customer)
-        start.wait()
-        answers.append(client.post("/api/orders/", {"items": [{"product_id": product.pk, "quantity": 1}]}).status_code)
-        connection.close()
+    def place(client) -> int:
+        return client.post("/api/orders/", {"items": [{"product_id": product.pk, "quantity": 1}]}).status_code
 
-    threads = [threading.Thread(target=place) for _ in range(12)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    answers = run_at_once([lambda c=c: place(c) for c in clients])
 
     assert sorted(answers) == [201] * 5 + [429] * 7
     assert Order.objects.filter(customer=customer, status="pending").count() == 5

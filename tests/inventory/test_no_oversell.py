@@ -6,13 +6,11 @@ really run at the same time and only the database's row locking keeps them apart
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 from collections.abc import Callable
 
 import pytest
-from django.db import IntegrityError, connection, connections
+from django.db import IntegrityError, connection
 
 from eventbus.consumer import Consumer, Stats
 from eventbus.models import DeadLetter
@@ -21,6 +19,7 @@ from inventory.models import Product, Reservation
 from inventory.services import stock_reserve
 from orders.models import Order
 from orders.services import order_place
+from tests.concurrency import run_at_once
 from tests.factories import ProductFactory, UserFactory
 
 pytestmark = [
@@ -32,34 +31,6 @@ pytestmark = [
 
 STOCK = 7
 ORDERS = 40
-
-
-def run_at_once(workers: list[Callable[[], object]]) -> list[object]:
-    """Start every worker in its own thread at the same moment; re-raise the first error."""
-    start = threading.Barrier(len(workers))
-    results: list[object] = []
-    errors: list[BaseException] = []
-
-    def run(work: Callable[[], object]) -> None:
-        try:
-            start.wait(10)
-            results.append(work())
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    # Daemon threads: a worker that hangs fails this test instead of hanging the session.
-    threads = [threading.Thread(target=run, args=(w,), daemon=True) for w in workers]
-    for t in threads:
-        t.start()
-    deadline = time.monotonic() + 30
-    for t in threads:
-        t.join(max(deadline - time.monotonic(), 0))
-    assert not any(t.is_alive() for t in threads), "a worker hung"
-    if errors:
-        raise errors[0]
-    return results
 
 
 def test_concurrent_inventory_consumers_reserve_exactly_the_stock_there_is(transport, pump):
