@@ -31,7 +31,7 @@ def _qn(name: str) -> str:
 
 
 def _postgres() -> bool:
-    return connection.vendor == "postgresql"
+    return connection.vendor == "postgresql"  # one look-up: the connection proxy is not free
 
 
 def _prep(field: Field, value: Any) -> Any:
@@ -52,7 +52,17 @@ def _lookup(model: type[Model], lookup: str) -> tuple[Field, str]:
 
 def _where(model: type[Model], where: Where) -> tuple[str, list[Any]]:
     """The WHERE clause and its parameters. On PostgreSQL the text depends only on the lookups
-    (not on how many keys an `__in` has), so it is prepared once."""
+    (not on how many keys an `__in` has), so it is worked out once per shape and prepared once."""
+    if _postgres():
+        shape = tuple((lookup, value if lookup.endswith("__isnull") else None) for lookup, value in where.items())
+        clause, kinds = _postgres_where(model, shape)
+        params = []
+        for kind, value in zip(kinds, where.values(), strict=True):
+            if kind == "in":
+                params.append(list(value))  # an array parameter, whatever sequence it came as
+            elif kind != "isnull":
+                params.append(value)
+        return clause, params
     clauses, params = [], []
     for lookup, value in where.items():
         field, kind = _lookup(model, lookup)
@@ -75,6 +85,23 @@ def _where(model: type[Model], where: Where) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
+@functools.cache
+def _postgres_where(model: type[Model], shape: tuple[tuple[str, Any], ...]) -> tuple[str, tuple[str, ...]]:
+    """The WHERE clause of a shape of lookups on PostgreSQL, and the kind of each lookup."""
+    clauses, kinds = [], []
+    for lookup, isnull in shape:
+        field, kind = _lookup(model, lookup)
+        column = f"{_qn(model._meta.db_table)}.{_qn(field.column)}"
+        kinds.append(kind)
+        if kind == "isnull":
+            clauses.append(f"{column} IS {'' if isnull else 'NOT '}NULL")
+        elif kind == "in":
+            clauses.append(f"{column} = ANY(%s::{field.db_type(connection)}[])")
+        else:
+            clauses.append(f"{column} {_OPERATORS[kind]} %s")
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", tuple(kinds)
+
+
 def _converters(fields: Sequence[Field]) -> list[Any] | None:
     """How to turn what the driver returns into Python values: nothing to do on PostgreSQL."""
     if _postgres():
@@ -90,7 +117,12 @@ def _convert(rows: list[tuple[Any, ...]], fields: Sequence[Field]) -> list[tuple
 
 
 def _fields(model: type[Model], names: Sequence[str]) -> list[Field]:
-    return [model._meta.get_field(name) for name in names]
+    return list(_field_tuple(model, tuple(names)))
+
+
+@functools.cache
+def _field_tuple(model: type[Model], names: tuple[str, ...]) -> tuple[Field, ...]:
+    return tuple(model._meta.get_field(name) for name in names)
 
 
 # --- INSERT ------------------------------------------------------------------------------------

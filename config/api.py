@@ -103,18 +103,51 @@ class PriceField(StrictDecimalField):
 
 class RenderedSerializer:
     """A mixin for read serializers on hot paths: `render(obj)` is what `Serializer(obj).data`
-    gives (the declared fields, through DRF's own to_representation), with one field tree per
-    class instead of one per call. DRF builds and deep-copies the tree for every serializer
-    instance, which costs more than rendering an order; the fields hold no per-call state."""
+    gives, its declared fields each turned to JSON by its own field's to_representation, but
+    worked out once per class: DRF builds and deep-copies the field tree for every serializer
+    instance and walks it through generators and get_attribute, which costs more than rendering
+    an order. Handles plain fields, `source` paths, and nested serializers (`many=True`
+    included, over a list or a related manager); a serializer with anything else renders
+    through DRF as usual."""
 
     @classmethod
     def render(cls, instance: Any) -> dict[str, Any]:
-        shared = cls.__dict__.get("_shared")
-        if shared is None:
-            shared = cls()  # type: ignore[call-arg]
-            shared.fields  # noqa: B018 - build the tree once, before other threads share it
-            cls._shared = shared  # type: ignore[attr-defined]
-        return shared.to_representation(instance)
+        plan = cls.__dict__.get("_plan")
+        if plan is None:
+            plan = cls._plan = _render_plan(cls())  # type: ignore[attr-defined, call-arg]
+        return plan(instance)
+
+
+def _render_plan(serializer: serializers.Serializer) -> Any:
+    """A function rendering an object as `serializer` would (see RenderedSerializer)."""
+    steps = []
+    for field in serializer.fields.values():
+        if field.write_only:
+            continue
+        if isinstance(field, serializers.ListSerializer):
+            child = _render_plan(field.child)
+            steps.append((field.field_name, tuple(field.source_attrs), lambda v, c=child: [c(x) for x in _items(v)]))
+        elif isinstance(field, serializers.BaseSerializer):
+            steps.append((field.field_name, tuple(field.source_attrs), _render_plan(field)))
+        elif isinstance(field, serializers.SerializerMethodField):
+            return serializer.to_representation  # DRF's own path: it needs the bound method
+        else:
+            steps.append((field.field_name, tuple(field.source_attrs), field.to_representation))
+
+    def render(instance: Any) -> dict[str, Any]:
+        out = {}
+        for name, attrs, convert in steps:
+            value = instance
+            for attr in attrs:
+                value = value[attr] if isinstance(value, dict) else getattr(value, attr)
+            out[name] = None if value is None else convert(value)
+        return out
+
+    return render
+
+
+def _items(value: Any) -> Any:
+    return value.all() if hasattr(value, "all") else value
 
 
 class StrictQueryParams:

@@ -138,6 +138,10 @@ class RequestMetricsMiddleware:
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
+        # The series of each (view, method[, status]), found once: labels() takes a lock and
+        # checks its values on every call. Bounded: views x methods x statuses.
+        self._durations: dict[tuple[str, str], Any] = {}
+        self._counts: dict[tuple[str, str, int], Any] = {}
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
@@ -145,6 +149,12 @@ class RequestMetricsMiddleware:
         match = request.resolver_match
         view = (match.view_name or match.route) if match else "<unmatched>"
         method = request.method if request.method in _METHODS else "other"  # no series per made-up method
-        HTTP_DURATION.labels(view, method).observe(time.perf_counter() - started)
-        HTTP_REQUESTS.labels(view, method, str(response.status_code)).inc()
+        key = (view, method)
+        duration = self._durations.get(key) or self._durations.setdefault(key, HTTP_DURATION.labels(view, method))
+        duration.observe(time.perf_counter() - started)
+        count_key = (view, method, response.status_code)
+        count = self._counts.get(count_key)
+        if count is None:
+            count = self._counts.setdefault(count_key, HTTP_REQUESTS.labels(view, method, str(response.status_code)))
+        count.inc()
         return response

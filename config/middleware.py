@@ -5,24 +5,26 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 
+from csp.middleware import CSPMiddleware
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 
 from config.errorpages import database_unavailable, too_large
 from eventbus.logcontext import bound
 
-__all__ = ["BodyLimitMiddleware", "DatabaseUnavailableMiddleware", "RequestIdMiddleware"]
+__all__ = ["BodyLimitMiddleware", "DatabaseUnavailableMiddleware", "HtmlPolicyMiddleware", "RequestIdMiddleware"]
 
 
-def _request_id(header: str | None) -> str:
-    """The client's X-Request-ID if it is a UUID (as the client wrote it, normalised), else a new one."""
+def _request_id(header: str | None) -> uuid.UUID:
+    """The client's X-Request-ID if it is a UUID, else a new one."""
     if header:
         try:
-            return str(uuid.UUID(header.strip()))
+            return uuid.UUID(header.strip())
         except ValueError:
             pass
-    return str(uuid.uuid4())
+    return uuid.uuid4()
 
 
 class RequestIdMiddleware:
@@ -39,7 +41,7 @@ class RequestIdMiddleware:
         request.request_id = request_id  # type: ignore[attr-defined]
         with bound(request_id=request_id, correlation_id=request_id):
             response = self.get_response(request)
-        response["X-Request-ID"] = request_id
+        response["X-Request-ID"] = str(request_id)
         return response
 
 
@@ -78,3 +80,14 @@ class DatabaseUnavailableMiddleware:
         if isinstance(exception, (OperationalError, InterfaceError)):
             return database_unavailable(request)
         return None
+
+
+class HtmlPolicyMiddleware(CSPMiddleware):
+    """django-csp's Content-Security-Policy on what a browser renders as a page (HTML). An API
+    answer in JSON runs no script, and building the policy costs about 0.1 ms a response: a
+    tenth of placing an order's CPU on the API's hot path."""
+
+    def process_response(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        if not response.get("Content-Type", "").startswith("text/html"):
+            return response
+        return super().process_response(request, response)

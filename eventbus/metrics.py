@@ -55,10 +55,17 @@ BATCH_SIZE = Histogram(
 )
 
 
+_published: dict[tuple[str, str], Counter] = {}
+
+
 def count_published(events: Iterable[tuple[str, str]]) -> None:
-    """Count events put on streams: (stream, type) pairs, one per event."""
-    for (stream, type_), n in Tally(events).items():
-        EVENTS_PUBLISHED.labels(stream, type_).inc(n)
+    """Count events put on streams: (stream, type) pairs, one per event. The series of each pair
+    is found once (labels() takes a lock and checks its values on every call)."""
+    for key, n in Tally(events).items():
+        series = _published.get(key)
+        if series is None:
+            series = _published.setdefault(key, EVENTS_PUBLISHED.labels(*key))
+        series.inc(n)
 
 
 class PipelineCollector(Collector):

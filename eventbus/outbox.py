@@ -98,8 +98,10 @@ def record_many(
 
 def _bound_correlation() -> uuid.UUID | None:
     value = logcontext.current().get("correlation_id")
+    if value is None or isinstance(value, uuid.UUID):
+        return value
     try:
-        return uuid.UUID(str(value)) if value else None
+        return uuid.UUID(str(value))
     except ValueError:
         return None
 

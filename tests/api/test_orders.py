@@ -242,3 +242,14 @@ def test_orders_cannot_be_edited_or_deleted_through_the_api(api, place_order):
     assert api.patch(f"/api/orders/{placed['id']}/", {"status": "confirmed"}, format="json").status_code == 405
     assert api.delete(f"/api/orders/{placed['id']}/").status_code == 405
     assert Order.objects.get(pk=placed["id"]).status == "pending"
+
+
+def test_an_order_renders_exactly_as_its_serializer_declares(api, place_order):
+    from orders.api.serializers import OrderSerializer
+    from orders.models import Order
+
+    placed = place_order(api, (ProductFactory().pk, 2), (ProductFactory().pk, 1))
+    order = Order.objects.prefetch_related("items").get(pk=placed["id"])
+
+    assert OrderSerializer.render(order) == OrderSerializer(order).data
+    assert placed == OrderSerializer(order).data
