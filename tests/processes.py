@@ -31,8 +31,9 @@ def wait_until(predicate: Callable[[], object], *, timeout: float, what: str, in
 
 
 def pending(transport: object, stream: str, group: str) -> int:
-    """Messages delivered to the group and not yet acknowledged."""
-    return next(g.pending for g in transport.groups(stream) if g.name == group)  # type: ignore[attr-defined]
+    """Messages delivered to the group and not yet acknowledged (0 while the group does not exist
+    yet: a consumer creates it when it starts reading, from the stream's first entry)."""
+    return next((g.pending for g in transport.groups(stream) if g.name == group), 0)  # type: ignore[attr-defined]
 
 
 def free_port() -> int:
