@@ -1,8 +1,21 @@
-"""ASGI entry point."""
+"""ASGI entry point: what the Procfile's web process serves (gunicorn with uvicorn workers).
+
+`POST /api/orders/` goes through the order intake (orders.intake: validated without the
+database, appended to the intake stream, answered 202); every other request, and every order
+the intake does not take itself, goes to Django's ASGI handler."""
 
 import os
 
 from django.core.asgi import get_asgi_application
 
+from eventbus.logcontext import set_role
+from eventbus.tracing import configure_tracing
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-application = get_asgi_application()
+set_role("web")
+configure_tracing("web", django=True)  # before the handler loads its middleware: it adds one
+django_application = get_asgi_application()
+
+from orders.intake import OrderIntake  # noqa: E402  (the apps load with the handler above)
+
+application = OrderIntake(django_application)

@@ -36,6 +36,7 @@ from eventbus.metrics import DURATION_BUCKETS, PipelineCollector
 from eventbus.timeseries import recorder
 
 __all__ = [
+    "INTAKE_ANSWERS",
     "ORDERS_FINALIZED",
     "ORDERS_PLACED",
     "ORDER_STAGE_SECONDS",
@@ -46,6 +47,13 @@ __all__ = [
 ]
 
 ORDERS_PLACED = Counter("eventshop_orders_placed", "Orders placed (committed).")
+INTAKE_ANSWERS = Counter(
+    "eventshop_intake_answers",
+    "Orders the intake answered (orders.intake), by outcome: taken, throttled, held (too many pending), replay, "
+    "busy and expired (503), unconfirmed (503, Redis did not confirm), fallback (placed through the database), "
+    "abandoned (the client left first).",
+    ["outcome"],
+)
 ORDERS_FINALIZED = Counter("eventshop_orders_finalized", "Orders that reached a final status.", ["status"])
 ORDER_STAGE_SECONDS = Histogram(
     "eventshop_order_stage_seconds",

@@ -234,6 +234,28 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="shop@localhost")
 # tie up a product's whole stock with orders they never let finish.
 MAX_PENDING_ORDERS_PER_CUSTOMER = env.int("MAX_PENDING_ORDERS_PER_CUSTOMER", default=20)
 
+# How POST /api/orders/ takes an order (orders.intake, under the ASGI server of the Procfile):
+# "stream" (the default) validates it, appends it to the intake stream and answers 202 with its
+# id at once; the orders consumer writes it within milliseconds. "sync" places every order in
+# the request's database transaction and answers 201. A client may ask for the 201 path per
+# request with `Prefer: return=representation`. Without Redis, the intake falls back to "sync".
+ORDER_INTAKE = env.str("ORDER_INTAKE", default="stream")
+if ORDER_INTAKE not in ("stream", "sync"):
+    raise ImproperlyConfigured(f"ORDER_INTAKE={ORDER_INTAKE!r}: use stream or sync")
+# A request not taken within this many seconds of its arrival is answered 503 with Retry-After
+# and never taken: nobody gets an order after they stopped waiting for it.
+INTAKE_DEADLINE_S = env.float("INTAKE_DEADLINE_S", default=5.0)
+# Requests a web worker lets wait for their Redis round trip before answering 503 at once.
+INTAKE_MAX_WAITING = env.int("INTAKE_MAX_WAITING", default=5000)
+# Answer "taken" only once this many replicas have the entry (Redis WAIT; 0: the primary alone,
+# which must run with appendfsync always to keep it through a crash; see the README).
+INTAKE_WAIT_REPLICAS = env.int("INTAKE_WAIT_REPLICAS", default=0)
+INTAKE_WAIT_TIMEOUT_MS = env.int("INTAKE_WAIT_TIMEOUT_MS", default=500)
+# How old the intake's copy of the catalog may be, and how long the status page of an order
+# still in intake lives (the orders consumer writes it long before).
+INTAKE_CATALOG_TTL_S = env.float("INTAKE_CATALOG_TTL_S", default=2.0)
+INTAKE_RECORD_TTL_S = env.int("INTAKE_RECORD_TTL_S", default=3600)
+
 # --- request limits ----------------------------------------------------------------------------
 # Every body is bounded (BodyLimitMiddleware refuses a larger declared body before reading it);
 # an order of 100 lines is about 5 KB.

@@ -28,7 +28,10 @@ from rest_framework.throttling import BaseThrottle
 
 from config.cache import CacheUnavailable
 
-__all__ = ["ApiThrottle", "Rate", "breaker", "client_ip", "login_attempt_failed", "login_blocked_for", "parse_rate"]
+__all__ = [
+    "ApiThrottle", "Rate", "breaker", "client_ip", "login_attempt_failed", "login_blocked_for", "order_windows",
+    "parse_rate",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +170,20 @@ class ApiThrottle(BaseThrottle):
 
     def wait(self) -> float | None:
         return self._wait
+
+
+def order_windows(user_id: int, now: float) -> list[tuple[str, int, int]]:
+    """The limits ApiThrottle puts on one user's placing an order (writes, and the orders scope
+    of orders.api.views.OrderViewSet), as (Redis key, limit, window seconds): the order intake
+    (orders.intake) counts them on the same keys in its own round trip."""
+    cache = caches[settings.THROTTLE_CACHE]
+    windows = []
+    for name in (f"writes:{user_id}", f"orders:{user_id}"):
+        scope = name.partition(":")[0]
+        for rate in parse_rate(settings.THROTTLE_RATES[scope]):
+            key, window_s = _window_key(name, rate, now)
+            windows.append((cache.make_and_validate_key(key), rate.count, window_s))
+    return windows
 
 
 # --- sign-in ---------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from django.conf import settings
 
 from eventbus.redis_client import Subscription, id_key, make_client, text, translated
 from eventbus.redis_groups import GroupAdmin, GroupInfo
+from eventbus.redis_intake import IntakeRecords
 from eventbus.redis_records import ProcessRecords
 from eventbus.retry_store import MessageKey, RetryStore
 
@@ -40,7 +41,7 @@ class Message:
     fields: Fields | None
 
 
-class Transport(GroupAdmin, ProcessRecords):
+class Transport(GroupAdmin, ProcessRecords, IntakeRecords):
     """A connection to one Redis with the stream operations the relay and consumers need.
 
     Thread-safe (redis-py clients pool their connections). A process gets its own through

@@ -47,6 +47,8 @@ __all__ = [
     "Rejection",
     "TooManyPendingOrders",
     "catalog_product_apply",
+    "derived_order_id",
+    "lines_hash",
     "order_cancel",
     "order_confirm_many",
     "order_lines_errors",
@@ -110,6 +112,16 @@ def order_lines_errors(items: Sequence[tuple[int, int]]) -> dict[str, Any] | Non
     return {"items": errors} if any(errors) else None
 
 
+def derived_order_id(customer_id: int, idempotency_key: str) -> uuid.UUID:
+    """The id of the order a customer places with this Idempotency-Key, wherever it is placed."""
+    return uuid.uuid5(_IDEMPOTENCY_NAMESPACE, f"{customer_id}:{idempotency_key}")
+
+
+def lines_hash(items: Sequence[tuple[int, int]]) -> str:
+    """What a retry with the same Idempotency-Key must ask for again, as a hash."""
+    return hashlib.sha256(json.dumps([[p, q] for p, q in items]).encode()).hexdigest()
+
+
 @dataclass(frozen=True, slots=True)
 class PlacedLine:
     """A line of an order as placed: the catalog's name and price at that moment."""
@@ -171,8 +183,8 @@ def order_place(
     if not idempotency_key:
         with transaction.atomic(), bulk.pipelined():
             return _place(customer, items, uuid.uuid4())
-    order_id = uuid.uuid5(_IDEMPOTENCY_NAMESPACE, f"{customer.pk}:{idempotency_key}")
-    request_hash = hashlib.sha256(json.dumps([[p, q] for p, q in items]).encode()).hexdigest()
+    order_id = derived_order_id(customer.pk, idempotency_key)
+    request_hash = lines_hash(items)
     try:
         with transaction.atomic(), bulk.pipelined():
             return _place(customer, items, order_id, idempotency_key=idempotency_key, request_hash=request_hash)

@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.api import StrictQueryParams
-from orders import selectors, services
+from orders import selectors, services, taking
 from orders.api.renderers import OrderBrowsableAPIRenderer
 from orders.api.serializers import OrderCreateSerializer, OrderSerializer, parse_lines
 from orders.models import Order
@@ -100,6 +100,17 @@ class OrderViewSet(StrictQueryParams, mixins.ListModelMixin, mixins.RetrieveMode
         if order.replayed:
             headers["Idempotent-Replayed"] = "true"
         return Response(OrderSerializer.render(order), status=status.HTTP_201_CREATED, headers=headers)
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """An order: as the database has it, or, for an order the intake took moments ago and the
+        orders consumer has not written yet, as it was taken (`status: received`)."""
+        try:
+            return super().retrieve(request, *args, **kwargs)
+        except exceptions.NotFound:
+            received = taking.received_order(uuid.UUID(kwargs["pk"]))
+            if received is None or not (request.user.is_staff or received["customer_id"] == request.user.pk):
+                raise
+            return Response(received)
 
     @extend_schema(
         request=None,

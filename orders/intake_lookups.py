@@ -1,0 +1,115 @@
+"""What the order intake (orders.intake) looks up without a database round trip per request:
+who a token belongs to, and the catalog. Both are read off the event loop, in a thread of their
+own, and batched: however many requests arrive with unknown tokens, each batch of them is one
+query."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+
+from django.conf import settings
+from django.db import Error as DatabaseError
+from django.db import close_old_connections
+from rest_framework.authtoken.models import Token
+
+from orders.selectors import CatalogEntry, catalog_orderable
+
+__all__ = ["Catalog", "Tokens"]
+
+log = logging.getLogger(__name__)
+
+_db = ThreadPoolExecutor(max_workers=2, thread_name_prefix="intake-db")
+
+
+def _query(fn, *args):  # type: ignore[no-untyped-def]
+    close_old_connections()
+    try:
+        return fn(*args)
+    finally:
+        close_old_connections()
+
+
+class Tokens:
+    """Token key -> the id of its active user, remembered AUTH_TOKEN_CACHE_S seconds (as the
+    API's CachedTokenAuthentication does: a deleted token or deactivated user stops working
+    within that time). Unknown keys are never remembered."""
+
+    max_entries = 100_000
+
+    def __init__(self) -> None:
+        self._known: dict[str, tuple[float, int]] = {}
+        self._asked: dict[str, asyncio.Future[int | None]] = {}
+        self._batch: asyncio.Task[None] | None = None
+
+    async def user_id(self, key: str) -> int | None:
+        hit = self._known.get(key)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        future = self._asked.get(key)
+        if future is None:
+            future = self._asked[key] = asyncio.get_running_loop().create_future()
+            if self._batch is None or self._batch.done():
+                self._batch = asyncio.create_task(self._look_up())
+        return await asyncio.shield(future)
+
+    async def _look_up(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._asked:
+            asked, self._asked = self._asked, {}
+            try:
+                found = dict(await loop.run_in_executor(_db, _query, _token_users, list(asked)))
+            except DatabaseError as exc:  # the database is away: every request of the batch hears it
+                for future in asked.values():
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            expires = time.monotonic() + settings.AUTH_TOKEN_CACHE_S
+            if len(self._known) + len(found) > self.max_entries:
+                self._known.clear()
+            for key, future in asked.items():
+                user_id = found.get(key)
+                if user_id is not None and settings.AUTH_TOKEN_CACHE_S > 0:
+                    self._known[key] = (expires, user_id)
+                if not future.done():
+                    future.set_result(user_id)
+
+
+def _token_users(keys: Iterable[str]) -> list[tuple[str, int]]:
+    return list(Token.objects.filter(key__in=list(keys), user__is_active=True).values_list("key", "user_id"))
+
+
+class Catalog:
+    """The orders app's catalog copy (products on sale), read again when it is older than
+    INTAKE_CATALOG_TTL_S: a product taken off sale meanwhile is refused by the orders consumer,
+    which rejects the order with the reason."""
+
+    def __init__(self) -> None:
+        self._entries: dict[int, CatalogEntry] = {}
+        self._read_at = float("-inf")
+        self._reading: asyncio.Task[None] | None = None
+        self._error: DatabaseError | None = None
+
+    async def current(self) -> dict[int, CatalogEntry]:
+        if time.monotonic() - self._read_at > settings.INTAKE_CATALOG_TTL_S:
+            if self._reading is None or self._reading.done():
+                self._reading = asyncio.create_task(self._read())
+            if not self._entries:  # nothing to answer with yet: wait for the first read
+                await asyncio.shield(self._reading)
+                if self._error is not None:
+                    raise self._error
+        return self._entries
+
+    async def _read(self) -> None:
+        try:
+            entries = await asyncio.get_running_loop().run_in_executor(_db, _query, catalog_orderable)
+        except DatabaseError as exc:
+            self._error = exc
+            log.warning("order intake: could not read the catalog (%s); keeping the copy it has", exc)
+            return
+        self._entries = {entry.product_id: entry for entry in entries}
+        self._read_at = time.monotonic()
+        self._error = None
