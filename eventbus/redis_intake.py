@@ -41,8 +41,8 @@ _TAKE = """
 local throttles = #KEYS - 4
 for i = 1, throttles do
   local key = KEYS[4 + i]
-  redis.call('SET', key, 0, 'EX', tonumber(ARGV[9 + 2 * i]), 'NX')
-  if redis.call('INCR', key) > tonumber(ARGV[8 + 2 * i]) then
+  redis.call('SET', key, 0, 'EX', tonumber(ARGV[10 + 2 * i]), 'NX')
+  if redis.call('INCR', key) > tonumber(ARGV[9 + 2 * i]) then
     return {'throttled', tostring(redis.call('TTL', key))}
   end
 end

@@ -99,6 +99,11 @@ class OrderIntake:
         if length is not None and limit is not None and (not length.isdigit() or int(length) > limit):
             await _too_large(scope, send, limit)
             return
+        if _unsupported_media(scope, headers):
+            media = headers[b"content-type"].decode("latin-1")
+            await _send_json(send, 415, {"detail": f'Unsupported media type "{media}" in request.',
+                                         "code": "unsupported_media_type"}, {"connection": "close"}, False)  # fmt: skip
+            return
         if scope["path"] == PATH and scope["method"] == "POST" and self._ours(scope, headers):
             await self._order(scope, headers, receive, send)
             return
@@ -247,6 +252,17 @@ class OrderIntake:
                     await self._front.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _unsupported_media(scope: Scope, headers: dict[bytes, bytes]) -> bool:
+    """A body the API's only parser (JSON) would refuse with 415 once Django's ASGI handler had
+    read all of it: refused here before a byte of it is read, as under a WSGI server."""
+    if not scope["path"].startswith("/api/") or scope["method"] not in ("POST", "PUT", "PATCH"):
+        return False
+    media = headers.get(b"content-type")
+    if media is None or headers.get(b"content-length") in (None, b"0"):
+        return False
+    return media.split(b";")[0].strip().lower() != b"application/json"
 
 
 def _lines(body: bytes) -> list[tuple[int, int]] | None:

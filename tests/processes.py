@@ -46,8 +46,9 @@ class RedisServer:
     """A private redis-server with an append-only file, stoppable and restartable on the same
     port and data directory."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, appendfsync: str = "everysec") -> None:
         self.directory = directory
+        self.appendfsync = appendfsync
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen | None = None
@@ -56,7 +57,7 @@ class RedisServer:
         self.proc = subprocess.Popen(
             [
                 str(embedded.server_binary()), "--port", str(self.port), "--bind", "127.0.0.1",
-                "--dir", str(self.directory), "--appendonly", "yes", "--appendfsync", "everysec",
+                "--dir", str(self.directory), "--appendonly", "yes", "--appendfsync", self.appendfsync,
                 "--save", "", "--logfile", str(self.directory / "redis.log"),
             ],
             stdin=subprocess.DEVNULL,
@@ -67,6 +68,12 @@ class RedisServer:
         """A clean stop (SIGTERM): Redis flushes its append-only file first."""
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+    def kill(self) -> None:
+        """A crash (SIGKILL): what Redis had not written to its append-only file is gone."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
             self.proc.wait(timeout=10)
 
     def _answers(self) -> bool:

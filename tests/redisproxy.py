@@ -26,6 +26,7 @@ class ReplyHoldingProxy:
         self.port = self._listener.getsockname()[1]
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._closed = False
+        self._holding: list[threading.Event] = []
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -36,6 +37,7 @@ class ReplyHoldingProxy:
                 return
             upstream = socket.create_connection(("127.0.0.1", self.target_port))
             holding = threading.Event()
+            self._holding.append(holding)
             threading.Thread(target=self._commands, args=(client, upstream, holding), daemon=True).start()
             threading.Thread(target=self._replies, args=(upstream, client, holding), daemon=True).start()
 
@@ -70,6 +72,12 @@ class ReplyHoldingProxy:
             for s in (source, sink):
                 with contextlib.suppress(OSError):
                     s.close()
+
+    def release(self) -> None:
+        """Stop holding: the replies held back so far, and every later one, go through."""
+        self.hold.clear()
+        for holding in self._holding:
+            holding.clear()
 
     def close(self) -> None:
         self._closed = True

@@ -4,6 +4,7 @@ import re
 import uuid
 from typing import Any
 
+from django.http import Http404
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -106,7 +107,7 @@ class OrderViewSet(StrictQueryParams, mixins.ListModelMixin, mixins.RetrieveMode
         orders consumer has not written yet, as it was taken (`status: received`)."""
         try:
             return super().retrieve(request, *args, **kwargs)
-        except exceptions.NotFound:
+        except (Http404, exceptions.NotFound):
             received = taking.received_order(uuid.UUID(kwargs["pk"]))
             if received is None or not (request.user.is_staff or received["customer_id"] == request.user.pk):
                 raise
