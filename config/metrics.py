@@ -57,7 +57,8 @@ INTAKE_ANSWERS = Counter(
 ORDERS_FINALIZED = Counter("eventshop_orders_finalized", "Orders that reached a final status.", ["status"])
 ORDER_STAGE_SECONDS = Histogram(
     "eventshop_order_stage_seconds",
-    "Time from an order's placement until a stage of it committed: reserved, confirmed, notified.",
+    "Time from an order's placement (its arrival, for an order the intake took) until a stage of it committed: "
+    "placed (an intake order written), reserved, confirmed, notified.",
     ["stage"],
     buckets=DURATION_BUCKETS,
 )

@@ -24,7 +24,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 import bulk
-from config.metrics import ORDERS_FINALIZED, ORDERS_PLACED, orders_counted
+from config.metrics import ORDERS_FINALIZED, ORDERS_PLACED, order_stage_reached, orders_counted
 from eventbus import outbox
 from eventbus.events import Envelope
 from eventbus.transport import TransportUnavailable, get_transport
@@ -132,6 +132,7 @@ def order_place_requested(requests: Sequence[Envelope[OrderRequested]]) -> int:
         ]
     )  # fmt: skip
     orders_counted(ORDERS_PLACED, len(orders))
+    order_stage_reached("placed", (e.correlation_started_at for e, _, _ in placed))
     orders_counted(ORDERS_FINALIZED.labels(status=Order.Status.REJECTED), len(rejected))
     release = [(held_key(e.payload.customer_id), str(e.payload.order_id)) for e in wanted]
     transaction.on_commit(functools.partial(_release, release), robust=True)
