@@ -99,6 +99,8 @@ class OrderSerializer(RenderedSerializer, serializers.ModelSerializer):
 
     items = OrderItemSerializer(many=True, read_only=True)
     customer_id = serializers.IntegerField(read_only=True)
+    # "received": taken by the intake (202), not written by the orders consumer yet.
+    status = serializers.ChoiceField(choices=["received", *Order.Status.values], read_only=True)
 
     class Meta:
         model = Order

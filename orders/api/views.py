@@ -74,10 +74,32 @@ class OrderViewSet(StrictQueryParams, mixins.ListModelMixin, mixins.RetrieveMode
                     "first time (header `Idempotent-Replayed: true`) instead of placing a second one; the same "
                     "key with another body is a 422. Keys are per customer."
                 ),
-            )
+            ),
+            OpenApiParameter(
+                "Prefer",
+                location=OpenApiParameter.HEADER,
+                required=False,
+                enum=["return=representation"],
+                description="Place the order in the request's database transaction and answer 201 (not 202).",
+            ),
         ],
         responses={
-            201: OrderSerializer,
+            202: OpenApiResponse(
+                OrderSerializer,
+                description=(
+                    "Taken by the intake (the default, ORDER_INTAKE=stream): the order, `status: received`; the "
+                    "orders consumer writes it within milliseconds and it goes on to `pending`, then `confirmed` "
+                    "or `rejected` (`GET` its `Location`). With an Idempotency-Key used before for the same "
+                    "items, the same order (`Idempotent-Replayed: true`)."
+                ),
+            ),
+            201: OpenApiResponse(
+                OrderSerializer,
+                description=(
+                    "Placed in the request's transaction (`Prefer: return=representation`, ORDER_INTAKE=sync, or "
+                    "while the intake's Redis is unreachable): the order, `status: pending`."
+                ),
+            ),
             422: OpenApiResponse(description="This Idempotency-Key was used before with another body."),
         },
         examples=[
@@ -89,8 +111,9 @@ class OrderViewSet(StrictQueryParams, mixins.ListModelMixin, mixins.RetrieveMode
         ],
     )
     def create(self, request: Request) -> Response:
-        """Place an order. It starts `pending`; inventory then confirms or rejects it within
-        milliseconds (`GET /api/orders/{id}/`). Send an `Idempotency-Key` to retry safely."""
+        """Place an order. The intake takes it at once (202, `received`); it is written `pending`, then
+        inventory confirms or rejects it within milliseconds (`GET /api/orders/{id}/`). Send an
+        `Idempotency-Key` to retry safely; `Prefer: return=representation` waits for the database (201)."""
         items = parse_lines(request.data)
         if items is None:
             serializer = self.get_serializer(data=request.data)
