@@ -5,6 +5,7 @@ database, appended to the intake stream, answered 202); every other request, and
 the intake does not take itself, goes to Django's ASGI handler."""
 
 import os
+import warnings
 
 from django.core.asgi import get_asgi_application
 
@@ -15,6 +16,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 set_role("web")
 configure_tracing("web", django=True)  # before the handler loads its middleware: it adds one
 django_application = get_asgi_application()
+# whitenoise serves static files as a file iterator, which Django's ASGI handler reads in a
+# thread and warns about on every file; the files are small and cached by browsers.
+warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume synchronous iterators")
 
 from orders.intake import OrderIntake  # noqa: E402  (the apps load with the handler above)
 

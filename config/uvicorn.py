@@ -15,4 +15,5 @@ class Worker(UvicornWorker):
 
     CONFIG_KWARGS: ClassVar[dict[str, Any]] = {
         "loop": "uvloop", "http": "httptools", "proxy_headers": False, "server_header": False,
+        "access_log": False,  # the ASGI front (orders.intake) writes the access line, with the request id
     }  # fmt: skip

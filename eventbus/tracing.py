@@ -94,6 +94,21 @@ def context_for(caused_by: Any | None) -> dict[str, str] | None:
 
 
 @contextlib.contextmanager
+def serving(method: str, route: str) -> Iterator[None]:
+    """A server span around a request answered outside Django's instrumentation (the web's order
+    intake): the events it records carry this span's context."""
+    if not _configured:
+        yield
+        return
+    from opentelemetry import trace
+
+    tracer = trace.get_tracer("eventshop.web")
+    attributes = {"http.request.method": method, "http.route": route}
+    with tracer.start_as_current_span(f"{method} {route}", kind=trace.SpanKind.SERVER, attributes=attributes):
+        yield
+
+
+@contextlib.contextmanager
 def publishing(stream: str, count: int, *, event_type: str = "") -> Iterator[None]:
     """A producer span around putting `count` events on `stream`."""
     if not _configured:

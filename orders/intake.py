@@ -38,7 +38,8 @@ from django.db import Error as DatabaseError
 from django.http.request import split_domain_port, validate_host
 
 from config import throttling
-from config.metrics import INTAKE_ANSWERS
+from config.metrics import HTTP_DURATION, HTTP_REQUESTS, INTAKE_ANSWERS
+from eventbus import tracing
 from eventbus.codec import encode
 from eventbus.events import Envelope
 from eventbus.redis_intake import Abandoned, Ambiguous, Expired, IntakeFront, TakeRequest
@@ -52,6 +53,9 @@ from orders.taking import held_key, record_key
 __all__ = ["OrderIntake"]
 
 log = logging.getLogger(__name__)
+# The web's access line, one per request, in gunicorn's access-log form (config.logs formats it).
+access_log = logging.getLogger("gunicorn.access")
+ACCESS_FORMAT = '%(h)s "%(r)s" %(s)s %(M)sms %({x-request-id}o)s'
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -93,6 +97,25 @@ class OrderIntake:
         if scope["type"] != "http":
             await self.django(scope, receive, send)
             return
+        if not access_log.isEnabledFor(logging.INFO):
+            await self._http(scope, receive, send)
+            return
+        started, answered = time.monotonic(), {}
+
+        async def noted(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                answered["status"] = message["status"]
+                answered["request_id"] = next(
+                    (v.decode("latin-1") for k, v in message.get("headers", ()) if k.lower() == b"x-request-id"), "-"
+                )
+            await send(message)
+
+        try:
+            await self._http(scope, receive, noted)
+        finally:
+            _log_access(scope, answered, started)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope["headers"])
         length = headers.get(b"content-length")
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
@@ -147,7 +170,8 @@ class OrderIntake:
         gone = asyncio.Event()
         watcher = asyncio.create_task(_watch_disconnect(receive, gone))
         try:
-            answer = await self._take(headers, body, request_id, arrived, gone)
+            with tracing.serving("POST", "api/orders/"):
+                answer = await self._take(headers, body, request_id, arrived, gone)
         except _Delegate:
             answer = None
         except Abandoned:
@@ -160,6 +184,7 @@ class OrderIntake:
             return
         status, payload, extra = answer
         await _send_json(send, status, payload, {"x-request-id": str(request_id), **extra}, _secure(scope, headers))
+        _count_http(status, time.monotonic() - arrived)
 
     async def _take(
         self, headers: dict[bytes, bytes], body: bytes, request_id: uuid.UUID, arrived: float, gone: asyncio.Event
@@ -215,6 +240,12 @@ class OrderIntake:
             log.warning("order intake: Redis is unreachable (%s); placing through the database", exc)
             INTAKE_ANSWERS.labels(outcome="fallback").inc()
             raise _Delegate from None
+        if outcome.kind == "taken" and log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "order %s taken onto %s (entry %s)", order_id, event.stream, outcome.value,
+                extra={"aggregate_id": str(order_id), "request_id": str(request_id),
+                       "correlation_id": str(request_id), "event_id": str(envelope.event_id)},
+            )  # fmt: skip
         return await self._answer(outcome.kind, outcome.value, record, request_hash)
 
     async def _answer(
@@ -252,6 +283,35 @@ class OrderIntake:
                     await self._front.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+_HTTP_COUNTS: dict[int, Any] = {}
+_HTTP_DURATION = HTTP_DURATION.labels("order-list", "POST")
+
+
+def _count_http(status: int, seconds: float) -> None:
+    """The web's HTTP metrics (config.metrics) for an answer the intake gave itself, under the
+    view's name, as Django's middleware counts the others."""
+    count = _HTTP_COUNTS.get(status)
+    if count is None:
+        count = _HTTP_COUNTS.setdefault(status, HTTP_REQUESTS.labels("order-list", "POST", str(status)))
+    count.inc()
+    _HTTP_DURATION.observe(seconds)
+
+
+def _log_access(scope: Scope, answered: dict[str, Any], started: float) -> None:
+    """One access line, with the fields gunicorn's access log gives (config.logs.AccessFields)."""
+    duration_s = time.monotonic() - started
+    path = scope.get("path", "")
+    query = scope.get("query_string", b"").decode("latin-1")
+    client = scope.get("client") or ("-", 0)
+    atoms = {
+        "h": client[0], "m": scope.get("method"), "U": path, "q": query, "s": str(answered.get("status", "-")),
+        "r": f"{scope.get('method')} {path}{'?' + query if query else ''} HTTP/{scope.get('http_version', '1.1')}",
+        "D": int(duration_s * 1_000_000), "M": int(duration_s * 1000),
+        "{x-request-id}o": answered.get("request_id", "-"),
+    }  # fmt: skip
+    access_log.info(ACCESS_FORMAT, atoms)
 
 
 def _unsupported_media(scope: Scope, headers: dict[bytes, bytes]) -> bool:

@@ -1,4 +1,4 @@
-"""JSON logs a log pipeline can follow: the web (gunicorn) and a consumer run as processes with
+"""JSON logs a log pipeline can follow: the web (the Procfile's) and consumers run as processes with
 LOG_FORMAT=json and LOG_LEVEL=DEBUG; one id, sent as X-Request-ID, leads from the HTTP answer to
 every line of both processes about that order."""
 
@@ -38,6 +38,7 @@ def test_a_request_id_leads_to_every_line_about_the_order_in_the_web_and_the_con
     key = Token.objects.create(user=UserFactory()).key
     web = processes.start_web()
     processes.start_relay()
+    processes.start_consumer("orders", "logs-orders")  # writes the order the web's intake took
     processes.start_consumer("inventory", "logs-inventory")
     request_id = str(uuid.uuid4())
 
@@ -63,7 +64,7 @@ def test_a_request_id_leads_to_every_line_about_the_order_in_the_web_and_the_con
     assert {r["role"] for r in placed} == {"web"}
     access = [r for r in web_lines if r.get("logger") == "gunicorn.access" and r.get("path") == "/api/orders/"]
     assert [r["request_id"] for r in access] == [request_id]
-    assert access[0]["status"] == "201"
+    assert access[0]["status"] == "202"
     assert len(handled) == 1
     line = handled[0]
     assert EVENT_FIELDS - {"causation_id"} <= set(line), set(line)

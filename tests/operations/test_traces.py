@@ -117,14 +117,18 @@ def test_one_trace_runs_from_the_http_request_through_every_consumer_to_the_noti
     server = next(
         s for s in receiver.spans if s.kind == SERVER and "api/orders" in s.name and s.name.startswith("POST")
     )
+    write = span("process orders.OrderRequested")
     reserve = span("process orders.OrderPlaced")
     confirm = span("process inventory.InventoryReserved")
     notify = span("process orders.OrderConfirmed")
 
+    assert write is not None
     assert reserve is not None
     assert confirm is not None
-    assert {server.trace_id, reserve.trace_id, confirm.trace_id, notify.trace_id} == {server.trace_id}, "one trace"
-    assert reserve.parent_id == server.span_id, "placing an order caused the reservation"
+    traces = {server.trace_id, write.trace_id, reserve.trace_id, confirm.trace_id, notify.trace_id}
+    assert traces == {server.trace_id}, "one trace"
+    assert write.parent_id == server.span_id, "the request the intake took caused the order's writing"
+    assert reserve.parent_id == write.span_id, "placing the order caused the reservation"
     assert confirm.parent_id == reserve.span_id, "the reservation caused the confirmation"
     assert notify.parent_id == confirm.span_id, "the confirmation caused the notification"
     assert (reserve.kind, confirm.kind, notify.kind) == (CONSUMER, CONSUMER, CONSUMER)
