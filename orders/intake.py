@@ -66,6 +66,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 PATH = "/api/orders/"
 _KEY = re.compile(r"[\x20-\x7e]{1,255}")
 HELD_WINDOW_MS = 300_000  # an order still held after this is the consumer's to refuse
+# The API's parsers, where a view has others than JSON (the token endpoint takes a form too).
+_MEDIA_TYPES = {"/api/auth/token/": (b"application/json", b"application/x-www-form-urlencoded")}
 
 
 class _Delegate(Exception):
@@ -190,9 +192,10 @@ class OrderIntake:
         self, headers: dict[bytes, bytes], body: bytes, request_id: uuid.UUID, arrived: float, gone: asyncio.Event
     ) -> tuple[int, dict[str, Any], dict[str, str]] | None:
         lines = _lines(body)
-        key = headers.get(b"idempotency-key", b"").decode("latin-1")
-        if lines is None or (key and not (_KEY.fullmatch(key) and key.strip())):
-            raise _Delegate
+        sent_key = headers.get(b"idempotency-key")
+        key = "" if sent_key is None else sent_key.decode("latin-1")
+        if lines is None or (sent_key is not None and not (_KEY.fullmatch(key) and key.strip())):
+            raise _Delegate  # the view says what is wrong
         try:
             customer_id = await self.tokens.user_id(headers[b"authorization"][6:].decode("latin-1").strip())
             catalog = await self.catalog.current()
@@ -322,7 +325,7 @@ def _unsupported_media(scope: Scope, headers: dict[bytes, bytes]) -> bool:
     media = headers.get(b"content-type")
     if media is None or headers.get(b"content-length") in (None, b"0"):
         return False
-    return media.split(b";")[0].strip().lower() != b"application/json"
+    return media.split(b";")[0].strip().lower() not in _MEDIA_TYPES.get(scope["path"], (b"application/json",))
 
 
 def _lines(body: bytes) -> list[tuple[int, int]] | None:

@@ -79,8 +79,10 @@ class OrderViewSet(StrictQueryParams, mixins.ListModelMixin, mixins.RetrieveMode
                 "Prefer",
                 location=OpenApiParameter.HEADER,
                 required=False,
-                enum=["return=representation"],
-                description="Place the order in the request's database transaction and answer 201 (not 202).",
+                description=(
+                    "`return=representation`: place the order in the request's database transaction and answer "
+                    "201 (not 202). Other preferences are ignored (RFC 7240)."
+                ),
             ),
         ],
         responses={

@@ -136,6 +136,7 @@ def test_bad_requests_get_the_apis_own_answers(processes, shop):
     assert post(web, token, [(product, 0)])[0] == 400
     assert post(web, token, [])[0] == 400
     assert post(web, token, [(product, 1)], **{"Idempotency-Key": "\u00e9"})[0] == 400
+    assert post(web, token, [(product, 1)], **{"Idempotency-Key": ""})[0] == 400
     status, _, body = post(web, token, [(product, 1)], Prefer="return=representation")
     assert status == 201
     assert body["status"] == "pending"
