@@ -1,7 +1,8 @@
 """The production processes a benchmark measures (the relay, one consumer per group, and the
 web when HTTP is measured), each started from the Procfile by honcho as `make run` starts them,
 with production settings and the benchmark's environment (bench_env: DEBUG off, quiet logs,
-e-mail to a dummy backend, no per-customer limits, its own Redis key prefix).
+e-mail to a dummy backend, no per-customer limits, its own Redis key prefix). The spike's web
+is the exception: it runs as deployed (`start_web_as_deployed`), limits included.
 
 One honcho per Procfile process rather than one for all: honcho writes every process into one
 stream and stops them all when one exits, while the benchmark keeps a log per process and stops

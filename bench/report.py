@@ -231,6 +231,8 @@ def _spike_rows(s: dict[str, Any], goal: Callable[[str], str]) -> list[tuple[str
          ""),
         ("spike: CPU s, load generator / web", f"{s['loadgen_cpu_s']} / {s['web']['cpu_s']}",
          f"ceiling run {ceiling['cpu_s']} s", ""),
+        ("spike: machine busy during the load (all cores)", f"{s['machine']['cpu_busy_share']:.0%}",
+         f"load average {s['machine']['loadavg_1m_before']} -> {s['machine']['loadavg_1m_after']}", ""),
     ]  # fmt: skip
     return rows
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import random
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 from django.db import connection, connections
@@ -612,7 +614,9 @@ def spike(ctx: Context, port: int) -> dict:
       clients (redis-py asyncio, 2 processes x 25 connections, ONE XADD PER CALL, no
       pipelining) to a throwaway stream under the benchmark's key prefix, deleted afterwards;
     - `loadgen_cpu_s`: the load generator's CPU seconds (user + system), both phases;
-      `web.cpu_s`: the web's (gunicorn and its workers) over the same time."""
+      `web.cpu_s`: the web's (gunicorn and its workers) over the same time; `machine`: how busy
+      the whole machine was meanwhile (other work on a shared machine shows there) and its
+      1-minute load average before and after."""
     assert ctx.world is not None
     assert ctx.fleet is not None
     n, stay, stay_s = (300, 50, 5.0) if ctx.quick else (10_000, 2_000, 60.0)
@@ -629,6 +633,7 @@ def spike(ctx: Context, port: int) -> dict:
     since = timezone.now()
     web_cpu = ctx.fleet.cpu_seconds("web")
     web_processes = 1 + ctx.fleet.children("web")
+    load_before, machine_before = os.getloadavg()[0], psutil.cpu_times()
     expected_s = SPIKE_ARRIVAL_S + SPIKE_PATIENCE_S + stay_s
     try:
         with ctx.bar(expected_s, f"spike: {n:,} customers", "s") as bar:
@@ -638,6 +643,8 @@ def spike(ctx: Context, port: int) -> dict:
     finally:
         config_path.unlink(missing_ok=True)
     web_cpu = ctx.fleet.cpu_seconds("web") - web_cpu
+    machine = _machine_busy(machine_before, psutil.cpu_times())
+    machine.update(loadavg_1m_before=round(load_before, 2), loadavg_1m_after=round(os.getloadavg()[0], 2))
     keys = result.pop("keys")
     told = {(user_ids[c], key): (phase, order_id) for c, phase, key, order_id, _ in keys}
     taken = sum(1 for _, order_id in told.values() if order_id)
@@ -675,8 +682,17 @@ def spike(ctx: Context, port: int) -> dict:
         },
         "ceiling": ceiling,
         "loadgen_cpu_s": result["cpu_s"],
+        "machine": machine,
         "_latencies": latencies,
     }
+
+
+def _machine_busy(before: Any, after: Any) -> dict[str, float]:
+    """CPU seconds the whole machine (every core, every process: this benchmark's and anyone
+    else's) spent busy between two `psutil.cpu_times()`, and that as a share of its cores."""
+    idle = (after.idle + getattr(after, "iowait", 0.0)) - (before.idle + getattr(before, "iowait", 0.0))
+    total = sum(after) - sum(before)
+    return {"cpu_busy_s": round(total - idle, 1), "cpu_busy_share": round((total - idle) / total, 3) if total else 0.0}
 
 
 def _run_module(module: str, argument: str) -> dict:
