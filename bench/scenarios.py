@@ -14,7 +14,9 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
 
@@ -593,7 +595,8 @@ def spike(ctx: Context, port: int) -> dict:
     first 2,000 (--quick: 50) stay for 60 s (--quick: 5 s), ordering again and again on one
     keep-alive connection and retrying a "come back later" with the same Idempotency-Key
     (bench/spike.py describes the load generator and its outcomes). The web runs as deployed
-    (`Fleet.start_web_as_deployed`), the relay and consumers beside it.
+    (`Fleet.start_web_as_deployed`), warmed up and idle when the spike starts, the relay and
+    consumers beside it.
 
     Then it waits for the pipeline to drain (no order of these customers pending, the count of
     their orders steady), at most 120 s after the load ended, and checks every order against
@@ -622,6 +625,7 @@ def spike(ctx: Context, port: int) -> dict:
     n, stay, stay_s = (300, 50, 5.0) if ctx.quick else (10_000, 2_000, 60.0)
     customers = bulk_customers(ctx.world, n, "spike")
     user_ids = [pk for pk, _ in customers]
+    _warm_web(ctx, port, tokens(ctx.world)[0], ctx.world.product_ids[0])
     config_path = ctx.run_dir / "spike-config.json"  # the tokens, deleted once read
     config_path.write_text(
         json.dumps({
@@ -693,6 +697,49 @@ def _machine_busy(before: Any, after: Any) -> dict[str, float]:
     idle = (after.idle + getattr(after, "iowait", 0.0)) - (before.idle + getattr(before, "iowait", 0.0))
     total = sum(after) - sum(before)
     return {"cpu_busy_s": round(total - idle, 1), "cpu_busy_share": round((total - idle) / total, 3) if total else 0.0}
+
+
+def _warm_web(ctx: Context, port: int, token: str, product: int, *, orders: int = 16, timeout: float = 60) -> None:
+    """Bring the web to where a shop's web is when a spike hits it: ready (`/healthz` answers
+    200), every worker past its first requests (the first one, which sets up Django's and DRF's
+    lazy parts, takes most of a second here), and idle again (its CPU quiet for a second).
+    Places `orders` orders (8 at a time) as one of the world's customers, not the spike's."""
+    assert ctx.fleet is not None
+    deadline = time.monotonic() + timeout
+
+    def call(method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> int:
+        connection = HTTPConnection("127.0.0.1", port, timeout=timeout)
+        try:
+            connection.request(method, path, body=body, headers=headers or {})
+            response = connection.getresponse()
+            response.read()
+            return response.status
+        finally:
+            connection.close()
+
+    while True:
+        ctx.fleet.check_alive()
+        try:
+            if call("GET", "/healthz") == 200:
+                break
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the web did not answer /healthz with 200 within {timeout:g} s")
+        time.sleep(0.2)
+    body = json.dumps({"items": [{"product_id": product, "quantity": 1}]}).encode()
+    headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda _: call("POST", "/api/orders/", body, headers), range(orders)))
+    if any(status != 201 for status in statuses):
+        raise RuntimeError(f"warming the web up: POST /api/orders/ answered {statuses}")
+    before = ctx.fleet.cpu_seconds("web")
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        now = ctx.fleet.cpu_seconds("web")
+        if now - before < 0.05:
+            return
+        before = now
 
 
 def _run_module(module: str, argument: str) -> dict:
