@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import resource
 import sys
 import time
@@ -323,7 +322,6 @@ class Spike:
         self.stay_s: float = config.get("stay_s", 0.0)
         self.retry_after_cap_s: float = config.get("retry_after_cap_s", 5.0)
         self.reset_pause_s: float = config.get("reset_pause_s", 0.5)
-        self.rng = random.Random(config.get("seed", 0))
         self.keys: list[Key] = []
         self.tallies = {1: Tally(), 2: Tally()}
         self.reconnects = 0  # phase 2: connections the server had closed (keep-alive timeout), reopened
@@ -439,7 +437,8 @@ class Spike:
 
     def report(self) -> dict[str, Any]:
         """Per phase (`phase1`, `phase2`): the Tally's figures, plus `customers`; `ramp_s`, the
-        seconds from the first customer's connect() to the last one's; `seconds`, the phase
+        seconds the ramp took to start every customer (each one's connect() begins as the loop
+        runs it: intended `arrival_s`, longer when the loop cannot keep up); `seconds`, the phase
         from its first connect() to its last answer or give-up; `cpu_s`, this process's CPU
         seconds (user + system) in the phase; `keys`, the orders meant (one Idempotency-Key
         each), `keys_taken` those the customer was told were taken, `keys_abandoned` the rest;
