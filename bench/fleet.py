@@ -1,7 +1,8 @@
 """The production processes a benchmark measures (the relay, one consumer per group, and the
 web when HTTP is measured), each started from the Procfile by honcho as `make run` starts them,
 with production settings and the benchmark's environment (bench_env: DEBUG off, quiet logs,
-e-mail to a dummy backend, no per-customer limits, its own Redis key prefix).
+e-mail to a dummy backend, no per-customer limits, its own Redis key prefix). The spike's web
+is the exception: it runs as deployed (`start_web_as_deployed`), limits included.
 
 One honcho per Procfile process rather than one for all: honcho writes every process into one
 stream and stops them all when one exits, while the benchmark keeps a log per process and stops
@@ -26,6 +27,16 @@ PROCFILE = ROOT / "Procfile"
 # gunicorn options the Procfile leaves at their defaults, for the benchmark's thousand
 # keep-alive connections; gunicorn reads them from this variable under the Procfile's own.
 WEB_OPTIONS = "--backlog 4096 --worker-connections 2000 --keep-alive 30 --log-level warning"
+# The load generators speak plain http on loopback, as a TLS-terminating proxy would:
+# production's redirect to https stays off, every other production setting holds.
+LOOPBACK_PLAIN_HTTP = {"ALLOWED_HOSTS": "127.0.0.1,localhost", "SECURE_SSL_REDIRECT": "false"}
+# What the web started "as deployed" (the spike) must not inherit: the sizes and options the
+# benchmark (or the caller's shell) would give gunicorn over the Procfile's, the connection
+# pool, and the benchmark's switches that turn production's per-customer limits off.
+AS_DEPLOYED_UNSET = (
+    "WEB_CONCURRENCY", "WEB_THREADS", "GUNICORN_CMD_ARGS", "DATABASE_POOL", "DATABASE_POOL_MIN",
+    "DATABASE_POOL_MAX", "THROTTLES_ENABLED", "MAX_PENDING_ORDERS_PER_CUSTOMER",
+)  # fmt: skip
 
 
 def database_url(*, password: bool = True) -> str:
@@ -76,8 +87,12 @@ class Fleet:
         self.honchos: dict[str, subprocess.Popen] = {}
         self.pids: dict[str, int] = {}
 
-    def start(self, name: str, *, port: int = 5000, env: dict[str, str] | None = None) -> int:
-        """Start the Procfile's process `name` under its own honcho; returns its pid."""
+    def start(
+        self, name: str, *, port: int = 5000, env: dict[str, str] | None = None, unset: tuple[str, ...] = ()
+    ) -> int:
+        """Start the Procfile's process `name` under its own honcho, with `env` added to the
+        benchmark's environment and the variables in `unset` removed; returns its pid."""
+        environment = {k: v for k, v in {**self.env, **(env or {})}.items() if k not in unset}
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by honcho
         honcho = subprocess.Popen(
             [
@@ -85,7 +100,7 @@ class Fleet:
                 # honcho lets a .env file override the environment: the benchmark's must win.
                 "--env", os.devnull, "--no-colour", "--port", str(port), name,
             ],
-            cwd=ROOT, env={**self.env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         log.close()
         self.honchos[name] = honcho
@@ -98,8 +113,8 @@ class Fleet:
             self.start(name)
 
     def start_web(self, port: int, *, workers: int, threads: int) -> None:
-        # The load generator speaks plain http on loopback, as a TLS-terminating proxy would:
-        # production's redirect to https stays off, every other production setting holds.
+        """The web for the http and burst scenarios: `workers` x `threads`, a connection pool
+        and WEB_OPTIONS over the Procfile's defaults."""
         self.start(
             "web",
             port=port,
@@ -108,12 +123,29 @@ class Fleet:
                 "WEB_CONCURRENCY": str(workers),
                 "WEB_THREADS": str(threads),
                 "GUNICORN_CMD_ARGS": WEB_OPTIONS,
-                "ALLOWED_HOSTS": "127.0.0.1,localhost",
                 "DATABASE_POOL": "true",
                 "DATABASE_POOL_MAX": str(threads + 2),
-                "SECURE_SSL_REDIRECT": "false",
+                **LOOPBACK_PLAIN_HTTP,
             },
         )
+
+    def start_web_as_deployed(self, port: int) -> dict[str, str]:
+        """The web as the Procfile's `web:` line runs it in production: its own defaults for
+        workers, threads, backlog, keep-alive and connections per worker (whatever the line says
+        when this runs), no connection pool, the rate limits and the cap on pending orders on.
+        Only what plain http on loopback needs is set, as in `start_web`. Returns what was set."""
+        env = dict(LOOPBACK_PLAIN_HTTP, BIND="127.0.0.1")
+        self.start("web", port=port, env=env, unset=AS_DEPLOYED_UNSET)
+        return {**env, "PORT": str(port)}
+
+    def stop_web(self) -> None:
+        """Stop the web, if it runs (SIGTERM: gunicorn finishes the requests in hand)."""
+        if "web" in self.honchos:
+            self._stop("web", timeout=30)
+
+    def children(self, name: str) -> int:
+        """How many processes run below the process `name` (gunicorn's workers)."""
+        return len(psutil.Process(self.pids[name]).children(recursive=True))
 
     def stop_pipeline(self) -> list[str]:
         """Stop the relay and consumers cleanly (SIGTERM: each finishes its batch); their work
@@ -122,6 +154,14 @@ class Fleet:
         for name in ["relay", *groups]:
             self._stop(name, timeout=30)
         return groups
+
+    def procfile_command(self, name: str) -> str:
+        """The command the Procfile runs for `name`, as it reads now."""
+        for line in PROCFILE.read_text().splitlines():
+            label, sep, command = line.partition(":")
+            if sep and label.strip() == name:
+                return command.strip()
+        raise RuntimeError(f"the Procfile has no {name!r} process")
 
     def rss_mb(self, name: str) -> float:
         return psutil.Process(self.pids[name]).memory_info().rss / 2**20

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,10 @@ GOALS = {
     "burst_errors_5xx": ("==", 0),
     "burst_drain_s": ("<=", 20.0),
     "consumer_rss_growth_mb": ("<=", 10.0),
+    "spike_lost": ("==", 0),
+    "spike_duplicate_orders": ("==", 0),
 }
+SPIKE_OUTCOMES = ("taken", "refused", "other_4xx", "5xx", "other", "timed_out", "reset")
 
 
 def flatten(results: dict[str, Any]) -> dict[str, Any]:
@@ -57,6 +61,23 @@ def flatten(results: dict[str, Any]) -> dict[str, Any]:
         }
     if "memory" in results:
         out["consumer_rss_growth_mb"] = results["memory"]["consumer_rss_growth_mb"]
+    if "spike" in results:
+        s = results["spike"]
+        out["spike"] = {
+            "customers": s["customers"],
+            **{
+                phase: {
+                    **{k: s[phase][k] for k in ("answered", *SPIKE_OUTCOMES, "keys_taken", "taken_per_s")},
+                    "latency_ms": s[phase]["latency_ms"],
+                }
+                for phase in ("phase1", "phase2")
+            },
+            **{k: s["orders"][k] for k in ("phase1_ghost", "phase2_ghost", "lost", "duplicate_orders")},
+            "drain_s": s["drain"]["drain_s"],
+            "drained": s["drain"]["drained"],
+            "ceiling_xadd_per_s": s["ceiling"]["xadd_per_s"],
+            "loadgen_cpu_s": s["loadgen_cpu_s"],
+        }
     return out
 
 
@@ -81,6 +102,9 @@ def _goal_values(flat: dict[str, Any]) -> dict[str, Any]:
         values["burst_lost"] = flat["burst"]["lost"]
         values["burst_errors_5xx"] = flat["burst"]["errors_5xx"]
         values["burst_drain_s"] = flat["burst"]["drain_s"]
+    if "spike" in flat:
+        values["spike_lost"] = flat["spike"]["lost"]
+        values["spike_duplicate_orders"] = flat["spike"]["duplicate_orders"]
     return values
 
 
@@ -151,6 +175,9 @@ def table(results: dict[str, Any], flat: dict[str, Any]) -> str:
         add(f"consumer RSS growth, MB ({m['events_first']:,}->{m['events_last']:,} events)",
             f"{m['consumer_rss_growth_mb']}", detail, "consumer_rss_growth_mb")  # fmt: skip
 
+    if "spike" in results:
+        rows += _spike_rows(results["spike"], goal)
+
     widths = [max(len(r[i]) for r in [("metric", "measured", "ceiling / detail", "goal"), *rows]) for i in range(4)]
     line = "  ".join("-" * w for w in widths)
     out = [
@@ -159,6 +186,55 @@ def table(results: dict[str, Any], flat: dict[str, Any]) -> str:
     ]
     out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     return "\n".join(out)
+
+
+def _ms(q: dict[str, Any]) -> str:
+    return f"p50 {q['p50']}  p90 {q['p90']}  p99 {q['p99']}  max {q['max']}"
+
+
+def _spike_rows(s: dict[str, Any], goal: Callable[[str], str]) -> list[tuple[str, str, str, str]]:
+    """The spike's rows of the table (bench.scenarios.spike says what each figure means)."""
+    p1, p2, orders, drain, ceiling = s["phase1"], s["phase2"], s["orders"], s["drain"], s["ceiling"]
+    outcomes = " / ".join(SPIKE_OUTCOMES)
+    rows = [
+        (f"spike: customers ({s['web']['processes']} web processes)", f"{s['customers']:,}",
+         f"connects started within {p1['ramp_s']} s; patience {s['patience_s']:g} s", ""),
+    ]  # fmt: skip
+    for name, p in (("phase 1", p1), (f"phase 2 ({p2['customers']:,} x {p2['stay_s']:g} s)", p2)):
+        rows += [
+            (f"spike {name}: requests / answered", f"{p['requests']:,} / {p['answered']:,}",
+             f"statuses {json.dumps(p['statuses'])}", ""),
+            (f"spike {name}: {outcomes}", " / ".join(f"{p[o]:,}" for o in SPIKE_OUTCOMES),
+             f"errors {json.dumps(p['errors']) if p['errors'] else 0}", ""),
+            (f"spike {name}: refused with / without Retry-After; JSON",
+             f"{p['refused_with_retry_after']:,} / {p['refused_without_retry_after']:,}; "
+             f"{p['refused_with_json']:,} / {p['refused_without_json']:,}", "", ""),
+            (f"spike {name}: answer latency, ms", _ms(p["latency_ms"]), f"n={p['latency_ms']['n']:,}", ""),
+            (f"spike {name}: connect, ms", _ms(p["connect_ms"]), f"n={p['connect_ms']['n']:,}", ""),
+            (f"spike {name}: taken orders/s", f"{p['taken_per_s']}",
+             f"ceiling: raw XADD {ceiling['xadd_per_s']:,}/s (50 clients, one per call)", ""),
+        ]  # fmt: skip
+    for phase in ("1", "2"):
+        created, told = orders[f"phase{phase}_created"], orders[f"phase{phase}_told_taken"]
+        rows.append((f"spike phase {phase}: orders created / told taken", f"{created:,} / {told:,}",
+                     f"ghost orders {orders[f'phase{phase}_ghost']:+,}", ""))  # fmt: skip
+    rows += [
+        ("spike phase 2: keys taken / abandoned", f"{p2['keys_taken']:,} / {p2['keys_abandoned']:,}",
+         f"reconnects after keep-alive close {p2['reconnects']:,}", ""),
+        ("spike: lost (taken, no order)", f"{orders['lost']}",
+         f"wrong id {orders['wrong_id']}, unknown {orders['unknown']}, pending {orders['still_pending']}",
+         goal("spike_lost")),
+        ("spike: duplicate orders per key", f"{orders['duplicate_orders']}",
+         f"keys with duplicates {orders['keys_with_duplicates']}", goal("spike_duplicate_orders")),
+        ("spike: drain after the last request, s", f"{drain['drain_s']}",
+         f"{'drained' if drain['drained'] else 'NOT drained'} (waited {drain['waited_s']} s, cap {drain['cap_s']:g})",
+         ""),
+        ("spike: CPU s, load generator / web", f"{s['loadgen_cpu_s']} / {s['web']['cpu_s']}",
+         f"ceiling run {ceiling['cpu_s']} s", ""),
+        ("spike: machine busy during the load (all cores)", f"{s['machine']['cpu_busy_share']:.0%}",
+         f"load average {s['machine']['loadavg_1m_before']} -> {s['machine']['loadavg_1m_after']}", ""),
+    ]  # fmt: skip
+    return rows
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
@@ -180,6 +256,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
             http_series["64 clients, web alone"] = results["http"]["web_alone"]["_latencies"]
     if "burst" in results:
         http_series["burst, 1,000 connections"] = results["burst"]["_latencies"]
+    if "spike" in results:
+        for phase, label in (("phase1", "spike, arrival"), ("phase2", "spike, staying customers")):
+            http_series[label] = results["spike"]["_latencies"][phase]
     if http_series:
         panels.append(("HTTP POST /api/orders/ (client side)", http_series))
     if not panels:

@@ -5,19 +5,24 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import random
 import subprocess
 import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from http.client import HTTPConnection
 from pathlib import Path
+from typing import Any
 
 import psutil
 from django.db import connection, connections
-from django.db.models import Count, Min
+from django.db.models import Count, Max, Min, Q, QuerySet
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from tqdm import tqdm
@@ -25,7 +30,7 @@ from tqdm import tqdm
 from bench.fleet import ROOT, Fleet
 from bench.profile import Profiler
 from bench.stats import summary
-from bench.world import World, place_in_processes, wait_until_notified
+from bench.world import World, bulk_customers, place_in_processes, wait_until_notified
 from eventbus import registry
 from eventbus.events import Envelope, encode
 from eventbus.models import OutboxEvent, ProcessedEvent
@@ -577,6 +582,274 @@ def _place_until(world: World, stop: threading.Event, seed: int) -> None:
         connections.close_all()
 
 
+# --- 7. spike ---------------------------------------------------------------------------------------
+
+SPIKE_PATIENCE_S = 30.0  # how long a customer waits for an answer before giving up
+SPIKE_ARRIVAL_S = 1.0  # every customer's connect() starts within this
+SPIKE_RETRY_AFTER_CAP_S = 5.0  # the longest Retry-After a staying customer honours
+SPIKE_DRAIN_CAP_S = 120.0
+CEILING_CLIENTS, CEILING_PROCESSES = 50, 2
+
+
+def spike(ctx: Context, port: int) -> dict:
+    """10,000 customers (--quick: 300), each with its own token and its own TCP connection, all
+    connecting within about a second and sending one order each, patient for 30 s; then the
+    first 2,000 (--quick: 50) stay for 60 s (--quick: 5 s), ordering again and again on one
+    keep-alive connection and retrying a "come back later" with the same Idempotency-Key
+    (bench/spike.py describes the load generator and its outcomes). The web runs as deployed
+    (`Fleet.start_web_as_deployed`), warmed up and idle when the spike starts, the relay and
+    consumers beside it.
+
+    Then it waits for the pipeline to drain (no order of these customers pending, the count of
+    their orders steady), at most 120 s after the load ended, and checks every order against
+    what the customers were told. Figures, besides each phase's (see `Spike.report`):
+
+    - `orders.phaseN_created`: orders in the database for phase N's keys, after the drain;
+      `phaseN_told_taken`: keys the customers were told were taken; `phaseN_ghost`: created
+      minus told taken (orders placed for customers who never heard so, having given up or lost
+      the connection; negative if customers were told of orders that do not exist);
+    - `orders.lost`: keys told taken with no order; `duplicate_orders`: orders beyond the first
+      for one customer and key (must be 0); `wrong_id`: keys told taken whose order has another
+      id than the one in the answer; `unknown`: orders of these customers for no key they sent;
+      `still_pending`: orders not final when the wait ended;
+    - `drain.drain_s`: seconds from the last request's end (answer or give-up) to the last of
+      these orders reaching its final status (its `updated_at`), 0 if that came first;
+      `drained`: no order pending when the wait ended;
+    - `ceiling.xadd_per_s`: raw XADDs per second the same Redis takes from 50 concurrent
+      clients (redis-py asyncio, 2 processes x 25 connections, ONE XADD PER CALL, no
+      pipelining) to a throwaway stream under the benchmark's key prefix, deleted afterwards;
+    - `loadgen_cpu_s`: the load generator's CPU seconds (user + system), both phases;
+      `web.cpu_s`: the web's (gunicorn and its workers) over the same time; `machine`: how busy
+      the whole machine was meanwhile (other work on a shared machine shows there) and its
+      1-minute load average before and after."""
+    assert ctx.world is not None
+    assert ctx.fleet is not None
+    n, stay, stay_s = (300, 50, 5.0) if ctx.quick else (10_000, 2_000, 60.0)
+    customers = bulk_customers(ctx.world, n, "spike")
+    user_ids = [pk for pk, _ in customers]
+    _warm_web(ctx, port, tokens(ctx.world)[0], ctx.world.product_ids[0])
+    config_path = ctx.run_dir / "spike-config.json"  # the tokens, deleted once read
+    config_path.write_text(
+        json.dumps({
+            "host": "127.0.0.1", "port": port, "tokens": [key for _, key in customers],
+            "products": ctx.world.product_ids, "arrival_s": SPIKE_ARRIVAL_S, "patience_s": SPIKE_PATIENCE_S,
+            "stay": stay, "stay_s": stay_s, "retry_after_cap_s": SPIKE_RETRY_AFTER_CAP_S,
+        })
+    )  # fmt: skip
+    since = timezone.now()
+    web_cpu = ctx.fleet.cpu_seconds("web")
+    web_processes = 1 + ctx.fleet.children("web")
+    load_before, machine_before = os.getloadavg()[0], psutil.cpu_times()
+    expected_s = SPIKE_ARRIVAL_S + SPIKE_PATIENCE_S + stay_s
+    try:
+        with ctx.bar(expected_s, f"spike: {n:,} customers", "s") as bar:
+            ticker = _tick(bar, expected_s)
+            result = _run_module("bench.spike", str(config_path))
+            ticker.set()
+    finally:
+        config_path.unlink(missing_ok=True)
+    web_cpu = ctx.fleet.cpu_seconds("web") - web_cpu
+    machine = _machine_busy(machine_before, psutil.cpu_times())
+    machine.update(loadavg_1m_before=round(load_before, 2), loadavg_1m_after=round(os.getloadavg()[0], 2))
+    keys = result.pop("keys")
+    told = {(user_ids[c], key): (phase, order_id) for c, phase, key, order_id, _ in keys}
+    taken = sum(1 for _, order_id in told.values() if order_id)
+
+    orders = Order.objects.filter(customer_id__gte=min(user_ids), customer_id__lte=max(user_ids), created_at__gte=since)
+    with ctx.bar(taken, "spike: draining", "order") as bar:
+        waited_s = _wait_for_spike_drain(orders, taken, SPIKE_DRAIN_CAP_S, 2.0 if ctx.quick else 5.0, bar)
+    checked = _check_spike_orders(orders, told)
+    last_final = orders.exclude(status=Order.Status.PENDING).aggregate(t=Max("updated_at"))["t"]
+    drain_s = max(last_final.timestamp() - result["last_request_end_wall"], 0.0) if last_final else None
+    ceiling = _xadd_ceiling(ctx, 1.0 if ctx.quick else 5.0)
+
+    phases = {}
+    latencies = {}
+    for phase in ("phase1", "phase2"):
+        latencies[phase] = result[phase].pop("_latencies_ms")
+        phases[phase] = result[phase]
+    phases["phase2"]["stay_s"] = stay_s
+    return {
+        "customers": n,
+        "arrival_s": SPIKE_ARRIVAL_S,
+        "patience_s": SPIKE_PATIENCE_S,
+        "web": {
+            "command": ctx.fleet.procfile_command("web"),
+            "processes": web_processes,
+            "cpu_s": round(web_cpu, 1),
+        },
+        **phases,
+        "orders": checked,
+        "drain": {
+            "drained": checked["still_pending"] == 0,
+            "drain_s": round(drain_s, 2) if drain_s is not None else None,
+            "waited_s": round(waited_s, 1),
+            "cap_s": SPIKE_DRAIN_CAP_S,
+        },
+        "ceiling": ceiling,
+        "loadgen_cpu_s": result["cpu_s"],
+        "machine": machine,
+        "_latencies": latencies,
+    }
+
+
+def _machine_busy(before: Any, after: Any) -> dict[str, float]:
+    """CPU seconds the whole machine (every core, every process: this benchmark's and anyone
+    else's) spent busy between two `psutil.cpu_times()`, and that as a share of its cores."""
+    idle = (after.idle + getattr(after, "iowait", 0.0)) - (before.idle + getattr(before, "iowait", 0.0))
+    total = sum(after) - sum(before)
+    return {"cpu_busy_s": round(total - idle, 1), "cpu_busy_share": round((total - idle) / total, 3) if total else 0.0}
+
+
+def _warm_web(ctx: Context, port: int, token: str, product: int, *, orders: int = 16, timeout: float = 60) -> None:
+    """Bring the web to where a shop's web is when a spike hits it: ready (`/healthz` answers
+    200), every worker past its first requests (the first one, which sets up Django's and DRF's
+    lazy parts, takes most of a second here), and idle again (its CPU quiet for a second).
+    Places `orders` orders (8 at a time) as one of the world's customers, not the spike's."""
+    assert ctx.fleet is not None
+    deadline = time.monotonic() + timeout
+
+    def call(method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> int:
+        connection = HTTPConnection("127.0.0.1", port, timeout=timeout)
+        try:
+            connection.request(method, path, body=body, headers=headers or {})
+            response = connection.getresponse()
+            response.read()
+            return response.status
+        finally:
+            connection.close()
+
+    while True:
+        ctx.fleet.check_alive()
+        try:
+            if call("GET", "/healthz") == 200:
+                break
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the web did not answer /healthz with 200 within {timeout:g} s")
+        time.sleep(0.2)
+    body = json.dumps({"items": [{"product_id": product, "quantity": 1}]}).encode()
+    headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda _: call("POST", "/api/orders/", body, headers), range(orders)))
+    if any(status != 201 for status in statuses):
+        raise RuntimeError(f"warming the web up: POST /api/orders/ answered {statuses}")
+    before = ctx.fleet.cpu_seconds("web")
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        now = ctx.fleet.cpu_seconds("web")
+        if now - before < 0.05:
+            return
+        before = now
+
+
+def _run_module(module: str, argument: str) -> dict:
+    """`python -m module argument` from the project's root; its standard output as JSON."""
+    done = subprocess.run(
+        [sys.executable, "-m", module, argument], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{module} failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout)
+
+
+def _wait_for_spike_drain(orders: QuerySet, taken: int, cap_s: float, quiet_s: float, bar: tqdm) -> float:
+    """Wait until none of `orders` is pending, there are at least `taken` of them (an answer
+    may come before its order's row), and their count has not changed for `quiet_s` (requests
+    whose customers gave up may still be in the web); at most `cap_s`. Returns the seconds
+    waited."""
+    started = time.monotonic()
+    count, steady_since = -1, started
+    while True:
+        now = time.monotonic()
+        figures = orders.aggregate(n=Count("id"), pending=Count("id", filter=Q(status=Order.Status.PENDING)))
+        if figures["n"] != count:
+            count, steady_since = figures["n"], now
+        bar.update(max(min(count - figures["pending"], bar.total) - bar.n, 0))
+        if figures["pending"] == 0 and count >= taken and now - steady_since >= quiet_s:
+            return now - started
+        if now - started >= cap_s:
+            return now - started
+        time.sleep(0.25)
+
+
+def _check_spike_orders(orders: QuerySet, told: dict[tuple[int, str], tuple[int, str | None]]) -> dict:
+    """The orders in the database against what each customer was told, per key (see `spike`)."""
+    rows: dict[tuple[int, str], list[str]] = {}
+    statuses: Counter[str] = Counter()
+    for customer_id, key, order_id, status in orders.values_list("customer_id", "idempotency_key", "id", "status"):
+        rows.setdefault((customer_id, key), []).append(str(order_id))
+        statuses[status] += 1
+    out = {f"phase{p}_{what}": 0 for p in (1, 2) for what in ("created", "told_taken")}
+    lost = wrong_id = unknown = 0
+    for customer_key, ids in rows.items():
+        if customer_key not in told:
+            unknown += len(ids)
+        else:
+            out[f"phase{told[customer_key][0]}_created"] += len(ids)
+    for customer_key, (phase, order_id) in told.items():
+        if order_id is None:
+            continue
+        out[f"phase{phase}_told_taken"] += 1
+        ids = rows.get(customer_key, [])
+        if not ids:
+            lost += 1
+        elif order_id not in ids:
+            wrong_id += 1
+    duplicates = {k: len(ids) - 1 for k, ids in rows.items() if len(ids) > 1 and k[1]}
+    return {
+        **out,
+        "phase1_ghost": out["phase1_created"] - out["phase1_told_taken"],
+        "phase2_ghost": out["phase2_created"] - out["phase2_told_taken"],
+        "lost": lost,
+        "duplicate_orders": sum(duplicates.values()),
+        "keys_with_duplicates": len(duplicates),
+        "wrong_id": wrong_id,
+        "unknown": unknown,
+        "confirmed": statuses[Order.Status.CONFIRMED],
+        "rejected": statuses[Order.Status.REJECTED],
+        "still_pending": statuses[Order.Status.PENDING],
+    }
+
+
+def _xadd_ceiling(ctx: Context, seconds: float) -> dict:
+    """Raw XADDs per second from CEILING_CLIENTS concurrent redis-py clients in
+    CEILING_PROCESSES processes, one XADD per call, to a throwaway stream (deleted after)."""
+    from eventbus.transport import redis_url
+
+    stream = f"{ctx.key_prefix}spike:xadd-ceiling"
+    config = {
+        "mode": "xadd", "url": redis_url(), "stream": stream, "seconds": seconds,
+        "clients": CEILING_CLIENTS // CEILING_PROCESSES, "start_at": time.time() + 2.0,
+    }  # fmt: skip
+    with ctx.bar(seconds + 2, "spike: ceiling (raw XADD)", "s") as bar:
+        ticker = _tick(bar, seconds + 2)
+        command = [sys.executable, "-m", "bench.spike", json.dumps(config)]
+        procs = [
+            subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(CEILING_PROCESSES)
+        ]
+        outputs = [proc.communicate() for proc in procs]
+        ticker.set()
+    transport = transport_for("")
+    transport.client.delete(stream)
+    transport.close()
+    failed = [err for proc, (_, err) in zip(procs, outputs, strict=True) if proc.returncode != 0]
+    if failed:
+        raise RuntimeError(f"the XADD ceiling failed: {failed[0][-2000:]}")
+    results = [json.loads(out) for out, _ in outputs]
+    xadds = sum(r["xadds"] for r in results)
+    return {
+        "xadd_per_s": round(xadds / max(r["seconds"] for r in results)),
+        "how": f"{CEILING_CLIENTS} clients ({CEILING_PROCESSES} processes x {CEILING_CLIENTS // CEILING_PROCESSES} "
+        "redis-py asyncio connections), one XADD per call, no pipelining",
+        "xadds": xadds,
+        "seconds": seconds,
+        "cpu_s": round(sum(r["cpu_s"] for r in results), 2),
+    }
+
+
 SCENARIOS: dict[str, Callable[..., dict]] = {
     "relay": relay_drain,
     "pipeline": pipeline,
@@ -584,6 +857,7 @@ SCENARIOS: dict[str, Callable[..., dict]] = {
     "http": http,
     "burst": burst,
     "memory": memory,
+    "spike": spike,
 }
 
 __all__ = ["SCENARIOS", "Context"]
