@@ -9,13 +9,16 @@ Built without Django's settings, so gunicorn's configuration can use it before D
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
 import os
+import threading
 from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
-__all__ = ["StaticFilesFilter", "TextFormatter", "default_format", "logging_config"]
+__all__ = ["BatchedStreamHandler", "StaticFilesFilter", "TextFormatter", "default_format", "logging_config"]
 
 # Fields a JSON line shows when they are set (logcontext binds them; gunicorn's access log adds
 # its own below).
@@ -47,6 +50,53 @@ class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         stamp = os.environ.get("LOG_TIMESTAMPS", "true").lower() not in ("0", "false", "no")
         super().__init__(("%(asctime)s " if stamp else "") + "%(levelname)s %(name)s: %(message)s")
+
+
+class BatchedStreamHandler(logging.StreamHandler):
+    """A StreamHandler for lines written on every request (the web's access log): the caller
+    formats its line, a background thread writes what has gathered every `interval_s` (sooner
+    when `max_lines` wait), so no request waits for a write to stderr. What gathered is written
+    at exit; a process killed outright loses at most `interval_s` of lines."""
+
+    def __init__(self, stream: Any = None, interval_s: float = 0.2, max_lines: int = 1000) -> None:
+        super().__init__(stream)
+        self.interval_s, self.max_lines = interval_s, max_lines
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+        atexit.register(self.flush)
+
+    def _reset(self) -> None:
+        self._lines: list[str] = []
+        self._wake = threading.Condition()
+        self._writer: threading.Thread | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:  # noqa: BLE001 - logging's own rule: a bad record never breaks the caller
+            self.handleError(record)
+            return
+        with self._wake:
+            self._lines.append(line)
+            if self._writer is None or not self._writer.is_alive():
+                self._writer = threading.Thread(target=self._write_forever, name="log-writer", daemon=True)
+                self._writer.start()
+            if len(self._lines) >= self.max_lines:
+                self._wake.notify()
+
+    def _write_forever(self) -> None:
+        while True:
+            with self._wake:
+                self._wake.wait(self.interval_s)
+            self.flush()
+
+    def flush(self) -> None:
+        with self._wake:
+            lines, self._lines = self._lines, []
+        if lines:
+            with contextlib.suppress(OSError, ValueError):  # stderr closed at exit
+                self.stream.write("".join(lines))
+                self.stream.flush()
 
 
 class StaticFilesFilter(logging.Filter):
@@ -106,7 +156,9 @@ def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
         },
     }
     access_filters = ["context", "access"] if log_format == "json" else ["context", "static"]
-    config["handlers"]["access"] = {"class": "logging.StreamHandler", "formatter": "line", "filters": access_filters}
+    config["handlers"]["access"] = {
+        "class": "config.logs.BatchedStreamHandler", "formatter": "line", "filters": access_filters,
+    }  # fmt: skip
     config["loggers"]["gunicorn.error"] = {"level": "INFO", "handlers": ["console"], "propagate": False}
     config["loggers"]["gunicorn.access"] = {"level": "INFO", "handlers": ["access"], "propagate": False}
     return config

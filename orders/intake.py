@@ -22,7 +22,9 @@ What it promises:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -70,6 +72,31 @@ HELD_WINDOW_MS = 300_000  # an order still held after this is the consumer's to 
 _MEDIA_TYPES = {"/api/auth/token/": (b"application/json", b"application/x-www-form-urlencoded")}
 
 
+@dataclasses.dataclass(frozen=True)
+class Conf:
+    """The settings the intake reads on every request, read once per process (Django's lazy
+    settings cost a Python call per attribute)."""
+
+    ORDER_INTAKE: str
+    DATA_UPLOAD_MAX_MEMORY_SIZE: int | None
+    SECURE_SSL_REDIRECT: bool
+    ALLOWED_HOSTS: list[str]
+    SECURE_HSTS_SECONDS: int
+    SECURE_HSTS_INCLUDE_SUBDOMAINS: bool
+    THROTTLES_ENABLED: bool
+    MAX_PENDING_ORDERS_PER_CUSTOMER: int
+    INTAKE_DEADLINE_S: float
+    INTAKE_MAX_WAITING: int
+    INTAKE_WAIT_REPLICAS: int
+    INTAKE_WAIT_TIMEOUT_MS: int
+    INTAKE_RECORD_TTL_S: int
+
+
+@functools.cache
+def conf() -> Conf:
+    return Conf(**{field.name: getattr(settings, field.name) for field in dataclasses.fields(Conf)})
+
+
 class _Delegate(Exception):
     """Not for the intake: Django answers it (with the body read so far)."""
 
@@ -87,8 +114,8 @@ class OrderIntake:
     def front(self) -> IntakeFront:
         if self._front is None:
             self._front = IntakeFront(
-                redis_url(), wait_replicas=settings.INTAKE_WAIT_REPLICAS,
-                wait_timeout_ms=settings.INTAKE_WAIT_TIMEOUT_MS,
+                redis_url(), wait_replicas=conf().INTAKE_WAIT_REPLICAS,
+                wait_timeout_ms=conf().INTAKE_WAIT_TIMEOUT_MS,
             )  # fmt: skip
         return self._front
 
@@ -120,7 +147,7 @@ class OrderIntake:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope["headers"])
         length = headers.get(b"content-length")
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        limit = conf().DATA_UPLOAD_MAX_MEMORY_SIZE
         if length is not None and limit is not None and (not length.isdigit() or int(length) > limit):
             await _too_large(scope, send, limit)
             return
@@ -146,7 +173,7 @@ class OrderIntake:
     def _ours(self, scope: Scope, headers: dict[bytes, bytes]) -> bool:
         """Requests the intake takes: an API client's JSON with a token, over https when the site
         redirects http, to a host the site serves, that did not ask for the 201 path."""
-        if settings.ORDER_INTAKE != "stream":
+        if conf().ORDER_INTAKE != "stream":
             return False
         if not headers.get(b"authorization", b"").startswith(b"Token "):
             return False
@@ -154,20 +181,20 @@ class OrderIntake:
             return False
         if b"return=representation" in headers.get(b"prefer", b""):
             return False
-        if settings.SECURE_SSL_REDIRECT and not _secure(scope, headers):
+        if conf().SECURE_SSL_REDIRECT and not _secure(scope, headers):
             return False
         host, _ = split_domain_port(headers.get(b"host", b"").decode("latin-1"))
-        return bool(host) and validate_host(host, settings.ALLOWED_HOSTS)
+        return bool(host) and validate_host(host, conf().ALLOWED_HOSTS)
 
     async def _order(self, scope: Scope, headers: dict[bytes, bytes], receive: Receive, send: Send) -> None:
         arrived = time.monotonic()
         request_id = _request_id(headers.get(b"x-request-id"))
         try:
-            body = await _read_body(receive, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+            body = await _read_body(receive, conf().DATA_UPLOAD_MAX_MEMORY_SIZE)
         except Abandoned:
             return
         if body is None:
-            await _too_large(scope, send, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+            await _too_large(scope, send, conf().DATA_UPLOAD_MAX_MEMORY_SIZE)
             return
         gone = asyncio.Event()
         watcher = asyncio.create_task(_watch_disconnect(receive, gone))
@@ -190,7 +217,7 @@ class OrderIntake:
 
     async def _take(
         self, headers: dict[bytes, bytes], body: bytes, request_id: uuid.UUID, arrived: float, gone: asyncio.Event
-    ) -> tuple[int, dict[str, Any], dict[str, str]] | None:
+    ) -> tuple[int, Any, dict[str, str]] | None:
         lines = _lines(body)
         sent_key = headers.get(b"idempotency-key")
         key = "" if sent_key is None else sent_key.decode("latin-1")
@@ -206,7 +233,7 @@ class OrderIntake:
         total = sum((catalog[p].price * q for p, q in lines), Decimal("0.00")).quantize(CENT)
         if total > MAX_ORDER_TOTAL:
             raise _Delegate
-        if self.front.waiting >= settings.INTAKE_MAX_WAITING:
+        if self.front.waiting >= conf().INTAKE_MAX_WAITING:
             INTAKE_ANSWERS.labels(outcome="busy").inc()
             return _busy("Too many orders are arriving at once; please retry in a moment.")
 
@@ -223,11 +250,11 @@ class OrderIntake:
             stream=transport.key(event.stream), record_key=transport.key(record_key(order_id)),
             held_key=transport.key(held_key(customer_id)), member=str(order_id), type=event.type,
             body=encode(envelope), record=json.dumps(record, separators=(",", ":")),
-            record_ttl_s=settings.INTAKE_RECORD_TTL_S, held_window_ms=HELD_WINDOW_MS,
-            held_limit=settings.MAX_PENDING_ORDERS_PER_CUSTOMER,
+            record_ttl_s=conf().INTAKE_RECORD_TTL_S, held_window_ms=HELD_WINDOW_MS,
+            held_limit=conf().MAX_PENDING_ORDERS_PER_CUSTOMER,
             idempotency_key=transport.key(f"orders:intake:key:{customer_id}:{_digest(key)}") if key else "",
             idempotency_value=f"{request_hash} {order_id}" if key else "",
-            throttles=_throttles(customer_id), deadline=arrived + settings.INTAKE_DEADLINE_S,
+            throttles=_throttles(customer_id), deadline=arrived + conf().INTAKE_DEADLINE_S,
             wanted=lambda: not gone.is_set(),
         )  # fmt: skip
         try:
@@ -249,14 +276,14 @@ class OrderIntake:
                 extra={"aggregate_id": str(order_id), "request_id": str(request_id),
                        "correlation_id": str(request_id), "event_id": str(envelope.event_id)},
             )  # fmt: skip
-        return await self._answer(outcome.kind, outcome.value, record, request_hash)
+        return await self._answer(outcome.kind, outcome.value, request.record, order_id, request_hash)
 
     async def _answer(
-        self, kind: str, value: str, record: dict[str, Any], request_hash: str
-    ) -> tuple[int, dict[str, Any], dict[str, str]] | None:
+        self, kind: str, value: str, record: str, order_id: uuid.UUID, request_hash: str
+    ) -> tuple[int, Any, dict[str, str]] | None:
         INTAKE_ANSWERS.labels(outcome=kind).inc()
         if kind == "taken":
-            return 202, record, {"location": record["url"]}
+            return 202, record.encode(), {"location": f"{PATH}{order_id}/"}  # the record is the answer
         if kind == "throttled":
             wait = max(1, int(value))
             return 429, {"detail": f"Request was throttled. Expected available in {wait} seconds.",
@@ -267,14 +294,14 @@ class OrderIntake:
                 "place this one once they are confirmed or rejected (usually within seconds).",
                 "code": "too_many_pending_orders",
             }, {"retry-after": "5"}  # fmt: skip
-        earlier_hash, _, order_id = value.partition(" ")
+        earlier_hash, _, earlier_id = value.partition(" ")
         if earlier_hash != request_hash:
             return 422, {"detail": "This Idempotency-Key was already used for an order with other items; "
                          "use a new key for a different order.", "code": "idempotency_key_reused"}, {}  # fmt: skip
-        stored = await self.front.get(get_transport().key(record_key(order_id)))
+        stored = await self.front.get(get_transport().key(record_key(earlier_id)))
         if stored is None:
             raise _Delegate  # long taken: the view answers with the order as the database has it
-        return 202, json.loads(stored), {"location": f"{PATH}{order_id}/", "idempotent-replayed": "true"}
+        return 202, stored, {"location": f"{PATH}{earlier_id}/", "idempotent-replayed": "true"}
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -341,7 +368,7 @@ def _lines(body: bytes) -> list[tuple[int, int]] | None:
 
 def _throttles(customer_id: int) -> list[tuple[str, int, int]]:
     """The API's rate limits on placing an order (config.throttling), as (key, limit, window)."""
-    if not settings.THROTTLES_ENABLED:
+    if not conf().THROTTLES_ENABLED:
         return []
     return throttling.order_windows(customer_id, time.time())
 
@@ -433,15 +460,16 @@ def _replaying(body: bytes, receive: Receive) -> Receive:
 
 
 async def _send_json(send: Send, status: int, payload: Any, headers: dict[str, str], secure: bool) -> None:
-    body = json.dumps(payload, separators=(",", ":")).encode()
+    """Answer `payload` (JSON already encoded, as bytes, or a value to encode)."""
+    body = payload if isinstance(payload, bytes) else json.dumps(payload, separators=(",", ":")).encode()
     raw = [
         (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
         (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin"),
         (b"vary", b"Accept, Authorization"),
     ]  # fmt: skip
-    if secure and settings.SECURE_HSTS_SECONDS:
-        hsts = f"max-age={settings.SECURE_HSTS_SECONDS}"
-        if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
+    if secure and conf().SECURE_HSTS_SECONDS:
+        hsts = f"max-age={conf().SECURE_HSTS_SECONDS}"
+        if conf().SECURE_HSTS_INCLUDE_SUBDOMAINS:
             hsts += "; includeSubDomains"
         raw.append((b"strict-transport-security", hsts.encode()))
     raw += [(name.encode(), value.encode("latin-1")) for name, value in headers.items()]
