@@ -1,11 +1,13 @@
 """An operator follows an order the intake took: `trace_order` says it is received before the
-orders consumer writes it, then shows its whole life; `status` shows the intake's backlog."""
+orders consumer writes it, then shows its whole life; `status` and `/readyz?pipeline=1` show the
+intake's backlog."""
 
 from __future__ import annotations
 
 import pytest
 from django.core.management import CommandError, call_command
 from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
 
 from tests.factories import ProductFactory, UserFactory
 from tests.intake.test_intake_web import post
@@ -28,6 +30,7 @@ def test_trace_order_and_status_follow_an_order_from_the_intake_to_its_notificat
         call_command("status")
     backlog = [line.split() for line in capsys.readouterr().out.splitlines() if "orders.intake" in line]
     assert backlog == [["orders", "orders.intake", "0", "1", "0", "0"]]  # group, stream, live, lag, pending, retrying
+    assert APIClient().get("/readyz?pipeline=1").json()["intake_backlog"] == 1
 
     pump()
     call_command("trace_order", order["id"])
@@ -35,3 +38,4 @@ def test_trace_order_and_status_follow_an_order_from_the_intake_to_its_notificat
     assert "received by the intake, total" in printed
     assert "orders.OrderRequested applied by group orders" in printed
     assert "orders.OrderConfirmed applied by group notifications" in printed
+    assert APIClient().get("/readyz?pipeline=1").json()["intake_backlog"] == 0
