@@ -9,9 +9,24 @@ connection each time the listening socket is ready (the queue stayed near 0 in t
 
 from __future__ import annotations
 
+import time
 from typing import Any, ClassVar
 
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn_worker import UvicornWorker
+
+ARRIVED = "eventshop.arrived"
+
+
+class StampedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, stamping each request with the moment its first bytes were
+    parsed (`scope["extensions"]["eventshop.arrived"]`, time.monotonic()): under a surge a
+    request can wait seconds in the event loop before its handler runs, and the intake's
+    deadline counts from its arrival, not from when the handler got to it."""
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.scope["extensions"] = {ARRIVED: time.monotonic()}  # type: ignore[typeddict-unknown-key]
 
 
 class Worker(UvicornWorker):
@@ -20,6 +35,7 @@ class Worker(UvicornWorker):
     TRUST_X_FORWARDED_PROTO), not rewritten for any peer on loopback."""
 
     CONFIG_KWARGS: ClassVar[dict[str, Any]] = {
-        "loop": "asyncio", "http": "httptools", "proxy_headers": False, "server_header": False,
+        "loop": "asyncio", "http": "config.uvicorn:StampedHttpToolsProtocol",
+        "proxy_headers": False, "server_header": False,
         "access_log": False,  # the ASGI front (orders.intake) writes the access line, with the request id
     }  # fmt: skip

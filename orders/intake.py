@@ -187,7 +187,8 @@ class OrderIntake:
         return bool(host) and validate_host(host, conf().ALLOWED_HOSTS)
 
     async def _order(self, scope: Scope, headers: dict[bytes, bytes], receive: Receive, send: Send) -> None:
-        arrived = time.monotonic()
+        # When the server first read the request (config.uvicorn), else now.
+        arrived = scope.get("extensions", {}).get("eventshop.arrived") or time.monotonic()
         request_id = _request_id(headers.get(b"x-request-id"))
         try:
             body = await _read_body(receive, conf().DATA_UPLOAD_MAX_MEMORY_SIZE)
@@ -218,6 +219,9 @@ class OrderIntake:
     async def _take(
         self, headers: dict[bytes, bytes], body: bytes, request_id: uuid.UUID, arrived: float, gone: asyncio.Event
     ) -> tuple[int, Any, dict[str, str]] | None:
+        if time.monotonic() > arrived + conf().INTAKE_DEADLINE_S:  # waited out already: refuse cheaply
+            INTAKE_ANSWERS.labels(outcome="expired").inc()
+            return _busy("Your order waited too long to be taken and was not placed; please retry.")
         lines = _lines(body)
         sent_key = headers.get(b"idempotency-key")
         key = "" if sent_key is None else sent_key.decode("latin-1")
