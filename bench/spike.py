@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.stats import percentile
+from bench.stats import summary
 
 OUTCOMES = ("taken", "refused", "other_4xx", "5xx", "other", "timed_out", "reset")
 ANSWERED = ("taken", "refused", "other_4xx", "5xx", "other")
@@ -229,16 +229,7 @@ def retry_after_s(answer: Answer, cap: float) -> float:
 
 def quantiles(values: Sequence[float]) -> dict[str, float | int | None]:
     """p50, p90, p99, max (ms, rounded to 0.1) and n of a latency sample; None when empty."""
-    ordered = sorted(values)
-    if not ordered:
-        return {"p50": None, "p90": None, "p99": None, "max": None, "n": 0}
-    return {
-        "p50": round(percentile(ordered, 50), 1),
-        "p90": round(percentile(ordered, 90), 1),
-        "p99": round(percentile(ordered, 99), 1),
-        "max": round(ordered[-1], 1),
-        "n": len(ordered),
-    }
+    return summary(values, (50, 90, 99), digits=1, empty=None)
 
 
 @dataclass

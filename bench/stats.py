@@ -14,15 +14,16 @@ def percentile(sorted_values: Sequence[float], p: float) -> float:
     return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
-def summary(values: Sequence[float]) -> dict[str, float]:
-    """p50, p95, p99, max and count, rounded to 0.01."""
+def summary(
+    values: Sequence[float], points: Sequence[int] = (50, 95, 99), *, digits: int = 2, empty: float | None = math.nan
+) -> dict[str, float | int | None]:
+    """The percentiles `points` (as "p50", ...), max and count, rounded to `digits`; `empty` for
+    each when there are no values."""
     ordered = sorted(values)
     if not ordered:
-        return {"p50": math.nan, "p95": math.nan, "p99": math.nan, "max": math.nan, "n": 0}
+        return {**{f"p{p}": empty for p in points}, "max": empty, "n": 0}
     return {
-        "p50": round(percentile(ordered, 50), 2),
-        "p95": round(percentile(ordered, 95), 2),
-        "p99": round(percentile(ordered, 99), 2),
-        "max": round(ordered[-1], 2),
+        **{f"p{p}": round(percentile(ordered, p), digits) for p in points},
+        "max": round(ordered[-1], digits),
         "n": len(ordered),
     }

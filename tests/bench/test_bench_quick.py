@@ -4,15 +4,7 @@ speed: timings belong to `make bench`, not to tests."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
-from django.conf import settings
-
-from tests.processes import ROOT, database_url
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(600)]
 
@@ -21,29 +13,6 @@ REQUIRED = [
     "pipeline_orders_per_s", "pipeline_ceiling_commits_per_s", "pipeline_ratio",
     "latency_ms", "http_requests_per_s", "http_errors", "burst", "consumer_rss_growth_mb",
 ]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def quick_run(tmp_path_factory: pytest.TempPathFactory, django_db_setup: None, django_db_blocker: object) -> dict:
-    """One quick run against the test database, shared by the tests of this module."""
-    out = tmp_path_factory.mktemp("bench")
-    env = {
-        **{k: v for k, v in os.environ.items() if k not in ("DEBUG",)},
-        "DJANGO_SETTINGS_MODULE": "config.settings_bench",
-        "DATABASE_URL": database_url(),
-        "REDIS_URL": settings.REDIS_URL,
-        "SECRET_KEY": "bench-test-key-" + "0123456789abcdef" * 4,
-        "DEBUG": "false",
-    }
-    result = subprocess.run(
-        [sys.executable, "manage.py", "bench", "--quick", "--out", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=540, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    document = json.loads((out / "latest.json").read_text())
-    document["_stdout"] = result.stdout
-    document["_png"] = (out / "latest.png").exists()
-    return document
 
 
 def test_quick_benchmark_reports_every_figure_the_issue_asks_for(quick_run):

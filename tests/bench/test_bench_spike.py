@@ -1,18 +1,13 @@
-"""`manage.py bench --only spike --quick`: 300 customers arriving at once, then 50 staying for
-5 s, against the web as the Procfile runs it. Checks that the report accounts for every
-customer and request and that no order was lost or placed twice, never a speed."""
+"""The spike of `make bench QUICK=1` (tests/bench/conftest.py): 300 customers arriving at once,
+then 50 staying for 5 s, against the web as the Procfile runs it. Checks that the report
+accounts for every customer and request and that no order was lost or placed twice, never a
+speed."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
-from django.conf import settings
 
-from tests.processes import ROOT, database_url
+from tests.processes import ROOT
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(600)]
 
@@ -20,31 +15,8 @@ OUTCOMES = ("taken", "refused", "other_4xx", "5xx", "other", "timed_out", "reset
 ANSWERED = ("taken", "refused", "other_4xx", "5xx", "other")
 
 
-@pytest.fixture(scope="module")
-def spike_run(tmp_path_factory: pytest.TempPathFactory, django_db_setup: None, django_db_blocker: object) -> dict:
-    """One quick spike against the test database, shared by the tests of this module."""
-    out = tmp_path_factory.mktemp("bench-spike")
-    env = {
-        **{k: v for k, v in os.environ.items() if k not in ("DEBUG",)},
-        "DJANGO_SETTINGS_MODULE": "config.settings_bench",
-        "DATABASE_URL": database_url(),
-        "REDIS_URL": settings.REDIS_URL,
-        "SECRET_KEY": "bench-test-key-" + "0123456789abcdef" * 4,
-        "DEBUG": "false",
-    }
-    result = subprocess.run(
-        [sys.executable, "manage.py", "bench", "--only", "spike", "--quick", "--out", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=540, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    document = json.loads((out / "latest.json").read_text())
-    document["_stdout"] = result.stdout
-    document["_leftovers"] = [p.name for p in out.rglob("spike-config.json")]
-    return document
-
-
-def test_every_arriving_customer_is_accounted_for_once(spike_run):
-    spike = spike_run["scenarios"]["spike"]
+def test_every_arriving_customer_is_accounted_for_once(quick_run):
+    spike = quick_run["scenarios"]["spike"]
     phase1 = spike["phase1"]
 
     assert spike["customers"] == phase1["customers"] == phase1["requests"] == phase1["keys"] == 300
@@ -56,8 +28,8 @@ def test_every_arriving_customer_is_accounted_for_once(spike_run):
     assert phase1["refused_with_json"] + phase1["refused_without_json"] == phase1["refused"]
 
 
-def test_every_staying_customers_request_is_accounted_for(spike_run):
-    phase2 = spike_run["scenarios"]["spike"]["phase2"]
+def test_every_staying_customers_request_is_accounted_for(quick_run):
+    phase2 = quick_run["scenarios"]["spike"]["phase2"]
 
     assert phase2["customers"] == 50
     assert phase2["requests"] == sum(phase2[o] for o in OUTCOMES) > 0
@@ -67,8 +39,8 @@ def test_every_staying_customers_request_is_accounted_for(spike_run):
     assert phase2["keys_taken"] == phase2["taken"]
 
 
-def test_no_order_is_lost_or_placed_twice_and_the_pipeline_drains(spike_run):
-    spike = spike_run["scenarios"]["spike"]
+def test_no_order_is_lost_or_placed_twice_and_the_pipeline_drains(quick_run):
+    spike = quick_run["scenarios"]["spike"]
     orders = spike["orders"]
 
     assert orders["lost"] == 0
@@ -81,17 +53,17 @@ def test_no_order_is_lost_or_placed_twice_and_the_pipeline_drains(spike_run):
     assert orders["phase1_ghost"] == orders["phase1_created"] - orders["phase1_told_taken"]
     assert spike["drain"]["drained"]
     assert orders["still_pending"] == 0
-    assert spike_run["goals_met"] == {"spike_lost": True, "spike_duplicate_orders": True}
+    assert quick_run["goals_met"] == {"spike_lost": True, "spike_duplicate_orders": True}
 
 
-def test_the_report_names_the_web_it_measured_and_its_ceiling(spike_run):
-    spike = spike_run["scenarios"]["spike"]
+def test_the_report_names_the_web_it_measured_and_its_ceiling(quick_run):
+    spike = quick_run["scenarios"]["spike"]
 
     procfile = (ROOT / "Procfile").read_text().splitlines()
     assert f"web: {spike['web']['command']}" in procfile
     assert spike["ceiling"]["xadd_per_s"] > 0
     assert "one XADD per call" in spike["ceiling"]["how"]
     assert spike["loadgen_cpu_s"] > 0
-    assert "spike phase 1: answer latency, ms" in spike_run["_stdout"]
-    assert "spike: duplicate orders per key" in spike_run["_stdout"]
-    assert spike_run["_leftovers"] == []  # the customers' tokens are not left on disk
+    assert "spike phase 1: answer latency, ms" in quick_run["_stdout"]
+    assert "spike: duplicate orders per key" in quick_run["_stdout"]
+    assert quick_run["_leftovers"] == []  # the customers' tokens are not left on disk
