@@ -251,10 +251,10 @@ INTAKE_MAX_WAITING = env.int("INTAKE_MAX_WAITING", default=5000)
 # which must run with appendfsync always to keep it through a crash; see the README).
 INTAKE_WAIT_REPLICAS = env.int("INTAKE_WAIT_REPLICAS", default=0)
 INTAKE_WAIT_TIMEOUT_MS = env.int("INTAKE_WAIT_TIMEOUT_MS", default=500)
-# How old the intake's copy of the catalog may be, and how long the status page of an order
-# still in intake lives (the orders consumer writes it long before).
+# How old the intake's copy of the catalog may be, and how long the status record of an order
+# still in intake lives if the orders consumer does not delete it when it writes the order.
 INTAKE_CATALOG_TTL_S = env.float("INTAKE_CATALOG_TTL_S", default=2.0)
-INTAKE_RECORD_TTL_S = env.int("INTAKE_RECORD_TTL_S", default=3600)
+INTAKE_RECORD_TTL_S = env.int("INTAKE_RECORD_TTL_S", default=600)
 
 # --- request limits ----------------------------------------------------------------------------
 # Every body is bounded (BodyLimitMiddleware refuses a larger declared body before reading it);

@@ -249,12 +249,15 @@ class IntakeRecords:
         with translated():
             return self.client.get(self.key(name))
 
-    def intake_release(self, held: Sequence[tuple[str, str]]) -> None:
-        """Stop holding these (held set, member) against their owners: the database has them."""
-        if not held:
+    def intake_release(self, held: Sequence[tuple[str, str]], records: Sequence[str] = ()) -> None:
+        """Stop holding these (held set, member) against their owners and forget these records:
+        the database has them."""
+        if not held and not records:
             return
         with translated():
             pipe = self.client.pipeline(transaction=False)
             for name, member in held:
                 pipe.zrem(self.key(name), member)
+            if records:
+                pipe.unlink(*(self.key(name) for name in records))
             pipe.execute()

@@ -135,7 +135,8 @@ def order_place_requested(requests: Sequence[Envelope[OrderRequested]]) -> int:
     order_stage_reached("placed", (e.correlation_started_at for e, _, _ in placed))
     orders_counted(ORDERS_FINALIZED.labels(status=Order.Status.REJECTED), len(rejected))
     release = [(held_key(e.payload.customer_id), str(e.payload.order_id)) for e in wanted]
-    transaction.on_commit(functools.partial(_release, release), robust=True)
+    records = [record_key(e.payload.order_id) for e in wanted]
+    transaction.on_commit(functools.partial(_release, release, records), robust=True)
     return len(orders)
 
 
@@ -156,8 +157,10 @@ def _refusal(items: list[tuple[int, int]], catalog: dict, total: Decimal, held: 
     return ""
 
 
-def _release(held: list[tuple[str, str]]) -> None:
+def _release(held: list[tuple[str, str]], records: list[str]) -> None:
+    """The orders are in the database: the intake's hold on them and their records go (the
+    records would expire after INTAKE_RECORD_TTL_S anyway; Redis keeps only what is in intake)."""
     try:
-        get_transport().intake_release(held)
+        get_transport().intake_release(held, records)
     except TransportUnavailable:
-        pass  # the web forgets them after its window anyway
+        pass  # both expire on their own

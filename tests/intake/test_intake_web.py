@@ -17,6 +17,7 @@ import pytest
 from rest_framework.authtoken.models import Token
 
 from orders.models import Order
+from orders.taking import record_key
 from tests.factories import ProductFactory, StaffFactory, UserFactory
 from tests.processes import RedisServer, wait_until
 from tests.redisproxy import ReplyHoldingProxy
@@ -56,7 +57,9 @@ def shop(processes) -> dict[str, Any]:
     return {"product": product.pk, "alice": alice, "tokens": tokens}
 
 
-def test_an_order_is_taken_with_202_shown_as_received_to_its_customer_only_then_written_once(processes, shop, pump):
+def test_an_order_is_taken_with_202_shown_as_received_to_its_customer_only_then_written_once(
+    processes, shop, pump, transport
+):
     web = processes.start_web()
     tokens, product = shop["tokens"], shop["product"]
 
@@ -71,7 +74,10 @@ def test_an_order_is_taken_with_202_shown_as_received_to_its_customer_only_then_
     assert get(web, tokens["bob"], order["url"])[0] == 404
     assert get(web, tokens["staff"], order["url"])[0] == 200
 
+    record = transport.key(record_key(order["id"]))
+    assert transport.client.exists(record)
     pump()
+    assert not transport.client.exists(record)  # the database has it: Redis keeps only what is in intake
     pump()  # the same intake entries again: nothing more
     written = Order.objects.get()
     assert str(written.pk) == order["id"]
