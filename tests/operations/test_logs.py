@@ -54,7 +54,13 @@ def test_a_request_id_leads_to_every_line_about_the_order_in_the_web_and_the_con
     def consumer_lines() -> list[dict]:
         return [r for r in json_lines(processes.log("logs-inventory")) if r.get("aggregate_id") == order_id]
 
+    def access_lines() -> list[dict]:
+        lines = json_lines(processes.log("web"))
+        return [r for r in lines if r.get("logger") == "gunicorn.access" and r.get("path") == "/api/orders/"]
+
     wait_until(lambda: consumer_lines(), timeout=30, what="the consumer's line about the order")
+    # Access lines are written by a background thread (config.logs.BatchedStreamHandler).
+    wait_until(access_lines, timeout=10, what="the web's access line")
     web_lines = json_lines(processes.log("web"))
     handled = consumer_lines()
 
@@ -62,7 +68,7 @@ def test_a_request_id_leads_to_every_line_about_the_order_in_the_web_and_the_con
     assert placed
     assert all(r["correlation_id"] == request_id and r["request_id"] == request_id for r in placed)
     assert {r["role"] for r in placed} == {"web"}
-    access = [r for r in web_lines if r.get("logger") == "gunicorn.access" and r.get("path") == "/api/orders/"]
+    access = access_lines()
     assert [r["request_id"] for r in access] == [request_id]
     assert access[0]["status"] == "202"
     assert len(handled) == 1
