@@ -14,10 +14,13 @@ from django.http.response import HttpResponseBase
 from config.errorpages import database_unavailable, too_large
 from eventbus.logcontext import bound
 
-__all__ = ["BodyLimitMiddleware", "DatabaseUnavailableMiddleware", "HtmlPolicyMiddleware", "RequestIdMiddleware"]
+__all__ = [
+    "BodyLimitMiddleware", "DatabaseUnavailableMiddleware", "HtmlPolicyMiddleware", "RequestIdMiddleware",
+    "request_id_from",
+]  # fmt: skip
 
 
-def _request_id(header: str | None) -> uuid.UUID:
+def request_id_from(header: str | None) -> uuid.UUID:
     """The client's X-Request-ID if it is a UUID, else a new one."""
     if header:
         try:
@@ -37,7 +40,7 @@ class RequestIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        request_id = _request_id(request.headers.get("X-Request-ID"))
+        request_id = request_id_from(request.headers.get("X-Request-ID"))
         request.request_id = request_id  # type: ignore[attr-defined]
         with bound(request_id=request_id, correlation_id=request_id):
             response = self.get_response(request)

@@ -41,6 +41,7 @@ from django.http.request import split_domain_port, validate_host
 
 from config import throttling
 from config.metrics import HTTP_DURATION, HTTP_REQUESTS, INTAKE_ANSWERS
+from config.middleware import request_id_from
 from eventbus import tracing
 from eventbus.codec import encode
 from eventbus.events import Envelope
@@ -189,7 +190,8 @@ class OrderIntake:
     async def _order(self, scope: Scope, headers: dict[bytes, bytes], receive: Receive, send: Send) -> None:
         # When the server first read the request (config.uvicorn), else now.
         arrived = scope.get("extensions", {}).get("eventshop.arrived") or time.monotonic()
-        request_id = _request_id(headers.get(b"x-request-id"))
+        sent_id = headers.get(b"x-request-id")
+        request_id = request_id_from(None if sent_id is None else sent_id.decode("latin-1"))
         try:
             body = await _read_body(receive, conf().DATA_UPLOAD_MAX_MEMORY_SIZE)
         except Abandoned:
@@ -406,15 +408,6 @@ def _iso(value: dt.datetime) -> str:
 
 def _busy(detail: str) -> tuple[int, dict[str, Any], dict[str, str]]:
     return 503, {"detail": detail, "code": "busy"}, {"retry-after": "2"}
-
-
-def _request_id(header: bytes | None) -> uuid.UUID:
-    if header:
-        try:
-            return uuid.UUID(header.decode("latin-1").strip())
-        except ValueError:
-            pass
-    return uuid.uuid4()
 
 
 def _secure(scope: Scope, headers: dict[bytes, bytes]) -> bool:

@@ -54,6 +54,7 @@ __all__ = [
     "order_lines_errors",
     "order_place",
     "order_reject_many",
+    "product_problem",
 ]
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,15 @@ def order_lines_errors(items: Sequence[tuple[int, int]]) -> dict[str, Any] | Non
         seen.add(product_id)
         errors.append(line)
     return {"items": errors} if any(errors) else None
+
+
+def product_problem(product_id: int, product: Any | None) -> str:
+    """Why an order cannot name this product (its catalog entry, or None), or ''."""
+    if product is None:
+        return f"Product {product_id} does not exist."
+    if not product.active:
+        return f"Product {product_id} is not available."
+    return ""
 
 
 def derived_order_id(customer_id: int, idempotency_key: str) -> uuid.UUID:
@@ -224,13 +234,8 @@ def _place(
             )
     errors = []
     for product_id, _ in items:
-        product = catalog.get(product_id)
-        if product is None:
-            errors.append({"product_id": [f"Product {product_id} does not exist."]})
-        elif not product.active:
-            errors.append({"product_id": [f"Product {product_id} is not available."]})
-        else:
-            errors.append({})
+        problem = product_problem(product_id, catalog.get(product_id))
+        errors.append({"product_id": [problem]} if problem else {})
     if any(errors):
         raise InvalidInput({"items": errors})
 

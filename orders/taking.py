@@ -31,7 +31,7 @@ from eventbus.transport import TransportUnavailable, get_transport
 from orders.events import OrderPlaced, OrderRejected, OrderRequested
 from orders.models import Order, OrderItem
 from orders.selectors import catalog_products
-from orders.services import CENT, MAX_ORDER_TOTAL, order_lines_errors
+from orders.services import CENT, MAX_ORDER_TOTAL, order_lines_errors, product_problem
 
 __all__ = ["held_key", "order_place_requested", "received_order", "record_key"]
 
@@ -145,11 +145,8 @@ def _refusal(items: list[tuple[int, int]], catalog: dict, total: Decimal, held: 
     if order_lines_errors(items):
         return "The order's lines are not valid."
     for product_id, _ in items:
-        product = catalog.get(product_id)
-        if product is None:
-            return f"Product {product_id} does not exist."
-        if not product.active:
-            return f"Product {product_id} is not available."
+        if problem := product_problem(product_id, catalog.get(product_id)):
+            return problem
     if total > MAX_ORDER_TOTAL:
         return f"The order's total of {total:,.2f} is over the maximum of {MAX_ORDER_TOTAL:,.2f}."
     if limit and held >= limit:
