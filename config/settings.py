@@ -183,16 +183,34 @@ EVENTBUS = {
     # How long a committing process (a web request) waits for Redis to take its events before
     # leaving them to the relay: a slow or stalled Redis must not hold up the answer.
     "PUBLISH_TIMEOUT_S": env.float("PUBLISH_TIMEOUT_S", default=0.25),
+    # With replicas: an event counts as published (its outbox row marked) only once this many
+    # replicas have it (Redis WAIT, up to WAIT_TIMEOUT_MS), so a failover cannot lose it. 0: the
+    # primary's acknowledgement is enough (then a failover relies on eventbus.recovery).
+    "WAIT_REPLICAS": env.int("PUBLISH_WAIT_REPLICAS", default=0),
+    "WAIT_TIMEOUT_MS": env.int("PUBLISH_WAIT_TIMEOUT_MS", default=500),
     "RELAY_BATCH_SIZE": env.int("RELAY_BATCH_SIZE", default=1000),
     # The relay wakes on a Redis message published after each commit that recorded events;
     # this interval is only the backstop for a missed wake-up.
     "RELAY_POLL_INTERVAL": env.float("RELAY_POLL_INTERVAL", default=1.0),
-    # 0: the relay deletes outbox rows as it publishes them (the fast default). Otherwise it
-    # keeps them, marked published, this long for inspection, then purges them.
-    "OUTBOX_RETENTION_S": env.int("OUTBOX_RETENTION_S", default=0),
+    # Published outbox rows are kept (marked published) this long, then purged: if Redis loses
+    # data (restarted without persistence, flushed, failed over to a replica that missed writes)
+    # the relay publishes them again (eventbus.recovery). 0 deletes rows as they are published:
+    # a little faster, and nothing to recover from.
+    "OUTBOX_RETENTION_S": env.int("OUTBOX_RETENTION_S", default=3600),
+    # The reconciler (in the relay) publishes again a kept event that a group handling it has
+    # not applied this long after it was published, once the group is past it on its stream.
+    # 0 turns it off.
+    "RECONCILE_AFTER_S": env.float("RECONCILE_AFTER_S", default=120.0),
+    "RECONCILE_INTERVAL_S": env.float("RECONCILE_INTERVAL_S", default=30.0),
     # Inbox rows older than this are purged; redelivery after this long is not expected.
     "INBOX_RETENTION_S": env.int("INBOX_RETENTION_S", default=7 * 24 * 3600),
     "CONSUMER_BATCH_SIZE": env.int("CONSUMER_BATCH_SIZE", default=100),
+    # Split each stream into this many partitions by aggregate id (eventbus.partitions); within
+    # a group each partition is read by one consumer at a time, holding a lease of this length.
+    # 1 keeps one stream per event family (and today's key names). Change it only drained
+    # (docs/scaling.md).
+    "PARTITIONS": env.int("EVENTBUS_PARTITIONS", default=1),
+    "LEASE_TTL_MS": env.int("EVENTBUS_LEASE_TTL_MS", default=10_000),
     "CONSUMER_BLOCK_MS": env.int("CONSUMER_BLOCK_MS", default=2000),
     # Retry policy: exponential backoff with full jitter. "default" applies to every group;
     # add a group's name (e.g. "notifications": {...}) to override it for that group.

@@ -22,7 +22,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from dashboard.invariants import run_checks
-from eventbus import registry, timeseries
+from eventbus import partitions, registry, timeseries
 from eventbus.models import DeadLetter
 from eventbus.status import PipelineStatus, pipeline_status
 from eventbus.transport import TransportUnavailable, get_transport
@@ -110,7 +110,14 @@ def _group(group: str, status: PipelineStatus, handled: Buckets, *, now: float) 
         "alive": _alive(status, len(consumers)),
         "consumers": consumers,
         "streams": [
-            {"stream": g.stream, "lag": g.lag, "pending": g.pending, "retrying": g.retrying}
+            {
+                "stream": g.stream,
+                "owner": g.owner,
+                "lag": g.lag,
+                "pending": g.pending,
+                "retrying": g.retrying,
+                "partition": partitions.logical(g.stream)[1] is not None,
+            }
             for g in status.groups
             if g.group == group
         ],

@@ -8,7 +8,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from eventbus.deadletters import deadletter_discard, deadletter_replay
-from eventbus.models import DeadLetter, OutboxEvent, ProcessedEvent
+from eventbus.models import BusMemory, DeadLetter, OutboxEvent, ProcessedEvent
 from eventbus.transport import TransportUnavailable
 
 
@@ -95,3 +95,11 @@ class DeadLetterAdmin(admin.ModelAdmin):
     def discard(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
         n = deadletter_discard(deadletters=queryset)
         self.message_user(request, f"Discarded {n} dead letter(s).", messages.SUCCESS)
+
+
+@admin.register(BusMemory)
+class BusMemoryAdmin(ReadOnlyAdmin):
+    """What the relay last verified of Redis (eventbus.recovery): read-only."""
+
+    list_display = ["key_prefix", "token", "checked_at", "settled_before"]
+    readonly_fields = ["key_prefix", "token", "checked_at", "settled_before", "seen"]

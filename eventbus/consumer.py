@@ -19,11 +19,12 @@ from collections import defaultdict
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
-from eventbus import logcontext, registry
+from eventbus import logcontext, partitions, registry
 from eventbus.batch import BatchProcessor, Stats
 from eventbus.failures import DEFAULT_NEWER_VERSION_WAIT_S, FailurePolicy, RetryPolicy
 from eventbus.heartbeats import Heartbeat
-from eventbus.transport import GroupMissing, Message, Transport
+from eventbus.leases import Leases
+from eventbus.transport import GroupMissing, Message, Transport, TransportUnavailable
 from eventbus.worker import ShutdownRequested, Worker
 
 __all__ = ["Consumer", "RetryPolicy", "ShutdownRequested", "Stats", "default_consumer_name"]
@@ -62,6 +63,10 @@ class Consumer(Worker):
         self.claim_interval_s = conf["CLAIM_INTERVAL_S"]
         self.consumer_idle_remove_ms = conf["CONSUMER_IDLE_REMOVE_MS"]
         self.streams = [*registry.streams_for(group), Transport.replay_stream(group)]
+        # Partition streams are read under a lease (eventbus.leases); the others by every
+        # consumer of the group, first come first served.
+        self.partition_streams = [s for s in self.streams if partitions.logical(s)[1] is not None]
+        self.lease_ttl_ms = conf["LEASE_TTL_MS"]
         self.stats = Stats()
         self._started_at = time.time()
         self._groups_ready = False
@@ -81,6 +86,18 @@ class Consumer(Worker):
             self.group, self.transport, failures, self.stats, consumer=self.name, retry_scheduled=self._retry_due_at
         )
 
+    @functools.cached_property
+    def leases(self) -> Leases | None:
+        """This consumer's partition leases; None when the group reads no partitioned stream."""
+        if not self.partition_streams:
+            return None
+        return Leases(self.transport, self.group, self.name, self.partition_streams, ttl_ms=self.lease_ttl_ms)
+
+    def readable(self) -> list[str]:
+        """The streams to read now: the partitions leased, and every stream not partitioned."""
+        held = set(self.leases.held) if self.leases else set()
+        return [s for s in self.streams if s in held or s not in self.partition_streams]
+
     @property
     def who(self) -> str:
         return f"consumer {self.name}"
@@ -90,7 +107,7 @@ class Consumer(Worker):
             role="consumer", name=self.name, groups=[self.group], streams=self.streams, started_at=self._started_at,
             last_batch_at=self.stats.last_batch_at, batch_size=self.stats.last_batch_size,
             processed=self.stats.processed, duplicates=self.stats.duplicates, retries=self.stats.retried,
-            dead=self.stats.dead,
+            dead=self.stats.dead, partitions=list(self.leases.held) if self.leases else [],
         )  # fmt: skip
 
     def run(self, *, once: bool = False) -> Stats:
@@ -103,11 +120,30 @@ class Consumer(Worker):
         self.log.info("consumer %s of group %s reading %s", self.name, self.group, ", ".join(self.streams))
         with logcontext.bound(group=self.group, consumer=self.name):
             self.loop(once=once)
+            self._release_leases()
         self.log.info(
             "consumer %s stopped: %d processed, %d duplicates, %d retries, %d dead letters",
             self.name, self.stats.processed, self.stats.duplicates, self.stats.retried, self.stats.dead,
         )  # fmt: skip
         return self.stats
+
+    def _release_leases(self) -> None:
+        if self.leases is None or not self.leases.held:
+            return
+        try:
+            self.leases.release_all()
+        except TransportUnavailable as exc:
+            self.log.warning("could not give back the partition leases (they expire by themselves): %s", exc)
+
+    def _refresh_leases(self) -> bool:
+        """Renew and rebalance the partition leases (eventbus.leases); take over the pending
+        entries of each partition taken. True if that processed anything."""
+        assert self.leases is not None
+        taken, _ = self.leases.refresh()
+        busy = False
+        for stream in taken:
+            busy |= self._claim_all_pending(stream, min_idle_ms=0) > 0
+        return busy
 
     def ensure_groups(self) -> None:
         """Create the group on each of its streams (MKSTREAM) if it does not exist yet."""
@@ -128,11 +164,13 @@ class Consumer(Worker):
             connection.ensure_connection()  # say at start if the database is unreachable
             self.ensure_groups()
             self._groups_ready = True
+        busy = False
+        if self.leases is not None and not self.leases.due_in_s():
+            busy |= self._refresh_leases()
         if not self._own_pending_done:
             self._drain_own_pending()
             self._own_pending_done = True
         now = time.monotonic()
-        busy = False
         if now >= self._next_retry_check:
             busy |= self._run_due_retries()
         if now >= self._next_claim:
@@ -147,8 +185,16 @@ class Consumer(Worker):
         block_ms = None
         if not once and self.block_ms:
             until_retry_check = max(self._next_retry_check - time.monotonic(), 0.001)
+            if self.leases is not None:  # wake in time to renew the leases
+                until_retry_check = min(until_retry_check, max(self.leases.due_in_s(), 0.001))
             block_ms = max(1, min(self.block_ms, int(until_retry_check * 1000)))
-        messages = self._read(dict.fromkeys(self.streams, ">"), block_ms=block_ms)
+        messages = self._read(dict.fromkeys(self.readable(), ">"), block_ms=block_ms)
+        if messages and self.leases is not None and not self.leases.valid():
+            # Paused past most of a lease period (a stalled host): make sure the partitions
+            # these came from are still ours. Those that are not stay pending for their owner.
+            _, lost = self.leases.refresh()
+            if lost:
+                messages = [m for m in messages if m.stream not in lost]
         if messages:
             self._batches.process(messages, redelivered=False)
         return not messages
@@ -169,7 +215,7 @@ class Consumer(Worker):
         """Process what this consumer name read but never acknowledged (a previous run of it).
         Listed with XPENDING, which is not a delivery; messages waiting for a scheduled retry
         are left to it, and only the rest are claimed again (which counts as an attempt)."""
-        for stream in self.streams:
+        for stream in self.readable():
             after = "-"
             while not self.stopping:
                 ids = self.transport.pending_ids(stream, self.group, self.name, after=after, count=self.batch_size)
@@ -204,27 +250,33 @@ class Consumer(Worker):
 
     def reclaim(self) -> bool:
         """Claim messages pending longer than CLAIM_MIN_IDLE_MS in any consumer of the group
-        (one that died) and process them. Follows XAUTOCLAIM's cursor to the end of the pending
-        list. JUSTID keeps messages that only wait for their retry from using up an attempt;
-        entries deleted from the stream are acknowledged as tombstones."""
+        (one that died) and process them, on the streams this consumer reads."""
         found = False
-        for stream in self.streams:
-            cursor = "0-0"
-            while not self.stopping:
-                cursor, ids, deleted = self.transport.autoclaim_ids(
-                    stream, self.group, self.name,
-                    min_idle_ms=self.claim_min_idle_ms, start=cursor, count=self.batch_size,
-                )  # fmt: skip
-                if deleted:
-                    self.transport.ack(self.group, {stream: deleted})
-                claimed = self._claim_and_process(stream, ids) if ids else 0
-                if claimed:
-                    found = True
-                    self.stats.reclaimed += claimed
-                    self.log.warning("claimed %d message(s) on %s left pending by a stopped consumer", claimed, stream)
-                if cursor in ("0-0", "0"):
-                    break
+        for stream in self.readable():
+            claimed = self._claim_all_pending(stream, min_idle_ms=self.claim_min_idle_ms)
+            if claimed:
+                found = True
+                self.stats.reclaimed += claimed
+                self.log.warning("claimed %d message(s) on %s left pending by a stopped consumer", claimed, stream)
         return found
+
+    def _claim_all_pending(self, stream: str, *, min_idle_ms: int) -> int:
+        """Claim and process every message of the stream pending at least min_idle_ms in any
+        consumer of the group. Follows XAUTOCLAIM's cursor to the end of the pending list.
+        JUSTID keeps messages that only wait for their retry from using up an attempt; entries
+        deleted from the stream are acknowledged as tombstones. Returns how many."""
+        total = 0
+        cursor = "0-0"
+        while not self.stopping:
+            cursor, ids, deleted = self.transport.autoclaim_ids(
+                stream, self.group, self.name, min_idle_ms=min_idle_ms, start=cursor, count=self.batch_size,
+            )  # fmt: skip
+            if deleted:
+                self.transport.ack(self.group, {stream: deleted})
+            total += self._claim_and_process(stream, ids) if ids else 0
+            if cursor in ("0-0", "0"):
+                break
+        return total
 
     def _run_chores(self, now: float) -> None:
         for chore in self._chores:

@@ -11,10 +11,11 @@ the stream its events are published on, their aggregate type and the prefix of t
         order_id: uuid.UUID
 
 A class that names a `prefix` opens a family and is not an event itself. An event may add
-`version=2`, `name="..."` (to keep its type name when the class is renamed) or its own `stream`
-or `aggregate_type`. Defining an event registers it under (type, version); a consumer reads
-every message of a type into the newest class registered for it (older versions through the
-upcasters of eventbus.upcasting). The wire form is eventbus.codec's.
+`version=2`, `name="..."` (to keep its type name when the class is renamed), its own `stream`
+or `aggregate_type`, or `partitioned=False` (one stream even with EVENTBUS_PARTITIONS > 1).
+Defining an event registers it under (type, version); a consumer reads every message of a type
+into the newest class registered for it (older versions through the upcasters of
+eventbus.upcasting). The wire form is eventbus.codec's.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import datetime as dt
 import uuid
 from typing import Any, ClassVar, Generic, TypeVar
 
-from eventbus import tracing
+from eventbus import partitions, tracing
 
 __all__ = [
     "Envelope",
@@ -72,7 +73,7 @@ _BY_VERSION: dict[tuple[str, int], type[Event]] = {}
 _NEWEST: dict[str, type[Event]] = {}
 
 # What a family base or an event may say about itself, as keywords of its class statement.
-_DECLARED = ("type", "version", "stream", "aggregate_type")
+_DECLARED = ("type", "version", "stream", "aggregate_type", "partitioned")
 
 
 class Event:
@@ -83,6 +84,8 @@ class Event:
     stream: ClassVar[str]
     aggregate_type: ClassVar[str]
     type_prefix: ClassVar[str | None] = None
+    # Split over EVENTBUS_PARTITIONS partition streams by aggregate id (eventbus.partitions).
+    partitioned: ClassVar[bool] = True
 
     def __init_subclass__(
         cls,
@@ -92,6 +95,7 @@ class Event:
         version: int = 1,
         stream: str | None = None,
         aggregate_type: str | None = None,
+        partitioned: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init_subclass__(**kwargs)
@@ -103,6 +107,8 @@ class Event:
             )
         if stream is not None:
             cls.stream = stream
+        if partitioned is not None:
+            cls.partitioned = partitioned
         if aggregate_type is not None:
             cls.aggregate_type = aggregate_type
         if prefix is not None:
@@ -197,7 +203,9 @@ class Envelope(Generic[E]):
 
     @property
     def stream(self) -> str:
-        return self.payload.stream
+        """The stream it is published on: its event's, or the partition of it its aggregate
+        hashes to (eventbus.partitions)."""
+        return partitions.stream_for(self.payload.stream, self.aggregate_id, partitioned=self.payload.partitioned)
 
 
 def __getattr__(name: str) -> object:

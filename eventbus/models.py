@@ -137,3 +137,27 @@ class DeadLetter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.consumer_group} {self.event_type or '?'} {self.message_id}"
+
+
+class BusMemory(models.Model):
+    """What the relay last verified of the Redis data set under one key prefix: the token it
+    wrote into it, when it last checked, each stream's last entry id and each group's streams,
+    and the time before which every group had handled every event (`settled_before`). If Redis
+    forgets (restarted without persistence, flushed, failed over to a replica that missed
+    writes), the token, an id or a group no longer matches, and the relay publishes again every
+    kept outbox row published since `settled_before` (eventbus.recovery)."""
+
+    key_prefix = models.CharField(max_length=200, primary_key=True, blank=True)
+    token = models.CharField(max_length=64)
+    checked_at = models.DateTimeField()
+    settled_before = models.DateTimeField()
+    seen = models.JSONField(default=dict, help_text="{'ids': {stream: last entry id}, 'groups': ['group@stream']}")
+
+    class Meta:
+        verbose_name = "bus memory"
+        verbose_name_plural = "bus memory"
+
+    def __str__(self) -> str:
+        return (
+            f"Redis data set {self.token} (key prefix {self.key_prefix!r}) checked {self.checked_at:%Y-%m-%d %H:%M:%S}"
+        )

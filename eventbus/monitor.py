@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from eventbus import registry
+from eventbus import partitions, registry
 from eventbus.models import DeadLetter, OutboxEvent
 from eventbus.transport import Transport, get_transport
 
@@ -19,7 +19,8 @@ class GroupState:
     consumers: int
     pending: int  # delivered, not yet acknowledged
     lag: int  # on the stream, not yet delivered to the group
-    retrying: int  # waiting for a retry (part of pending)
+    retrying: int  # waiting for a retry (part of pending); the group's, on its first stream
+    owner: str = ""  # the consumer holding the partition's lease; "" if not a partition or none
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,9 @@ def pipeline_backlog(transport: Transport | None = None) -> Backlog:
     groups = []
     for group in registry.groups():
         retrying = transport.retries.count(group)
-        for stream in [*registry.streams_for(group), Transport.replay_stream(group)]:
+        streams = registry.streams_for(group)
+        owners = transport.lease_owners(group, [s for s in streams if partitions.logical(s)[1] is not None])
+        for stream in [*streams, Transport.replay_stream(group)]:
             for info in transport.groups(stream):
                 if info.name != group:
                     continue
@@ -63,7 +66,8 @@ def pipeline_backlog(transport: Transport | None = None) -> Backlog:
                         consumers=info.consumers,
                         pending=info.pending,
                         lag=_lag(transport, stream, info.last_delivered_id, info.lag),
-                        retrying=retrying if stream in registry.streams_for(group) else 0,
+                        retrying=retrying if stream == streams[0] else 0,  # counted per group, once
+                        owner=owners.get(stream) or "",
                     )
                 )
     return Backlog(

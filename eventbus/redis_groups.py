@@ -5,13 +5,17 @@ adapter (eventbus.redis_streams.Transport has these methods).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import redis
 
 from eventbus.redis_client import id_key, next_id, text, translated
 
-__all__ = ["GroupAdmin", "GroupInfo"]
+__all__ = ["INCARNATION_KEY", "GroupAdmin", "GroupInfo"]
+
+# A token written once into each Redis data set (see GroupAdmin.incarnation).
+INCARNATION_KEY = "eventbus:incarnation"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +107,66 @@ class GroupAdmin:
                 else:
                     needed.append(next_id(text(g["last-delivered-id"])))
             return self.client.xtrim(key, minid=min(needed, key=id_key), approximate=True)
+
+    # --- what Redis remembers (eventbus.recovery) ---------------------------------------------
+
+    def incarnation(self, candidate: str) -> str:
+        """The token naming this Redis data set: `candidate` is stored if none is (a new or
+        emptied Redis), and the stored one returned. A token that changes means Redis forgot."""
+        key = self.key(INCARNATION_KEY)
+        with translated():
+            pipe = self.client.pipeline(transaction=True)
+            pipe.set(key, candidate, nx=True)
+            pipe.get(key)
+            _, token = pipe.execute()
+        return text(token)
+
+    def last_ids(self, streams: Sequence[str]) -> dict[str, str]:
+        """Each stream's last generated entry id (XINFO STREAM), "0-0" for a stream that does
+        not exist. Ids only grow: one that went back means entries were lost."""
+        out: dict[str, str] = {}
+        with translated():
+            pipe = self.client.pipeline(transaction=False)
+            for stream in streams:
+                pipe.xinfo_stream(self.key(stream))
+            replies = pipe.execute(raise_on_error=False)
+        for stream, reply in zip(streams, replies, strict=True):
+            if isinstance(reply, redis.ResponseError):
+                if "no such key" not in str(reply):
+                    raise reply
+                out[stream] = "0-0"
+            elif isinstance(reply, Exception):
+                with translated():
+                    raise reply
+            else:
+                out[stream] = text(reply["last-generated-id"])
+        return out
+
+    def delivered_up_to(self, stream: str, group: str) -> tuple[str, bool] | None:
+        """How far the group has delivered and acknowledged the stream: (id, caught_up). Every
+        entry up to `id` is handled (its last delivered id, or just before its oldest pending
+        entry); caught_up: that is every entry the stream ever had (nothing pending, nothing
+        undelivered). None when the group does not exist."""
+        key = self.key(stream)
+        with translated():
+            try:
+                pipe = self.client.pipeline(transaction=False)
+                pipe.xinfo_stream(key)
+                pipe.xinfo_groups(key)
+                info, groups = pipe.execute()
+            except redis.ResponseError as exc:
+                if "no such key" in str(exc):
+                    return None
+                raise
+            row = next((g for g in groups if text(g["name"]) == group), None)
+            if row is None:
+                return None
+            delivered = text(row["last-delivered-id"])
+            if not row["pending"]:
+                return delivered, id_key(delivered) >= id_key(text(info["last-generated-id"]))
+            summary = self.client.xpending(key, group)
+        oldest = text(summary["min"]) if summary["pending"] else delivered
+        return min(delivered, oldest, key=id_key), False
 
     def remove_idle_consumers(self, stream: str, group: str, *, idle_ms: int, keep: str = "") -> list[str]:
         """Delete consumers idle longer than idle_ms that hold no pending message (deleting one

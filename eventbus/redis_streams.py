@@ -17,9 +17,10 @@ from dataclasses import dataclass
 import redis
 from django.conf import settings
 
-from eventbus.redis_client import Subscription, id_key, make_client, text, translated
+from eventbus.redis_client import Subscription, TransportUnavailable, id_key, make_client, text, translated
 from eventbus.redis_groups import GroupAdmin, GroupInfo
 from eventbus.redis_intake import IntakeRecords
+from eventbus.redis_leases import LeaseStore
 from eventbus.redis_records import ProcessRecords
 from eventbus.retry_store import MessageKey, RetryStore
 
@@ -41,7 +42,7 @@ class Message:
     fields: Fields | None
 
 
-class Transport(GroupAdmin, ProcessRecords, IntakeRecords):
+class Transport(GroupAdmin, ProcessRecords, IntakeRecords, LeaseStore):
     """A connection to one Redis with the stream operations the relay and consumers need.
 
     Thread-safe (redis-py clients pool their connections). A process gets its own through
@@ -49,10 +50,19 @@ class Transport(GroupAdmin, ProcessRecords, IntakeRecords):
     """
 
     def __init__(
-        self, url: str, *, prefix: str = "", client_name: str | None = None, publish_timeout_s: float = 0.25
+        self,
+        url: str,
+        *,
+        prefix: str = "",
+        client_name: str | None = None,
+        publish_timeout_s: float = 0.25,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 500,
     ) -> None:
         self.url = url
         self.prefix = prefix
+        self.wait_replicas = wait_replicas
+        self.wait_timeout_ms = wait_timeout_ms
         self._client_name = client_name
         self.client = make_client(url, socket_timeout=10.0, client_name=client_name)
         # Publishing right after a commit happens while a client waits for its answer: give up
@@ -123,19 +133,37 @@ class Transport(GroupAdmin, ProcessRecords, IntakeRecords):
         self, entries: Sequence[tuple[str, Fields | dict[str, str]]], *, mark: Sequence[str] = (), prompt: bool = False
     ) -> list[str]:
         """XADD every entry in one pipelined round trip, in order, and return the new ids; with
-        `mark`, also add those event ids to the published set, in the same round trip. With
-        `prompt`, give up after EVENTBUS["PUBLISH_TIMEOUT_S"] (someone is waiting).
+        `mark`, also add those event ids to the published set. With `prompt`, give up after
+        EVENTBUS["PUBLISH_TIMEOUT_S"] (someone is waiting).
+
+        With EVENTBUS["WAIT_REPLICAS"], the entries count as published only once that many
+        replicas have them (WAIT, in the same round trip): a primary that fails over to a
+        replica right after acknowledging them cannot take them along. Too few replicas in
+        WAIT_TIMEOUT_MS raises TransportUnavailable, and nothing is marked: the caller keeps its
+        rows unpublished and publishes them again later.
 
         Not transactional: if the connection drops half-way some entries may be on the stream;
         the caller publishes them again and consumers drop the duplicates by event id.
         """
         with translated():
-            pipe = (self._prompt if prompt else self.client).pipeline(transaction=False)
+            client = self._prompt if prompt else self.client
+            pipe = client.pipeline(transaction=False)
             for stream, fields in entries:
                 pipe.xadd(self.key(stream), fields)
-            if mark:
+            if self.wait_replicas:
+                pipe.wait(self.wait_replicas, self.wait_timeout_ms)
+            elif mark:
                 pipe.sadd(self.key(PUBLISHED_SET), *mark)
             replies = pipe.execute()
+            if self.wait_replicas:
+                acked = replies[-1]
+                if acked < self.wait_replicas:
+                    raise TransportUnavailable(
+                        f"WAIT: {acked} of the {self.wait_replicas} replica(s) WAIT_REPLICAS asks for confirmed "
+                        f"the entries within {self.wait_timeout_ms} ms"
+                    )
+                if mark:  # the marks only once the entries are safe
+                    client.sadd(self.key(PUBLISHED_SET), *mark)
         return [text(i) for i in replies[: len(entries)]]
 
     def take_published_marks(self, limit: int) -> list[str]:

@@ -5,9 +5,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from eventbus import partitions
 from eventbus.events import Envelope, Event
 
-__all__ = ["Chore", "Handler", "chores_for", "groups", "handler_for", "handles", "housekeeping", "streams_for"]
+__all__ = [
+    "Chore",
+    "Handler",
+    "chores_for",
+    "groups",
+    "handled_types",
+    "handler_for",
+    "handles",
+    "housekeeping",
+    "streams_for",
+]
 
 # A handler names the events it takes (list[Envelope[OrderPlaced]]); the registry holds any.
 Handler = Callable[[list[Envelope[Any]]], None]
@@ -16,6 +27,7 @@ H = TypeVar("H", bound=Handler)
 _HANDLERS: dict[str, dict[str, Handler]] = {}
 _PIPELINE_SAFE: set[Handler] = set()
 _STREAMS: dict[str, set[str]] = {}
+_UNPARTITIONED: set[str] = set()
 Chore = tuple[float, Callable[[], object]]
 _CHORES: dict[str, list[Chore]] = {}
 
@@ -43,6 +55,8 @@ def handles(*event_classes: type[Event], group: str, pipeline_safe: bool = False
                 raise ValueError(f"group {group!r} already has a handler for {cls.type}")
             table[cls.type] = func
             _STREAMS.setdefault(group, set()).add(cls.stream)
+            if not cls.partitioned:
+                _UNPARTITIONED.add(cls.stream)
         return func
 
     return register
@@ -53,24 +67,37 @@ def handler_for(group: str, event_type: str) -> Handler | None:
     return _HANDLERS.get(group, {}).get(event_type)
 
 
+def handled_types(group: str) -> list[str]:
+    """The event types the group has a handler for, sorted."""
+    return sorted(_HANDLERS.get(group, {}))
+
+
 def groups() -> list[str]:
     """Every consumer group with a handler, sorted."""
     return sorted(_HANDLERS)
 
 
 def streams_for(group: str) -> list[str]:
-    """The streams a group reads: those of the events it handles."""
+    """The streams a group reads: those of the events it handles, each partition of a
+    partitioned one (eventbus.partitions)."""
     try:
-        return sorted(_STREAMS[group])
+        logical = sorted(_STREAMS[group])
     except KeyError:
         raise LookupError(f"no handlers are registered for consumer group {group!r}") from None
+    return [name for stream in logical for name in partitions.expand(stream, partitioned=partitioned(stream))]
+
+
+def partitioned(stream: str) -> bool:
+    """Whether a logical stream is split into partitions (all are, but those of events declared
+    `partitioned=False`)."""
+    return stream not in _UNPARTITIONED
 
 
 def subscriptions() -> dict[str, list[str]]:
-    """stream -> groups reading it."""
+    """stream (each partition) -> groups reading it."""
     out: dict[str, list[str]] = {}
-    for group, streams in _STREAMS.items():
-        for stream in streams:
+    for group in _STREAMS:
+        for stream in streams_for(group):
             out.setdefault(stream, []).append(group)
     return out
 

@@ -25,7 +25,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 import bulk
-from eventbus import registry, tracing, wakeup
+from eventbus import recovery, registry, tracing, wakeup
 from eventbus.heartbeats import Heartbeat
 from eventbus.metrics import count_published
 from eventbus.models import ConsumerBatch, OutboxEvent, ProcessedEvent
@@ -33,7 +33,7 @@ from eventbus.redis_client import Subscription
 from eventbus.transport import Transport, TransportUnavailable
 from eventbus.worker import Worker
 
-__all__ = ["Relay", "republish_since", "vacuum_if_churned"]
+__all__ = ["Relay", "vacuum_if_churned"]
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,13 @@ class Relay(Worker):
         self.trim_interval_s = conf["TRIM_INTERVAL_S"]
         self.outbox_retention = dt.timedelta(seconds=conf["OUTBOX_RETENTION_S"])
         self.inbox_retention = dt.timedelta(seconds=conf["INBOX_RETENTION_S"])
+        self.reconciler = (
+            recovery.Reconciler(after_s=conf["RECONCILE_AFTER_S"], retention_s=conf["OUTBOX_RETENTION_S"])
+            if recovery.enabled()
+            else None
+        )
+        self.reconcile_interval_s = conf["RECONCILE_INTERVAL_S"]
+        self._next_reconcile = 0.0
         self._wakeups: Subscription | None = None
         self._next_maintenance = 0.0
         self._groups_seen = False
@@ -238,6 +245,8 @@ class Relay(Worker):
 
     def redis_lost(self) -> None:
         self._close_wakeups()  # its connection is gone with Redis: subscribe again when back
+        # Redis may come back without its data: check what it remembers first thing.
+        self._next_maintenance = 0.0
 
     def _close_wakeups(self) -> None:
         if self._wakeups is not None:
@@ -246,14 +255,24 @@ class Relay(Worker):
 
     # --- housekeeping -------------------------------------------------------------------------
 
+    def check_memory(self) -> None:
+        """Find out whether Redis lost data since the last check and, if so, publish again what
+        it may have lost (eventbus.recovery). Needs the rows kept (OUTBOX_RETENTION_S)."""
+        if self.outbox_retention:
+            recovery.check_memory(self.transport)
+
     def maintain(self) -> None:
-        """Re-check groups, trim acknowledged stream entries, purge published outbox rows and
-        old inbox rows."""
+        """Check what Redis remembers and re-check groups, trim acknowledged stream entries,
+        reconcile, purge published outbox rows and old inbox rows."""
+        self.check_memory()
         self.ensure_groups()
         streams = set(registry.subscriptions())
         streams.update(Transport.replay_stream(g) for g in registry.groups())
         for stream in sorted(streams):
             self.transport.trim_acknowledged(stream)
+        if self.reconciler is not None and time.monotonic() >= self._next_reconcile:
+            self.reconciler.run(self.transport)
+            self._next_reconcile = time.monotonic() + self.reconcile_interval_s
         now = timezone.now()
         if self.outbox_retention:
             _purge(OutboxEvent.objects.filter(published_at__lt=now - self.outbox_retention))
@@ -273,10 +292,3 @@ def _purge(queryset: object, chunk: int = 10_000) -> int:
         total += len(ids)
         if len(ids) < chunk:
             return total
-
-
-def republish_since(since: dt.datetime) -> int:
-    """Mark rows kept after publishing (OUTBOX_RETENTION_S) and published since `since` as
-    unpublished again, so the relay publishes them once more. For recovering from a Redis that
-    lost acknowledged writes; the inbox makes the repeats harmless. Returns how many."""
-    return OutboxEvent.objects.filter(published_at__gte=since).update(published_at=None)

@@ -51,8 +51,11 @@ _lock = threading.Lock()
 
 
 @functools.cache
-def _transport(url: str, prefix: str, publish_timeout_s: float) -> Transport:
-    return Transport(url, prefix=prefix, publish_timeout_s=publish_timeout_s)
+def _transport(url: str, prefix: str, publish_timeout_s: float, wait_replicas: int, wait_timeout_ms: int) -> Transport:
+    return Transport(
+        url, prefix=prefix, publish_timeout_s=publish_timeout_s, wait_replicas=wait_replicas,
+        wait_timeout_ms=wait_timeout_ms,
+    )  # fmt: skip
 
 
 def get_transport() -> Transport:
@@ -60,7 +63,10 @@ def get_transport() -> Transport:
     prefix: one per process, shared by every thread."""
     conf = settings.EVENTBUS
     with _lock:
-        return _transport(redis_url(), conf["KEY_PREFIX"], conf.get("PUBLISH_TIMEOUT_S", 0.25))
+        return _transport(
+            redis_url(), conf["KEY_PREFIX"], conf.get("PUBLISH_TIMEOUT_S", 0.25), conf.get("WAIT_REPLICAS", 0),
+            conf.get("WAIT_TIMEOUT_MS", 500),
+        )  # fmt: skip
 
 
 def reset_transport() -> None:

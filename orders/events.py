@@ -56,7 +56,7 @@ class OrderCancelled(OrderEvent):
 
 
 @dataclass(frozen=True)
-class OrderRequested(OrderEvent, stream="orders.intake"):
+class OrderRequested(OrderEvent, stream="orders.intake", partitioned=False):
     """A customer's order as the web took it (orders.intake), before any database saw it: the
     orders consumer writes it (pending, or rejected with the reason) effectively once. The id
     is the order's: derived from the customer and the Idempotency-Key when there was one."""

@@ -43,12 +43,17 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """A private redis-server with an append-only file, stoppable and restartable on the same
-    port and data directory."""
+    """A private redis-server with an append-only file (or, with persist=False, keeping nothing
+    on disk: a restart comes back empty), stoppable and restartable on the same port and data
+    directory."""
 
-    def __init__(self, directory: Path, *, appendfsync: str = "everysec") -> None:
+    def __init__(
+        self, directory: Path, *, appendfsync: str = "everysec", persist: bool = True, replica_of: int | None = None
+    ) -> None:
         self.directory = directory
         self.appendfsync = appendfsync
+        self.persist = persist
+        self.replica_of = replica_of  # the port of the primary this server replicates
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen | None = None
@@ -57,8 +62,10 @@ class RedisServer:
         self.proc = subprocess.Popen(
             [
                 str(embedded.server_binary()), "--port", str(self.port), "--bind", "127.0.0.1",
-                "--dir", str(self.directory), "--appendonly", "yes", "--appendfsync", self.appendfsync,
+                "--dir", str(self.directory), "--appendonly", "yes" if self.persist else "no",
+                "--appendfsync", self.appendfsync,
                 "--save", "", "--logfile", str(self.directory / "redis.log"),
+                *(["--replicaof", "127.0.0.1", str(self.replica_of)] if self.replica_of else []),
             ],
             stdin=subprocess.DEVNULL,
         )  # fmt: skip
@@ -75,6 +82,15 @@ class RedisServer:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
+
+    def pause(self) -> None:
+        """SIGSTOP: the server holds its connections and answers nothing (a hung host)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
 
     def _answers(self) -> bool:
         try:

@@ -36,7 +36,8 @@ def test_committed_events_are_on_their_stream_right_after_commit(transport):
     assert on_stream(transport) == [first.event_id, second.event_id]
 
 
-def test_the_relay_deletes_the_rows_of_events_published_on_commit_and_publishes_them_no_more(transport):
+def test_the_relay_deletes_the_rows_of_events_published_on_commit_and_publishes_them_no_more(transport, settings):
+    settings.EVENTBUS = {**settings.EVENTBUS, "OUTBOX_RETENTION_S": 0}  # deleted, not kept
     with transaction.atomic():
         outbox.record(confirmed(), aggregate_id="a")
         outbox.record(confirmed(), aggregate_id="b")

@@ -56,7 +56,8 @@ def test_relay_publishes_rows_to_their_own_stream_in_outbox_id_order(transport, 
         assert fields == {b"type": row.event_type.encode(), b"event": row.body.encode()}, entry_id
 
 
-def test_relay_deletes_published_rows_by_default(relay):
+def test_relay_deletes_published_rows_when_no_retention_is_set(relay, settings):
+    settings.EVENTBUS = {**settings.EVENTBUS, "OUTBOX_RETENTION_S": 0}
     record(confirmed(), confirmed())
 
     relay()

@@ -23,8 +23,12 @@ def unlimited_pending_orders(settings: object) -> None:
 
 
 @pytest.fixture
-def private_redis(tmp_path: Path, settings: object, key_prefix: str) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis")
+def private_redis(
+    request: pytest.FixtureRequest, tmp_path: Path, settings: object, key_prefix: str
+) -> Iterator[RedisServer]:
+    """A private Redis with an append-only file; `@pytest.mark.parametrize("private_redis",
+    [False], indirect=True)` for one that keeps nothing on disk."""
+    server = RedisServer(tmp_path / "redis", persist=getattr(request, "param", True))
     server.directory.mkdir()
     server.start()
     shared_url = settings.REDIS_URL  # type: ignore[attr-defined]

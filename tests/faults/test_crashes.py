@@ -14,6 +14,7 @@ from django.db import connections
 
 from eventbus import registry
 from eventbus.models import OutboxEvent
+from eventbus.transport import get_transport
 from inventory.models import Reservation
 from notifications.models import Notification
 from orders.models import Order
@@ -187,3 +188,48 @@ def test_restarting_redis_with_persistence_while_orders_flow_loses_nothing(priva
     assert_effects_applied_once(processes, orders)
     assert "REDIS_URL is unreachable" in processes.log("relay")
     assert "is reachable again" in processes.log("relay")
+
+
+def start_pipeline_that_heals_quickly(processes: Processes) -> None:
+    """The relay (checking what Redis remembers every second, reconciling what is older than
+    5 s every 2 s) and one consumer per group."""
+    processes.env_overrides.update(TRIM_INTERVAL_S="1", RECONCILE_AFTER_S="5", RECONCILE_INTERVAL_S="2")
+    processes.start_relay()
+    for group in registry.groups():
+        processes.start_consumer(group, f"{group}-1")
+
+
+@pytest.mark.parametrize("private_redis", [False], indirect=True)
+def test_restarting_redis_without_persistence_while_orders_flow_heals_without_an_operator(
+    private_redis: RedisServer, processes: Processes
+):
+    customers = UserFactory.create_batch(10)
+    products = [ProductFactory(stock=60) for _ in range(8)]
+    start_pipeline_that_heals_quickly(processes)
+
+    orders = 200
+    placer = place_orders(orders, products, customers, seed=5, pause_s=0.01)
+    wait_until(lambda: Notification.objects.count() >= 40, timeout=60, what="orders to flow")
+    private_redis.kill()  # everything it held is gone: no append-only file, no snapshot
+    private_redis.start()
+    placer.join(timeout=120)
+
+    wait_until(lambda: all_settled(orders), timeout=120, what="every order to settle after Redis came back empty")
+    assert_effects_applied_once(processes, orders)
+    assert "Redis lost data (emptied" in processes.log("relay")
+
+
+def test_flushing_redis_while_orders_flow_heals_without_an_operator(private_redis: RedisServer, processes: Processes):
+    customers = UserFactory.create_batch(10)
+    products = [ProductFactory(stock=60) for _ in range(8)]
+    start_pipeline_that_heals_quickly(processes)
+
+    orders = 200
+    placer = place_orders(orders, products, customers, seed=6, pause_s=0.01)
+    wait_until(lambda: Notification.objects.count() >= 40, timeout=60, what="orders to flow")
+    get_transport().client.flushall()
+    placer.join(timeout=120)
+
+    wait_until(lambda: all_settled(orders), timeout=120, what="every order to settle after Redis was flushed")
+    assert_effects_applied_once(processes, orders)
+    assert "Redis lost data" in processes.log("relay")

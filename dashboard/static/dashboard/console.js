@@ -56,6 +56,7 @@
 
   const STREAM_COLUMNS = [
     { head: "stream", draw: text((s) => s.stream) },
+    { head: "read by", draw: text((s) => (s.partition ? s.owner || "nobody (lease free)" : "any consumer")) },
     figure("lag", (s) => s.lag, "lag"),
     figure("pending", (s) => s.pending, "pending"),
     badWhenAny("retrying", (s) => s.retrying, "retrying"),

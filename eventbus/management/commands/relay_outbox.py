@@ -6,7 +6,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.dateparse import parse_datetime
 
 from eventbus.process import add_metrics_port, bounded_int, serving, stop_on_signals
-from eventbus.relay import Relay, republish_since
+from eventbus.recovery import republish_since
+from eventbus.relay import Relay
 
 
 class Command(BaseCommand):

@@ -5,6 +5,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from eventbus import partitions
 from eventbus.status import PipelineStatus, pipeline_status
 
 
@@ -25,11 +26,19 @@ def _table(headers: list[str], rows: list[list[object]]) -> list[str]:
     return ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
 
 
+def _reader(stream: str, owner: str) -> str:
+    """Who reads a stream: a partition's lease holder (or nobody yet), any consumer otherwise."""
+    if partitions.logical(stream)[1] is None:
+        return "any consumer"
+    return owner or "nobody (lease free)"
+
+
 class Command(BaseCommand):
     help = (
-        "The pipeline at a glance: live relays and consumers (by heartbeat), each group's lag, pending and "
-        "retrying messages, the outbox, dead letters. Exit 0 when every group has a live consumer, a relay "
-        "is alive and nothing is past the thresholds; 1 otherwise (for cron or a health check)."
+        "The pipeline at a glance: live relays and consumers (by heartbeat), each group's streams (each "
+        "partition, with the consumer holding its lease), lag, pending and retrying messages, the outbox, "
+        "dead letters. Exit 0 when every group has a live consumer, a relay is alive and nothing is past the "
+        "thresholds; 1 otherwise (for cron or a health check)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -64,8 +73,9 @@ class Command(BaseCommand):
             lines.append("  none alive" if status.redis == "ok" else "  unknown: Redis is unreachable")
         lines += ["", "Groups"]
         lines += _table(
-            ["group", "stream", "live consumers", "lag", "pending", "retrying"],
-            [[g.group, g.stream, status.consumers_by_group.get(g.group, 0), g.lag, g.pending, g.retrying]
+            ["group", "stream", "read by", "live consumers", "lag", "pending", "retrying"],
+            [[g.group, g.stream, _reader(g.stream, g.owner), status.consumers_by_group.get(g.group, 0), g.lag,
+              g.pending, g.retrying]
              for g in status.groups],
         )  # fmt: skip
         lines += [

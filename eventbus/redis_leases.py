@@ -1,0 +1,106 @@
+"""Partition leases in Redis: which consumer of a group reads which partition stream. Part of
+the Redis adapter (eventbus.redis_streams.Transport has these methods); the policy (how many to
+hold, when to take and give back) is eventbus.leases'.
+
+A lease is a key holding its owner's name with an expiry (SET NX PX), renewed and released only
+by its owner (a script compares the name first), so a consumer that paused past the expiry can
+neither renew nor delete the lease its successor now holds. The key of a partition's lease
+carries the partition stream's name, hash tag included: it lives in the partition's slot. The
+group's members are a sorted set of consumer names scored by when their membership expires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import redis
+
+from eventbus.redis_client import text, translated
+
+__all__ = ["LeaseStore"]
+
+# KEYS[1] the lease; ARGV[1] the owner, ARGV[2] the ttl in ms. 1 if renewed, 0 if not ours.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    return 1
+end
+return 0
+"""
+# KEYS[1] the lease; ARGV[1] the owner. 1 if deleted, 0 if not ours.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+class LeaseStore:
+    """The lease operations of a Transport, which provides `client` and `key`."""
+
+    client: redis.Redis
+
+    def key(self, name: str) -> str:
+        raise NotImplementedError
+
+    def _lease_key(self, group: str, stream: str) -> str:
+        return self.key(f"eventbus:lease:{group}:{stream}")
+
+    def lease_members(self, group: str, consumer: str, *, ttl_ms: int, now_ms: int) -> list[str]:
+        """Renew `consumer`'s membership of the group's lease holders, forget members whose
+        membership expired, and return the live members, sorted."""
+        key = self.key(f"eventbus:lease-members:{group}")
+        with translated():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.zadd(key, {consumer: now_ms + ttl_ms})
+            pipe.zremrangebyscore(key, "-inf", now_ms)
+            pipe.zrange(key, 0, -1)
+            pipe.pexpire(key, ttl_ms * 10)
+            members = pipe.execute()[2]
+        return sorted(text(m) for m in members)
+
+    def lease_leave(self, group: str, consumer: str) -> None:
+        with translated():
+            self.client.zrem(self.key(f"eventbus:lease-members:{group}"), consumer)
+
+    def lease_renew(self, group: str, consumer: str, streams: Sequence[str], *, ttl_ms: int) -> list[bool]:
+        """Renew the leases of these partition streams if `consumer` still holds them."""
+        if not streams:
+            return []
+        with translated():
+            pipe = self.client.pipeline(transaction=False)
+            for stream in streams:
+                pipe.eval(_RENEW, 1, self._lease_key(group, stream), consumer, ttl_ms)
+            return [bool(r) for r in pipe.execute()]
+
+    def lease_acquire(self, group: str, consumer: str, streams: Sequence[str], *, ttl_ms: int) -> list[bool]:
+        """Take the leases of these partition streams that nobody holds (SET NX PX)."""
+        if not streams:
+            return []
+        with translated():
+            pipe = self.client.pipeline(transaction=False)
+            for stream in streams:
+                pipe.set(self._lease_key(group, stream), consumer, nx=True, px=ttl_ms)
+            return [bool(r) for r in pipe.execute()]
+
+    def lease_release(self, group: str, consumer: str, streams: Sequence[str]) -> None:
+        """Give back the leases of these partition streams if `consumer` still holds them."""
+        if not streams:
+            return
+        with translated():
+            pipe = self.client.pipeline(transaction=False)
+            for stream in streams:
+                pipe.eval(_RELEASE, 1, self._lease_key(group, stream), consumer)
+            pipe.execute()
+
+    def lease_owners(self, group: str, streams: Sequence[str]) -> dict[str, str | None]:
+        """Who holds the lease of each partition stream (None: nobody)."""
+        if not streams:
+            return {}
+        with translated():
+            pipe = self.client.pipeline(transaction=False)
+            for stream in streams:
+                pipe.get(self._lease_key(group, stream))
+            owners = pipe.execute()
+        return {s: (text(o) if o is not None else None) for s, o in zip(streams, owners, strict=True)}

@@ -1,0 +1,211 @@
+"""Partitioned streams (EVENTBUS_PARTITIONS): every event of one aggregate on one partition in
+publish order; within a group each partition read by one consumer at a time through a lease,
+the partitions shared fairly, given back on stop, lost at expiry, taken over at once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from decimal import Decimal
+
+import pytest
+from django.db import transaction
+
+from eventbus import outbox, partitions, registry
+from eventbus.consumer import Consumer
+from eventbus.leases import Leases
+from eventbus.models import ConsumerBatch, OutboxEvent, ProcessedEvent
+from eventbus.redis_client import id_key
+from eventbus.relay import Relay
+from inventory.models import Product
+from orders.events import OrderConfirmed, OrderRequested
+from orders.models import Order
+from orders.services import order_cancel, order_place
+from tests.factories import ProductFactory
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+ORDERS_PARTITIONS = [f"orders:{{p{p}}}" for p in range(8)]
+
+
+@pytest.fixture
+def eight(settings):
+    settings.EVENTBUS = {**settings.EVENTBUS, "PARTITIONS": 8, "LEASE_TTL_MS": 1000}
+
+
+def confirmed(order_id: uuid.UUID) -> OrderConfirmed:
+    return OrderConfirmed(order_id=order_id, customer_id=1, total=Decimal("1.00"))
+
+
+def test_one_partition_keeps_the_stream_names_of_before(settings):
+    assert partitions.count() == 1
+    assert registry.streams_for("notifications") == ["orders"]
+    assert partitions.stream_for("orders", "anything") == "orders"
+
+
+def test_partition_of_is_stable_and_spreads_aggregates():
+    ids = [str(uuid.UUID(int=i)) for i in range(800)]
+    counts = [0] * 8
+    for i in ids:
+        counts[partitions.partition_of(i, 8)] += 1
+    assert partitions.partition_of("order-1", 8) == partitions.partition_of("order-1", 8)
+    assert partitions.partition_of("0b1e2c3d-0000-4000-8000-000000000000", 8) == 6  # CRC-32: the same in every process
+    assert min(counts) > 60, counts
+
+
+def test_every_event_of_an_order_goes_to_its_partition_and_the_intake_stays_one_stream(eight):
+    order_id = uuid.uuid4()
+    with transaction.atomic():
+        outbox.record(confirmed(order_id), aggregate_id=order_id)
+        outbox.record(confirmed(order_id), aggregate_id=order_id)
+    streams = set(OutboxEvent.objects.values_list("stream", flat=True))
+    assert streams == {partitions.stream_name("orders", partitions.partition_of(str(order_id), 8))}
+    assert set(registry.streams_for("notifications")) == set(ORDERS_PARTITIONS)
+    assert "orders.intake" in registry.streams_for("orders"), "not partitioned"
+    assert not OrderRequested.partitioned
+    assert partitions.logical("orders:{p3}") == ("orders", 3)
+    assert partitions.logical("orders.intake") == ("orders.intake", None)
+
+
+def leases_of(transport, name: str) -> Leases:
+    return Leases(transport, "notifications", name, ORDERS_PARTITIONS, ttl_ms=1000)
+
+
+def test_consumers_share_the_partitions_fairly_and_a_joiner_gets_its_share(eight, transport):
+    a = leases_of(transport, "a")
+    a.refresh()
+    assert a.held == ORDERS_PARTITIONS, "alone, it holds every partition"
+    b = leases_of(transport, "b")
+    b.refresh()
+    assert b.held == [], "nothing free yet"
+    a.refresh()  # sees two members: gives back its surplus after its batch
+    assert len(a.held) == 4
+    b.refresh()
+    assert len(b.held) == 4
+    assert set(a.held).isdisjoint(b.held)
+    owners = transport.lease_owners("notifications", ORDERS_PARTITIONS)
+    assert sorted(owners.values()) == ["a"] * 4 + ["b"] * 4
+
+
+def test_a_consumer_that_stops_gives_its_leases_back_at_once(eight, transport):
+    a, b = leases_of(transport, "a"), leases_of(transport, "b")
+    a.refresh(), b.refresh(), a.refresh(), b.refresh()
+    a.release_all()
+    b.refresh()
+    assert b.held == ORDERS_PARTITIONS
+
+
+def test_a_consumer_that_hangs_loses_its_leases_at_expiry_and_cannot_renew_them(eight, transport):
+    a, b = leases_of(transport, "a"), leases_of(transport, "b")
+    a.refresh()
+    time.sleep(1.1)  # a is paused past the lease period (1 s here)
+    b.refresh()
+    assert b.held == ORDERS_PARTITIONS
+    _taken, lost = a.refresh()
+    assert lost == ORDERS_PARTITIONS, "it finds out"
+    assert a.held == [], "and stops reading there"
+    assert set(transport.lease_owners("notifications", ORDERS_PARTITIONS).values()) == {"b"}
+
+
+def test_a_new_owner_takes_over_the_pending_entries_of_a_partition_at_once(eight, transport, relay, customer):
+    order_ids = [uuid.uuid4() for _ in range(20)]
+    with transaction.atomic():
+        for order_id in order_ids:
+            outbox.record(
+                OrderConfirmed(order_id=order_id, customer_id=customer.pk, total=Decimal("1")), aggregate_id=order_id
+            )
+    relay()
+    dead = Consumer("notifications", name="dead", block_ms=0, transport=transport)
+    dead.leases.refresh()
+    # It read everything and died before acknowledging: all pending in its name, leases held.
+    transport.read("notifications", "dead", dict.fromkeys(dead.leases.held, ">"), count=100, block_ms=None)
+    time.sleep(1.1)  # its leases expire; nobody waits CLAIM_MIN_IDLE_MS (a minute) for its entries
+
+    heir = Consumer("notifications", name="heir", block_ms=0, transport=transport)
+    heir.run(once=True)
+
+    handled = set(ProcessedEvent.objects.filter(consumer_group="notifications").values_list("aggregate_id", flat=True))
+    assert handled == {str(o) for o in order_ids}
+    assert heir.stats.processed == 20
+
+
+def test_partitions_handed_over_between_batches_keep_each_orders_events_in_publish_order(
+    eight, transport, customer, settings
+):
+    """Three consumers per group taking turns, rebalancing before every turn (the first takes
+    every partition, then gives back all but its share). The same with processes running at
+    once: tests/faults/test_partitioned_pipeline.py."""
+    settings.EVENTBUS = {**settings.EVENTBUS, "LEASE_TTL_MS": 5000}  # no lease expires here
+    settings.MAX_PENDING_ORDERS_PER_CUSTOMER = 0
+    products = [ProductFactory(stock=1000) for _ in range(4)]
+    orders = []
+    for i in range(40):
+        order = order_place(customer=customer, items=[(products[i % 4].pk, 1)])
+        orders.append(order)
+        if i % 2:
+            order_cancel(order_id=order.pk, customer=customer)
+    Relay(transport=transport).run(once=True)
+    consumers = [
+        Consumer(group, name=f"{group}-{n}", block_ms=0, transport=transport, batch_size=3)
+        for group in registry.groups()
+        for n in range(3)
+    ]
+    for _ in range(30):  # round-robin, as three processes per group would interleave
+        for c in consumers:
+            if c.leases:  # rebalance between batches: the first takes all, then shares
+                c.leases.refresh()
+            c.run(once=True)
+        Relay(transport=transport).run(once=True)
+
+    for group in registry.groups():
+        ours = [c for c in consumers if c.group == group]
+        held = [s for c in ours for s in (c.leases.held if c.leases else [])]
+        assert len(held) == len(set(held)), f"{group}: a partition held twice"
+    assert_handled_in_publish_order(orders)
+    assert Order.objects.filter(status=Order.Status.CANCELLED).count() == 20
+    assert Product.objects.filter(stock__lt=0).count() == 0
+
+
+def assert_handled_in_publish_order(orders: list) -> None:
+    """Every group applied each order's events in the order they were published."""
+    # The order each group applied them in: batch after batch as they ended (committed), and
+    # within a batch in stream order (the inbox rows of one batch are inserted sorted by event
+    # id, so their ids say nothing).
+    ended = {
+        b: started + dt.timedelta(milliseconds=ms)
+        for b, started, ms in ConsumerBatch.objects.values_list("id", "started_at", "duration_ms")
+    }
+    published = list(OutboxEvent.objects.order_by("id").values_list("aggregate_id", "event_id"))
+    for group in registry.groups():
+        rows = ProcessedEvent.objects.filter(consumer_group=group).values_list(
+            "aggregate_id", "event_id", "batch_id", "message_id"
+        )
+        handled = [(a, e) for a, e, b, m in sorted(rows, key=lambda r: (ended[r[2]], id_key(r[3])))]
+        seen = {e for _, e in handled}
+        for order in orders:
+            want = [e for a, e in published if a == str(order.pk) and e in seen]
+            got = [e for a, e in handled if a == str(order.pk)]
+            assert got == want, f"group {group}, order {order.pk}: handled out of publish order"
+
+
+def test_status_and_the_console_say_which_consumer_reads_which_partition(eight, transport):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from dashboard.console import console_state
+
+    Relay(transport=transport).ensure_groups()
+    leases_of(transport, "reader-1").refresh()
+    out = StringIO()
+    with pytest.raises(SystemExit):  # unhealthy: no consumer process is alive
+        call_command("status", stdout=out)
+
+    rows = [line.split() for line in out.getvalue().splitlines() if line.startswith("notifications ")]
+    assert {r[1]: r[2] for r in rows if r[1].startswith("orders:")} == dict.fromkeys(ORDERS_PARTITIONS, "reader-1")
+    assert "any consumer" in out.getvalue()  # the orders group's intake stream: not partitioned
+    group = next(g for g in console_state()["groups"] if g["group"] == "notifications")
+    assert {s["stream"]: s["owner"] for s in group["streams"] if s["partition"]} == dict.fromkeys(
+        ORDERS_PARTITIONS, "reader-1"
+    )
