@@ -88,12 +88,20 @@ class Fleet:
         self.pids: dict[str, int] = {}
 
     def start(
-        self, name: str, *, port: int = 5000, env: dict[str, str] | None = None, unset: tuple[str, ...] = ()
+        self,
+        name: str,
+        *,
+        port: int = 5000,
+        env: dict[str, str] | None = None,
+        unset: tuple[str, ...] = (),
+        instance: int = 1,
     ) -> int:
         """Start the Procfile's process `name` under its own honcho, with `env` added to the
-        benchmark's environment and the variables in `unset` removed; returns its pid."""
+        benchmark's environment and the variables in `unset` removed; returns its pid. A second
+        instance of the same process is known as `name#2`, and so on."""
+        key = name if instance == 1 else f"{name}#{instance}"
         environment = {k: v for k, v in {**self.env, **(env or {})}.items() if k not in unset}
-        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by honcho
+        log = open(self.log_dir / f"{key}.log", "ab")  # noqa: SIM115 - owned by honcho
         honcho = subprocess.Popen(
             [
                 sys.executable, "-m", "honcho", "start", "--procfile", str(PROCFILE), "--app-root", str(ROOT),
@@ -103,14 +111,17 @@ class Fleet:
             cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         log.close()
-        self.honchos[name] = honcho
-        self.pids[name] = self._find(name)
-        return self.pids[name]
+        self.honchos[key] = honcho
+        self.pids[key] = self._find(key)
+        return self.pids[key]
 
-    def start_pipeline(self, groups: list[str]) -> None:
-        """The relay and one consumer per group (each group is a process of the Procfile)."""
-        for name in ["relay", *groups]:
-            self.start(name)
+    def start_pipeline(self, groups: list[str], *, per_group: int = 1, env: dict[str, str] | None = None) -> None:
+        """The relay and `per_group` consumer processes per group (each group is a process of the
+        Procfile), with `env` added."""
+        self.start("relay", env=env)
+        for name in groups:
+            for instance in range(1, per_group + 1):
+                self.start(name, env=env, instance=instance)
 
     def start_web(self, port: int, *, workers: int, threads: int) -> None:
         """The web for the http and burst scenarios: `workers` x `threads`, a connection pool
@@ -150,10 +161,10 @@ class Fleet:
     def stop_pipeline(self) -> list[str]:
         """Stop the relay and consumers cleanly (SIGTERM: each finishes its batch); their work
         waits on the streams. Returns the groups, to start them again."""
-        groups = [n for n in self.honchos if n not in ("web", "relay")]
-        for name in ["relay", *groups]:
+        running = [n for n in self.honchos if n != "web"]
+        for name in running:
             self._stop(name, timeout=30)
-        return groups
+        return sorted({n.partition("#")[0] for n in running} - {"relay"})
 
     def procfile_command(self, name: str) -> str:
         """The command the Procfile runs for `name`, as it reads now."""
@@ -214,7 +225,7 @@ class Fleet:
         honcho's HONCHO_PROCESS_NAME for it and is no longer the shell that exec's the command
         (its children, such as gunicorn's workers, carry the name too)."""
         honcho = self.honchos[name]
-        wanted = f"{name}.1"
+        wanted = f"{name.partition('#')[0]}.1"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if honcho.poll() is not None:

@@ -177,6 +177,8 @@ def table(results: dict[str, Any], flat: dict[str, Any]) -> str:
 
     if "spike" in results:
         rows += _spike_rows(results["spike"], goal)
+    if "scale" in results:
+        rows += _scale_rows(results["scale"])
 
     widths = [max(len(r[i]) for r in [("metric", "measured", "ceiling / detail", "goal"), *rows]) for i in range(4)]
     line = "  ".join("-" * w for w in widths)
@@ -186,6 +188,20 @@ def table(results: dict[str, Any], flat: dict[str, Any]) -> str:
     ]
     out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     return "\n".join(out)
+
+
+def _scale_rows(s: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """One row per layout of the scale scenario, and the CPU per order of each part."""
+    rows = []
+    for run in s["runs"].values():
+        k, lat = run["consumers_per_group"], run["placed_reserved_ms"]
+        label = f"scale: {s['partitions']} partitions, {k} consumer(s)/group"
+        rows.append((f"{label}, orders/s", f"{run['pipeline_orders_per_s']:,}", f"{s['orders']:,} orders", ""))
+        rows.append((f"{label}, placed -> reserved @100/s, ms", f"p50 {lat['p50']}  p99 {lat['p99']}",
+                     f"notified p99 {run['placed_notified_ms']['p99']}", ""))  # fmt: skip
+        cpu = ", ".join(f"{part} {ms:.2f}" for part, ms in run["cpu_ms_per_order"].items())
+        rows.append((f"{label}, CPU ms/order", f"{sum(run['cpu_ms_per_order'].values()):.2f}", cpu, ""))
+    return rows
 
 
 def _ms(q: dict[str, Any]) -> str:

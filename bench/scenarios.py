@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from django.conf import settings
 from django.db import connection, connections
 from django.db.models import Count, Max, Min, Q, QuerySet
 from django.utils import timezone
@@ -193,9 +194,13 @@ def pipeline(ctx: Context) -> dict:
     2 processes of 8 threads, as the web's 2 gunicorn workers place them), relay and one
     process per consumer group running; orders/s from the first placement to the last
     notification. Ceiling: single-row commits/s from the same number of connections."""
+    return _pipeline_run(ctx, 300 if ctx.quick else 10_000)
+
+
+def _pipeline_run(ctx: Context, n: int) -> dict:
+    """`n` orders through the pipeline scenario's placing processes, to the last notification."""
     assert ctx.world is not None
     processes, threads = ctx.placing_processes, ctx.placing_threads
-    n = 300 if ctx.quick else 10_000
     since = timezone.now()
     cpu_before = _cpu_snapshot(ctx)
     profiler = _start_profiler(ctx)
@@ -850,6 +855,63 @@ def _xadd_ceiling(ctx: Context, seconds: float) -> dict:
     }
 
 
+# --- 8. scale: partitions and consumers per group -------------------------------------------------
+
+SCALE_PARTITIONS = 8
+SCALE_CONSUMERS = (1, 2, 4)
+
+
+def scale(ctx: Context) -> dict:
+    """EVENTBUS_PARTITIONS=8 with 1, 2 and 4 consumer processes per group, on the Redis of
+    REDIS_URL: for each, orders/s through the pipeline (the pipeline scenario's placing, fewer
+    orders), placed -> reserved at 100 orders/s, and the CPU per order of each part (placing,
+    relay, consumers, PostgreSQL, Redis), which is what a capacity model needs on a machine
+    whose two cores every part shares. The pipeline is drained between layouts (the safe way to
+    change the partition count) and put back as it was afterwards."""
+    assert ctx.fleet is not None
+    groups = ctx.fleet.stop_pipeline()
+    saved = settings.EVENTBUS
+    settings.EVENTBUS = {**saved, "PARTITIONS": SCALE_PARTITIONS}  # the placing processes fork from here
+    env = {"EVENTBUS_PARTITIONS": str(SCALE_PARTITIONS)}
+    n = 300 if ctx.quick else 5_000
+    rate, seconds = 100, (3.0 if ctx.quick else 20.0)
+    out: dict = {"partitions": SCALE_PARTITIONS, "orders": n, "runs": {}}
+    try:
+        for per_group in SCALE_CONSUMERS if not ctx.quick else (1, 2):
+            ctx.fleet.start_pipeline(groups, per_group=per_group, env=env)
+            # Every consumer has its share of the leases within a lease period of starting.
+            time.sleep(settings.EVENTBUS["LEASE_TTL_MS"] / 1000 * (0.2 if ctx.quick else 1.0))
+            run = _pipeline_run(ctx, n)
+            since = timezone.now()
+            with ctx.bar(int(rate * seconds), f"scale x{per_group}: {rate} orders/s", "order") as bar:
+                ids = place_at_rate(ctx.world, rate, seconds, bar)  # type: ignore[arg-type]
+            wait_until_notified(ctx.world, since, len(ids), timeout=300)  # type: ignore[arg-type]
+            stages = stage_latencies(ids)
+            cpu = run["cpu_ms_per_order"]
+            parts = {"placing": 0.0, "relay": 0.0, "consumers": 0.0, "postgresql": 0.0, "redis": 0.0}
+            for name, ms in cpu.items():
+                base = name.partition("#")[0]
+                if name.startswith("placing"):
+                    parts["placing"] += ms
+                elif base in groups:
+                    parts["consumers"] += ms
+                elif base in parts:
+                    parts[base] += ms
+            out["runs"][str(per_group)] = {
+                "consumers_per_group": per_group,
+                "pipeline_orders_per_s": run["pipeline_orders_per_s"],
+                "placed_reserved_ms": summary(stages["placed_reserved"]),
+                "placed_notified_ms": summary(stages["placed_notified"]),
+                "cpu_ms_per_order": {k: round(v, 3) for k, v in parts.items()},
+                "cpu_ms_per_order_by_process": cpu,
+            }
+            ctx.fleet.stop_pipeline()  # drained: every order was notified
+    finally:
+        settings.EVENTBUS = saved
+        ctx.fleet.start_pipeline(groups)
+    return out
+
+
 SCENARIOS: dict[str, Callable[..., dict]] = {
     "relay": relay_drain,
     "pipeline": pipeline,
@@ -858,6 +920,7 @@ SCENARIOS: dict[str, Callable[..., dict]] = {
     "burst": burst,
     "memory": memory,
     "spike": spike,
+    "scale": scale,
 }
 
 __all__ = ["SCENARIOS", "Context"]

@@ -163,6 +163,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # events would be split between them.
 REDIS_URL = env.str("REDIS_URL", default="")
 EMBEDDED_REDIS = env.bool("EMBEDDED_REDIS", default=EMBEDDED)
+if REDIS_URL.startswith(("redis+cluster://", "rediss+cluster://")):
+    raise ImproperlyConfigured(
+        "REDIS_URL names a Redis Cluster: this release runs on one Redis server (or a primary with replicas "
+        "and PUBLISH_WAIT_REPLICAS); its keys already carry the cluster's hash tags, see docs/scaling.md"
+    )
 if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
     raise ImproperlyConfigured(
         "REDIS_URL must start with redis://, rediss:// or unix:// (or be unset for the embedded server)"

@@ -9,7 +9,7 @@ from eventbus import partitions, registry
 from eventbus.models import DeadLetter, OutboxEvent
 from eventbus.transport import Transport, get_transport
 
-__all__ = ["Backlog", "GroupState", "pipeline_backlog"]
+__all__ = ["Backlog", "GroupState", "lag", "pipeline_backlog"]
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class Backlog:
         return f"{self.outbox} in the outbox, {in_flight} on streams"
 
 
-def _lag(transport: Transport, stream: str, last_delivered: str, reported: int | None) -> int:
+def lag(transport: Transport, stream: str, last_delivered: str, reported: int | None) -> int:
     if reported is not None:
         return reported
     # Redis < 7 does not report lag: count what lies after the group's position.
@@ -65,7 +65,7 @@ def pipeline_backlog(transport: Transport | None = None) -> Backlog:
                         group=group,
                         consumers=info.consumers,
                         pending=info.pending,
-                        lag=_lag(transport, stream, info.last_delivered_id, info.lag),
+                        lag=lag(transport, stream, info.last_delivered_id, info.lag),
                         retrying=retrying if stream == streams[0] else 0,  # counted per group, once
                         owner=owners.get(stream) or "",
                     )

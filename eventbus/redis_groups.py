@@ -168,6 +168,17 @@ class GroupAdmin:
         oldest = text(summary["min"]) if summary["pending"] else delivered
         return min(delivered, oldest, key=id_key), False
 
+    def stream_keys(self, stream: str) -> list[str]:
+        """The streams that exist under a logical stream's name: the stream itself and its
+        partitions, whatever EVENTBUS_PARTITIONS was when they were written."""
+        names = []
+        with translated():
+            for key in self.client.scan_iter(match=self.key(stream) + "*", count=1000, _type="stream"):
+                name = text(key)[len(self.key("")) :]
+                if name == stream or name.startswith(stream + ":{p"):
+                    names.append(name)
+        return sorted(names)
+
     def remove_idle_consumers(self, stream: str, group: str, *, idle_ms: int, keep: str = "") -> list[str]:
         """Delete consumers idle longer than idle_ms that hold no pending message (deleting one
         with pending entries would orphan them, so those are left for reclaim)."""

@@ -87,6 +87,11 @@ def streams_for(group: str) -> list[str]:
     return [name for stream in logical for name in partitions.expand(stream, partitioned=partitioned(stream))]
 
 
+def logical_streams() -> list[str]:
+    """Every stream some group reads, by its logical name (partitions not expanded), sorted."""
+    return sorted({s for streams in _STREAMS.values() for s in streams})
+
+
 def partitioned(stream: str) -> bool:
     """Whether a logical stream is split into partitions (all are, but those of events declared
     `partitioned=False`)."""

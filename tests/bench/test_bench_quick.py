@@ -36,3 +36,14 @@ def test_quick_benchmark_loses_no_order_and_answers_no_5xx(quick_run):
     assert burst["errors_5xx"] == 0
     assert burst["accepted"] + burst["refused"] == 1000
     assert quick_run["http_errors"] == 0
+
+
+def test_quick_benchmark_scales_over_partitions_and_consumers(quick_run):
+    scale = quick_run["scenarios"]["scale"]
+    assert scale["partitions"] == 8
+    assert set(scale["runs"]) == {"1", "2"}  # the full run adds 4 consumers per group
+    for run in scale["runs"].values():
+        assert run["pipeline_orders_per_s"] > 0
+        assert set(run["cpu_ms_per_order"]) == {"placing", "relay", "consumers", "postgresql", "redis"}
+        assert run["placed_reserved_ms"]["n"] > 0
+    assert "scale: 8 partitions, 2 consumer(s)/group, orders/s" in quick_run["_stdout"]

@@ -209,3 +209,23 @@ def test_status_and_the_console_say_which_consumer_reads_which_partition(eight, 
     assert {s["stream"]: s["owner"] for s in group["streams"] if s["partition"]} == dict.fromkeys(
         ORDERS_PARTITIONS, "reader-1"
     )
+
+
+def test_check_drained_sees_what_is_left_under_any_partition_count(transport, settings, relay, pump, customer):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    order_place(customer=customer, items=[(ProductFactory(stock=5).pk, 1)])  # one stream: "orders"
+    relay()
+    settings.EVENTBUS = {**settings.EVENTBUS, "PARTITIONS": 8}  # changed before draining: the old stream still counts
+    out = StringIO()
+    with pytest.raises(SystemExit):
+        call_command("check_drained", stdout=out)
+    assert "orders: group inventory: 1 entries not yet delivered" in out.getvalue()
+
+    settings.EVENTBUS = {**settings.EVENTBUS, "PARTITIONS": 1}
+    pump()
+    out = StringIO()
+    call_command("check_drained", stdout=out)
+    assert out.getvalue().strip() == "drained: nothing in flight"

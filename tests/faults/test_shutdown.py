@@ -79,13 +79,14 @@ def run_command(*args: str, **env: str) -> subprocess.CompletedProcess:
     ("env", "expected"),
     [
         ({"REDIS_URL": "http://localhost:6379"}, "REDIS_URL must start with redis://"),
+        ({"REDIS_URL": "redis+cluster://127.0.0.1:7000"}, "REDIS_URL names a Redis Cluster: this release runs on one"),
         ({"DATABASE_URL": "mysql://root@localhost/shop"}, "DATABASE_URL must start with postgres://"),
         (
             {"DATABASE_URL": "postgres://nobody@127.0.0.1:1/none", "REDIS_URL": "redis://127.0.0.1:1/0"},
             "DATABASE_URL is unreachable (postgres://nobody@127.0.0.1:1/none)",
         ),
     ],
-    ids=["bad-redis-scheme", "bad-database-scheme", "unreachable-database"],
+    ids=["bad-redis-scheme", "redis-cluster", "bad-database-scheme", "unreachable-database"],
 )
 def test_a_setting_the_user_got_wrong_gives_one_line_not_a_traceback(env: dict[str, str], expected: str):
     result = run_command("check_invariants", **env)
