@@ -61,9 +61,13 @@ class Context:
 
 
 def transport_for(prefix: str) -> Transport:
+    """A transport of the benchmark's own, as production would build it (WAIT included)."""
     from eventbus.transport import redis_url
 
-    return Transport(redis_url(), prefix=prefix)
+    conf = settings.EVENTBUS
+    return Transport(
+        redis_url(), prefix=prefix, wait_replicas=conf["WAIT_REPLICAS"], wait_timeout_ms=conf["WAIT_TIMEOUT_MS"]
+    )
 
 
 def delete_keys(prefix: str) -> None:

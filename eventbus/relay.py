@@ -101,6 +101,7 @@ class Relay(Worker):
         )
         self.reconcile_interval_s = conf["RECONCILE_INTERVAL_S"]
         self._next_reconcile = 0.0
+        self._check_memory_first = False
         self._wakeups: Subscription | None = None
         self._next_maintenance = 0.0
         self._groups_seen = False
@@ -226,6 +227,9 @@ class Relay(Worker):
         return self.published
 
     def step(self, *, once: bool) -> bool:
+        if self._check_memory_first:
+            self.check_memory()
+            self._check_memory_first = False
         if not self._groups_seen:
             self.ensure_groups()
         if self._wakeups is None and not once:
@@ -245,8 +249,10 @@ class Relay(Worker):
 
     def redis_lost(self) -> None:
         self._close_wakeups()  # its connection is gone with Redis: subscribe again when back
-        # Redis may come back without its data: check what it remembers first thing.
+        # Redis may come back without its data, or as a replica that missed the newest writes:
+        # check what it remembers first thing, before publishing moves its streams on again.
         self._next_maintenance = 0.0
+        self._check_memory_first = True
 
     def _close_wakeups(self) -> None:
         if self._wakeups is not None:

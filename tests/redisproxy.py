@@ -35,7 +35,11 @@ class ReplyHoldingProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
-            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:  # nothing listens there (a primary just killed): refused, as a client would be
+                client.close()
+                continue
             holding = threading.Event()
             self._holding.append(holding)
             threading.Thread(target=self._commands, args=(client, upstream, holding), daemon=True).start()
@@ -72,6 +76,11 @@ class ReplyHoldingProxy:
             for s in (source, sink):
                 with contextlib.suppress(OSError):
                     s.close()
+
+    def retarget(self, port: int) -> None:
+        """Send new connections to another server, as a DNS name or virtual IP moved to the new
+        primary after a failover would. Open connections stay where they are (until it dies)."""
+        self.target_port = port
 
     def release(self) -> None:
         """Stop holding: the replies held back so far, and every later one, go through."""
