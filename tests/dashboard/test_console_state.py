@@ -109,7 +109,9 @@ def test_each_groups_lag_pending_and_retrying_are_shown_per_stream(staff_client,
 
     streams = group(console_state(staff_client), "inventory")["streams"]
 
-    assert {s["stream"]: s for s in streams}["orders"] == {"stream": "orders", "lag": 2, "pending": 1, "retrying": 1}
+    assert {s["stream"]: s for s in streams}["orders"] == {
+        "stream": "orders", "lag": 2, "pending": 1, "retrying": 1, "owner": "", "partition": False,
+    }  # fmt: skip
 
 
 def test_the_outbox_backlog_is_shown_with_the_relay(staff_client, customer):

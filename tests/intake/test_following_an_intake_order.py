@@ -29,7 +29,8 @@ def test_trace_order_and_status_follow_an_order_from_the_intake_to_its_notificat
     with pytest.raises(SystemExit):  # 1: no consumer is alive (the pipeline runs in `pump` here)
         call_command("status")
     backlog = [line.split() for line in capsys.readouterr().out.splitlines() if "orders.intake" in line]
-    assert backlog == [["orders", "orders.intake", "0", "1", "0", "0"]]  # group, stream, live, lag, pending, retrying
+    # group, stream, read by, live consumers, lag, pending, retrying
+    assert backlog == [["orders", "orders.intake", "any", "0", "1", "0", "0"]]
     assert APIClient().get("/readyz?pipeline=1").json()["intake_backlog"] == 1
 
     pump()

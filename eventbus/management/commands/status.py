@@ -27,10 +27,11 @@ def _table(headers: list[str], rows: list[list[object]]) -> list[str]:
 
 
 def _reader(stream: str, owner: str) -> str:
-    """Who reads a stream: a partition's lease holder (or nobody yet), any consumer otherwise."""
+    """Who reads a stream: a partition's lease holder ("nobody" while its lease is free), "any"
+    consumer of the group for a stream that is not partitioned."""
     if partitions.logical(stream)[1] is None:
-        return "any consumer"
-    return owner or "nobody (lease free)"
+        return "any"
+    return owner or "nobody"
 
 
 class Command(BaseCommand):
