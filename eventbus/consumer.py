@@ -67,6 +67,7 @@ class Consumer(Worker):
         # consumer of the group, first come first served.
         self.partition_streams = [s for s in self.streams if partitions.logical(s)[1] is not None]
         self.lease_ttl_ms = conf["LEASE_TTL_MS"]
+        self._unsettled: set[str] = set()  # partitions taken whose takeover is not done yet
         self.stats = Stats()
         self._started_at = time.time()
         self._groups_ready = False
@@ -94,8 +95,9 @@ class Consumer(Worker):
         return Leases(self.transport, self.group, self.name, self.partition_streams, ttl_ms=self.lease_ttl_ms)
 
     def readable(self) -> list[str]:
-        """The streams to read now: the partitions leased, and every stream not partitioned."""
-        held = set(self.leases.held) if self.leases else set()
+        """The streams to read now: the partitions leased and taken over, and every stream not
+        partitioned."""
+        held = set(self.leases.held) - self._unsettled if self.leases else set()
         return [s for s in self.streams if s in held or s not in self.partition_streams]
 
     @property
@@ -128,7 +130,7 @@ class Consumer(Worker):
         return self.stats
 
     def _release_leases(self) -> None:
-        if self.leases is None or not self.leases.held:
+        if self.leases is None:
             return
         try:
             self.leases.release_all()
@@ -136,13 +138,21 @@ class Consumer(Worker):
             self.log.warning("could not give back the partition leases (they expire by themselves): %s", exc)
 
     def _refresh_leases(self) -> bool:
-        """Renew and rebalance the partition leases (eventbus.leases); take over the pending
-        entries of each partition taken. True if that processed anything."""
+        """Renew and rebalance the partition leases (eventbus.leases), then take over what other
+        consumers left pending on the partitions held: all of it on a partition just taken (its
+        previous owner stopped, died or lost the lease), and on the others whatever a consumer
+        that lost its lease read after it had expired. A partition is read (`readable`) only
+        once its takeover is done: an outage half-way leaves it for the next refresh. True if
+        the takeover processed anything."""
         assert self.leases is not None
         taken, _ = self.leases.refresh()
+        self._unsettled = (self._unsettled | set(taken)) & set(self.leases.held)
+        held = [s for s in self.leases.held if s not in self._unsettled]
+        others = self.transport.pending_elsewhere(self.group, self.name, held)
         busy = False
-        for stream in taken:
+        for stream in [s for s in self.leases.held if s in self._unsettled or s in others]:
             busy |= self._claim_all_pending(stream, min_idle_ms=0) > 0
+            self._unsettled.discard(stream)
         return busy
 
     def ensure_groups(self) -> None:
@@ -191,10 +201,11 @@ class Consumer(Worker):
         messages = self._read(dict.fromkeys(self.readable(), ">"), block_ms=block_ms)
         if messages and self.leases is not None and not self.leases.valid():
             # Paused past most of a lease period (a stalled host): make sure the partitions
-            # these came from are still ours. Those that are not stay pending for their owner.
-            _, lost = self.leases.refresh()
-            if lost:
-                messages = [m for m in messages if m.stream not in lost]
+            # these came from are still ours (and taken over, if taken again). What came from
+            # others stays pending: their owner takes it over at its next refresh.
+            self._refresh_leases()
+            ours = set(self.readable())
+            messages = [m for m in messages if m.stream in ours]
         if messages:
             self._batches.process(messages, redelivered=False)
         return not messages

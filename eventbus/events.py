@@ -71,6 +71,7 @@ class NewerEventVersion(Exception):
 
 _BY_VERSION: dict[tuple[str, int], type[Event]] = {}
 _NEWEST: dict[str, type[Event]] = {}
+_PARTITIONED: dict[str, bool] = {}  # stream -> whether its events are partitioned
 
 # What a family base or an event may say about itself, as keywords of its class statement.
 _DECLARED = ("type", "version", "stream", "aggregate_type", "partitioned")
@@ -123,6 +124,12 @@ class Event:
 
 def _register(cls: type[Event]) -> None:
     key = (cls.type, cls.version)
+    other = _PARTITIONED.setdefault(cls.stream, cls.partitioned)
+    if other != cls.partitioned:
+        raise TypeError(
+            f"{cls.__qualname__}: the events of stream {cls.stream!r} are all partitioned or all not "
+            f"(another says partitioned={other})"
+        )
     previous = _BY_VERSION.get(key)
     if previous is not None and previous.__qualname__ != cls.__qualname__:
         raise TypeError(f"event {key} is registered twice: {previous!r} and {cls!r}")

@@ -60,7 +60,7 @@ class Leases:
         lost): the partitions newly held, and those found held no more."""
         t = self.transport
         started = time.monotonic()
-        members = t.lease_members(self.group, self.consumer, ttl_ms=self.ttl_ms, now_ms=int(time.time() * 1000))
+        members = t.lease_members(self.group, self.consumer, ttl_ms=self.ttl_ms)
         self.members = len(members)
         renewed = t.lease_renew(self.group, self.consumer, self.held, ttl_ms=self.ttl_ms)
         lost = [s for s, ok in zip(self.held, renewed, strict=True) if not ok]

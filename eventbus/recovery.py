@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, Min, OuterRef
+from django.db.models import Exists, Min, OuterRef, Q
 from django.utils import timezone
 from prometheus_client import Counter as Metric
 
@@ -129,9 +129,27 @@ def check_memory(transport: Transport, *, now: dt.datetime | None = None) -> Los
         BusMemory.objects.update_or_create(
             key_prefix=transport.prefix,
             defaults={"token": token, "checked_at": now, "settled_before": settled,
-                      "seen": {"ids": ids, "groups": groups}},
+                      "seen": {"ids": ids, "groups": groups, "handled": _handled_since(memory, now)}},
         )  # fmt: skip
     return loss
+
+
+def _handled_since(memory: BusMemory | None, now: dt.datetime) -> dict[str, dict[str, str]]:
+    """When each group began handling each event type, as first seen by a check: the
+    reconciler judges a group only on events published after that (a type a group skipped
+    before a deploy left no inbox row, and is not lost)."""
+    known: dict[str, dict[str, str]] = memory.seen.get("handled", {}) if memory else {}
+    return {
+        group: {t: known.get(group, {}).get(t, now.isoformat()) for t in registry.handled_types(group)}
+        for group in registry.groups()
+    }
+
+
+def handled_since(prefix: str) -> dict[str, dict[str, dt.datetime]]:
+    """What `_handled_since` recorded for this key prefix (empty before the first check)."""
+    memory = BusMemory.objects.filter(key_prefix=prefix).first()
+    handled = memory.seen.get("handled", {}) if memory else {}
+    return {g: {t: dt.datetime.fromisoformat(at) for t, at in types.items()} for g, types in handled.items()}
 
 
 def _compare(
@@ -146,7 +164,10 @@ def _compare(
         # Lost: the entries after the stream's last id now. Those published before
         # settled_before had been handled by every group: losing them changes nothing.
         return "went_back", detail, max(memory.settled_before, min(ms_time(ids[s]) for s in back))
-    gone = sorted(set(memory.seen.get("groups", [])) - set(groups))
+    # Only groups this code still runs on streams of the partition count in force: a group
+    # removed from the code, or the names of another partition count, are not a loss.
+    expected = {f"{g}@{s}" for g in registry.groups() for s in registry.streams_for(g)}
+    gone = sorted((set(memory.seen.get("groups", [])) & expected) - set(groups))
     if gone:
         return "group_gone", "consumer group(s) " + ", ".join(gone) + " vanished", memory.settled_before
     return None
@@ -169,25 +190,33 @@ class Reconciler:
         now = now or timezone.now()
         missing: dict[str, list[int]] = {}
         checked = 0
+        checked_to: dict[str, dt.datetime] = {}
+        since = handled_since(transport.prefix)
         for group in registry.groups():
             window = self._window(transport, group, now)
             if window is None:
                 continue
             start, end = window
-            rows = OutboxEvent.objects.filter(
-                published_at__gt=start, published_at__lte=end, event_type__in=registry.handled_types(group)
-            )
-            checked += rows.count()
-            lost = rows.exclude(
-                Exists(ProcessedEvent.objects.filter(consumer_group=group, event_id=OuterRef("event_id")))
-            ).exclude(Exists(DeadLetter.objects.filter(consumer_group=group, event_id=OuterRef("event_id"))))
-            ids = list(lost.values_list("id", flat=True))
-            if ids:
-                missing[group] = ids
-            self._checked_to[group] = end
+            # Each type from when the group began handling it (unknown yet: not judged).
+            types = Q()
+            for event_type in registry.handled_types(group):
+                if event_type in since.get(group, {}):
+                    types |= Q(event_type=event_type, published_at__gt=since[group][event_type])
+            if types:
+                rows = OutboxEvent.objects.filter(types, published_at__gt=start, published_at__lte=end)
+                checked += rows.count()
+                lost = rows.exclude(
+                    Exists(ProcessedEvent.objects.filter(consumer_group=group, event_id=OuterRef("event_id")))
+                ).exclude(Exists(DeadLetter.objects.filter(consumer_group=group, event_id=OuterRef("event_id"))))
+                ids = list(lost.values_list("id", flat=True))
+                if ids:
+                    missing[group] = ids
+            checked_to[group] = end
         found = Counter({g: len(ids) for g, ids in missing.items()})
+        # Marked, then remembered as checked: an error half-way checks the same windows again.
+        OutboxEvent.objects.filter(id__in={i for ids in missing.values() for i in ids}).update(published_at=None)
+        self._checked_to.update(checked_to)
         if missing:
-            OutboxEvent.objects.filter(id__in={i for ids in missing.values() for i in ids}).update(published_at=None)
             for group, n in found.items():
                 REANNOUNCED.labels("reconciler", group).inc(n)
             log.warning(
@@ -227,4 +256,9 @@ class Reconciler:
 def enabled() -> bool:
     """Whether the relay keeps rows long enough for the reconciler to have anything to check."""
     conf = settings.EVENTBUS
-    return conf["RECONCILE_AFTER_S"] > 0 and conf["OUTBOX_RETENTION_S"] > conf["RECONCILE_AFTER_S"]
+    return (
+        conf["RECONCILE_AFTER_S"] > 0
+        and conf["OUTBOX_RETENTION_S"] > conf["RECONCILE_AFTER_S"]
+        # An inbox purged before the outbox would make every older kept row look never handled.
+        and conf["INBOX_RETENTION_S"] >= conf["OUTBOX_RETENTION_S"]
+    )

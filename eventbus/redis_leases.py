@@ -27,6 +27,15 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+# KEYS[1] the members; ARGV[1] the consumer, ARGV[2] the ttl in ms. The live members.
+_MEMBERS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 10)
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+"""
 # KEYS[1] the lease; ARGV[1] the owner. 1 if deleted, 0 if not ours.
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -47,18 +56,29 @@ class LeaseStore:
     def _lease_key(self, group: str, stream: str) -> str:
         return self.key(f"eventbus:lease:{group}:{stream}")
 
-    def lease_members(self, group: str, consumer: str, *, ttl_ms: int, now_ms: int) -> list[str]:
+    def lease_members(self, group: str, consumer: str, *, ttl_ms: int) -> list[str]:
         """Renew `consumer`'s membership of the group's lease holders, forget members whose
-        membership expired, and return the live members, sorted."""
+        membership expired, and return the live members, sorted. Times are Redis's own clock,
+        so hosts whose clocks disagree do not expire each other."""
         key = self.key(f"eventbus:lease-members:{group}")
         with translated():
-            pipe = self.client.pipeline(transaction=False)
-            pipe.zadd(key, {consumer: now_ms + ttl_ms})
-            pipe.zremrangebyscore(key, "-inf", now_ms)
-            pipe.zrange(key, 0, -1)
-            pipe.pexpire(key, ttl_ms * 10)
-            members = pipe.execute()[2]
+            members = self.client.eval(_MEMBERS, 1, key, consumer, ttl_ms)
         return sorted(text(m) for m in members)
+
+    def pending_elsewhere(self, group: str, consumer: str, streams: Sequence[str]) -> set[str]:
+        """The streams on which a consumer of the group other than `consumer` holds pending
+        entries (one XPENDING summary per stream, pipelined)."""
+        if not streams:
+            return set()
+        with translated():
+            pipe = self.client.pipeline(transaction=False)
+            for stream in streams:
+                pipe.xpending(self.key(stream), group)
+            summaries = pipe.execute()
+        return {
+            s for s, summary in zip(streams, summaries, strict=True)
+            if any(text(c["name"]) != consumer for c in summary.get("consumers") or [])
+        }  # fmt: skip
 
     def lease_leave(self, group: str, consumer: str) -> None:
         with translated():

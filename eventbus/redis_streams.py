@@ -63,6 +63,7 @@ class Transport(GroupAdmin, ProcessRecords, IntakeRecords, LeaseStore):
         self.prefix = prefix
         self.wait_replicas = wait_replicas
         self.wait_timeout_ms = wait_timeout_ms
+        self.publish_timeout_s = publish_timeout_s
         self._client_name = client_name
         self.client = make_client(url, socket_timeout=10.0, client_name=client_name)
         # Publishing right after a commit happens while a client waits for its answer: give up
@@ -145,13 +146,17 @@ class Transport(GroupAdmin, ProcessRecords, IntakeRecords, LeaseStore):
         Not transactional: if the connection drops half-way some entries may be on the stream;
         the caller publishes them again and consumers drop the duplicates by event id.
         """
+        # Someone waiting (prompt) gives the replicas less than its own timeout. WAIT is sent on
+        # the connection of the XADDs (it waits for that connection's writes), so it is asked
+        # once: a shortfall publishes the batch anew later (the inbox drops the repeats).
+        wait_ms = min(self.wait_timeout_ms, int(self.publish_timeout_s * 800)) if prompt else self.wait_timeout_ms
         with translated():
             client = self._prompt if prompt else self.client
             pipe = client.pipeline(transaction=False)
             for stream, fields in entries:
                 pipe.xadd(self.key(stream), fields)
             if self.wait_replicas:
-                pipe.wait(self.wait_replicas, self.wait_timeout_ms)
+                pipe.wait(self.wait_replicas, max(1, wait_ms))
             elif mark:
                 pipe.sadd(self.key(PUBLISHED_SET), *mark)
             replies = pipe.execute()
@@ -160,7 +165,7 @@ class Transport(GroupAdmin, ProcessRecords, IntakeRecords, LeaseStore):
                 if acked < self.wait_replicas:
                     raise TransportUnavailable(
                         f"WAIT: {acked} of the {self.wait_replicas} replica(s) WAIT_REPLICAS asks for confirmed "
-                        f"the entries within {self.wait_timeout_ms} ms"
+                        f"the entries within {wait_ms} ms"
                     )
                 if mark:  # the marks only once the entries are safe
                     client.sadd(self.key(PUBLISHED_SET), *mark)

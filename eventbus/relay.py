@@ -25,7 +25,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 import bulk
-from eventbus import recovery, registry, tracing, wakeup
+from eventbus import partitions, recovery, registry, tracing, wakeup
 from eventbus.heartbeats import Heartbeat
 from eventbus.metrics import count_published
 from eventbus.models import ConsumerBatch, OutboxEvent, ProcessedEvent
@@ -153,7 +153,12 @@ class Relay(Worker):
                 # Working through a backlog: start past the last batch instead of stepping over
                 # the dead index entries of every row published so far (quadratic otherwise).
                 unpublished = unpublished.filter(id__gt=self._resume_after)
-            rows = list(unpublished.order_by("id").values_list("id", "stream", "event_type", "body")[: self.batch_size])
+            rows = [
+                (pk, _stream_now(stream, aggregate_id), type_, body)
+                for pk, stream, type_, body, aggregate_id in unpublished.order_by("id").values_list(
+                    "id", "stream", "event_type", "body", "aggregate_id"
+                )[: self.batch_size]
+            ]
             if not rows:
                 self._resume_after = None
                 return 0
@@ -285,6 +290,15 @@ class Relay(Worker):
         vacuum_if_churned()
         _purge(ProcessedEvent.objects.filter(processed_at__lt=now - self.inbox_retention))
         _purge(ConsumerBatch.objects.filter(started_at__lt=now - self.inbox_retention))
+
+
+def _stream_now(stream: str, aggregate_id: str) -> str:
+    """The stream a row's event goes to under the partition count in force: a row recorded
+    under another count (republished after a change) goes where its aggregate's events go now."""
+    logical, partition = partitions.logical(stream)
+    if partition is None and partitions.count() == 1:
+        return stream
+    return partitions.stream_for(logical, aggregate_id, partitioned=registry.partitioned(logical))
 
 
 def _purge(queryset: object, chunk: int = 10_000) -> int:

@@ -230,3 +230,22 @@ def test_check_drained_sees_what_is_left_under_any_partition_count(transport, se
     out = StringIO()
     call_command("check_drained", stdout=out)
     assert out.getvalue().strip() == "drained: nothing in flight"
+
+
+def test_a_row_kept_from_before_a_partition_change_is_republished_where_its_order_goes_now(
+    transport, settings, relay, customer
+):
+    from eventbus.recovery import republish_since
+
+    order_id = uuid.uuid4()
+    with transaction.atomic():
+        outbox.record(confirmed(order_id), aggregate_id=order_id)
+    relay()  # published on "orders", the row kept
+    settings.EVENTBUS = {**settings.EVENTBUS, "PARTITIONS": 8}
+    republish_since(OutboxEvent.objects.get().published_at)
+
+    settings.EVENTBUS = {**settings.EVENTBUS, "RELAY_GRACE_S": 0}
+    relay()
+
+    now = partitions.stream_name("orders", partitions.partition_of(str(order_id), 8), 8)
+    assert transport.stream_length(now) == 1, "not on the old stream, which nobody reads any more"

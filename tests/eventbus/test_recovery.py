@@ -146,6 +146,15 @@ def age(event_ids: list[uuid.UUID], seconds: float) -> None:
     )
 
 
+def handled_for_long(transport) -> None:
+    """As in a system that has run for a while: every group has handled its types for an hour
+    (the reconciler judges a group only on events published after it began handling their type)."""
+    memory = BusMemory.objects.get(key_prefix=transport.prefix)
+    hour_ago = (timezone.now() - dt.timedelta(hours=1)).isoformat()
+    memory.seen["handled"] = {g: dict.fromkeys(types, hour_ago) for g, types in memory.seen["handled"].items()}
+    memory.save()
+
+
 def handled(group: str, event_id: uuid.UUID) -> None:
     ProcessedEvent.objects.create(consumer_group=group, event_id=event_id, processed_at=timezone.now())
 
@@ -160,6 +169,7 @@ def test_the_reconciler_republishes_only_old_events_a_handling_group_never_got(t
     )  # fmt: skip
     ProcessedEvent.objects.filter(event_id=dead).delete()
     age([lost, delivered, dead], 300)
+    handled_for_long(transport)
 
     found = recovery.Reconciler(after_s=120, retention_s=3600).run(transport)
 
@@ -171,6 +181,7 @@ def test_the_reconciler_republishes_only_old_events_a_handling_group_never_got(t
 def test_the_reconciler_does_not_judge_what_a_group_has_not_reached_on_its_stream(transport):
     (waiting,) = publish(transport, confirmed())  # on the stream, no consumer has read it yet
     age([waiting], 300)
+    handled_for_long(transport)
 
     found = recovery.Reconciler(after_s=120, retention_s=3600).run(transport)
 
@@ -184,6 +195,7 @@ def test_the_reconciler_checks_each_event_once_per_publication(transport, consum
     ProcessedEvent.objects.filter(event_id=event_id).delete()  # as if it had never arrived
     Notification.objects.filter(event_id=event_id).delete()
     age([event_id], 300)
+    handled_for_long(transport)
     reconciler = recovery.Reconciler(after_s=120, retention_s=3600)
 
     assert reconciler.run(transport) == {"notifications": 1}
@@ -193,3 +205,18 @@ def test_the_reconciler_checks_each_event_once_per_publication(transport, consum
 
     assert ProcessedEvent.objects.filter(consumer_group="notifications", event_id=event_id).exists()
     assert on_stream(transport, "orders") == [event_id, event_id]
+
+
+def test_the_reconciler_leaves_alone_events_of_a_type_a_group_did_not_handle_yet(transport, consume, customer):
+    """A deploy that makes a group handle a type it skipped before: the events it skipped left
+    no inbox row and are not lost; they must not be sent to it an hour late."""
+    (skipped,) = publish(transport, confirmed(customer.pk))
+    consume("notifications")
+    ProcessedEvent.objects.filter(event_id=skipped).delete()  # as if the group had skipped the type
+    Notification.objects.filter(event_id=skipped).delete()
+    age([skipped], 300)
+    memory = BusMemory.objects.get(key_prefix=transport.prefix)
+    assert OrderConfirmed.type in memory.seen["handled"]["notifications"], "recorded when first seen"
+
+    assert not recovery.Reconciler(after_s=120, retention_s=3600).run(transport)
+    assert not OutboxEvent.objects.filter(published_at__isnull=True).exists()

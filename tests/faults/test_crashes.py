@@ -169,67 +169,57 @@ def test_a_consumer_killed_after_its_commit_before_publishing_its_events_leaves_
     assert_effects_applied_once(processes, 20)
 
 
-def test_restarting_redis_with_persistence_while_orders_flow_loses_nothing(private_redis: RedisServer, processes):
+FLOW = 200  # orders placed while Redis is restarted, flushed or failed over
+
+
+def start_flow(processes: Processes, *, seed: int, heal_quickly: bool = False) -> threading.Thread:
+    """The relay and one consumer per group, then FLOW orders from 10 customers over 8 products
+    placed from a thread; returns once 40 have been notified. heal_quickly: the relay checks
+    what Redis remembers every second and reconciles what is older than 5 s every 2 s."""
     customers = UserFactory.create_batch(10)
     products = [ProductFactory(stock=60) for _ in range(8)]
+    if heal_quickly:
+        processes.env_overrides.update(TRIM_INTERVAL_S="1", RECONCILE_AFTER_S="5", RECONCILE_INTERVAL_S="2")
     processes.start_relay()
     for group in registry.groups():
         processes.start_consumer(group, f"{group}-1")
-
-    orders = 200
-    placer = place_orders(orders, products, customers, seed=3, pause_s=0.01)
+    placer = place_orders(FLOW, products, customers, seed=seed, pause_s=0.01)
     wait_until(lambda: Notification.objects.count() >= 40, timeout=60, what="orders to flow")
+    return placer
+
+
+def settle_flow(processes: Processes, placer: threading.Thread, after: str) -> None:
+    placer.join(timeout=120)
+    wait_until(lambda: all_settled(FLOW), timeout=120, what=f"every order to settle after {after}")
+    assert_effects_applied_once(processes, FLOW)
+
+
+def test_restarting_redis_with_persistence_while_orders_flow_loses_nothing(private_redis: RedisServer, processes):
+    placer = start_flow(processes, seed=3)
     private_redis.stop()
     threading.Event().wait(1.0)
     private_redis.start()
-    placer.join(timeout=120)
 
-    wait_until(lambda: all_settled(orders), timeout=120, what="every order to settle after the restart")
-    assert_effects_applied_once(processes, orders)
+    settle_flow(processes, placer, "the restart")
     assert "REDIS_URL is unreachable" in processes.log("relay")
     assert "is reachable again" in processes.log("relay")
-
-
-def start_pipeline_that_heals_quickly(processes: Processes) -> None:
-    """The relay (checking what Redis remembers every second, reconciling what is older than
-    5 s every 2 s) and one consumer per group."""
-    processes.env_overrides.update(TRIM_INTERVAL_S="1", RECONCILE_AFTER_S="5", RECONCILE_INTERVAL_S="2")
-    processes.start_relay()
-    for group in registry.groups():
-        processes.start_consumer(group, f"{group}-1")
 
 
 @pytest.mark.parametrize("private_redis", [False], indirect=True)
 def test_restarting_redis_without_persistence_while_orders_flow_heals_without_an_operator(
     private_redis: RedisServer, processes: Processes
 ):
-    customers = UserFactory.create_batch(10)
-    products = [ProductFactory(stock=60) for _ in range(8)]
-    start_pipeline_that_heals_quickly(processes)
-
-    orders = 200
-    placer = place_orders(orders, products, customers, seed=5, pause_s=0.01)
-    wait_until(lambda: Notification.objects.count() >= 40, timeout=60, what="orders to flow")
+    placer = start_flow(processes, seed=5, heal_quickly=True)
     private_redis.kill()  # everything it held is gone: no append-only file, no snapshot
     private_redis.start()
-    placer.join(timeout=120)
 
-    wait_until(lambda: all_settled(orders), timeout=120, what="every order to settle after Redis came back empty")
-    assert_effects_applied_once(processes, orders)
+    settle_flow(processes, placer, "Redis came back empty")
     assert "Redis lost data (emptied" in processes.log("relay")
 
 
 def test_flushing_redis_while_orders_flow_heals_without_an_operator(private_redis: RedisServer, processes: Processes):
-    customers = UserFactory.create_batch(10)
-    products = [ProductFactory(stock=60) for _ in range(8)]
-    start_pipeline_that_heals_quickly(processes)
-
-    orders = 200
-    placer = place_orders(orders, products, customers, seed=6, pause_s=0.01)
-    wait_until(lambda: Notification.objects.count() >= 40, timeout=60, what="orders to flow")
+    placer = start_flow(processes, seed=6, heal_quickly=True)
     get_transport().client.flushall()
-    placer.join(timeout=120)
 
-    wait_until(lambda: all_settled(orders), timeout=120, what="every order to settle after Redis was flushed")
-    assert_effects_applied_once(processes, orders)
+    settle_flow(processes, placer, "Redis was flushed")
     assert "Redis lost data" in processes.log("relay")

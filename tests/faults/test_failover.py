@@ -16,11 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from eventbus import registry
 from eventbus.models import OutboxEvent
 from eventbus.transport import Transport, get_transport, reset_transport
-from tests.factories import ProductFactory, UserFactory
-from tests.faults.test_crashes import all_settled, assert_effects_applied_once, place_orders
+from tests.faults.test_crashes import FLOW, all_settled, settle_flow, start_flow
 from tests.processes import Processes, RedisServer, wait_until
 from tests.redisproxy import ReplyHoldingProxy
 
@@ -58,18 +56,8 @@ def test_failover_to_a_replica_that_missed_writes_loses_no_order(
 ):
     primary, replica, proxy = pair
     settings.EVENTBUS = {**settings.EVENTBUS, "WAIT_REPLICAS": wait_replicas, "WAIT_TIMEOUT_MS": 200}
-    processes.env_overrides.update(
-        PUBLISH_WAIT_REPLICAS=str(wait_replicas), PUBLISH_WAIT_TIMEOUT_MS="200", TRIM_INTERVAL_S="1",
-        RECONCILE_AFTER_S="5", RECONCILE_INTERVAL_S="2",
-    )  # fmt: skip
-    customers = UserFactory.create_batch(10)
-    products = [ProductFactory(stock=60) for _ in range(8)]
-    processes.start_relay()
-    for group in registry.groups():
-        processes.start_consumer(group, f"{group}-1")
-    orders = 200
-    placer = place_orders(orders, products, customers, seed=7, pause_s=0.01)
-    wait_until(lambda: processes.emails_by_event().total() >= 40, timeout=60, what="orders to flow")
+    processes.env_overrides.update(PUBLISH_WAIT_REPLICAS=str(wait_replicas), PUBLISH_WAIT_TIMEOUT_MS="200")
+    placer = start_flow(processes, seed=7, heal_quickly=True)
 
     consumers = [p for name, p in processes.procs.items() if name != "relay"]
     replica.pause()  # from here the primary holds writes no replica has...
@@ -93,13 +81,11 @@ def test_failover_to_a_replica_that_missed_writes_loses_no_order(
     started = time.monotonic()
     for consumer in consumers:
         consumer.send_signal(signal.SIGCONT)
-    placer.join(timeout=120)
-
-    wait_until(lambda: all_settled(orders), timeout=120, what="every order to settle after the failover")
+    wait_until(lambda: all_settled(FLOW), timeout=120, what="every order to settle after the failover")
     recovered_s = time.monotonic() - started
     wait_until(lambda: not OutboxEvent.objects.filter(published_at__isnull=True).exists(), timeout=60,
                what="the outbox to be published")  # fmt: skip
-    assert_effects_applied_once(processes, orders)
+    settle_flow(processes, placer, "the failover")
     standby.kill()
     # What the replica missed came back through the outbox: rows whose publication marks died
     # with the primary were never marked and the relay published them again; rows marked
@@ -109,7 +95,7 @@ def test_failover_to_a_replica_that_missed_writes_loses_no_order(
         "loss detected": relay_log.count("Redis lost data"),
         "reconciled": relay_log.count("never reached a group"),
     }
-    print(f"failover ({'with' if wait_replicas else 'without'} WAIT): {orders} orders settled "
+    print(f"failover ({'with' if wait_replicas else 'without'} WAIT): {FLOW} orders settled "
           f"{recovered_s:.1f} s after the new primary took over; {how}")  # fmt: skip
     if not wait_replicas:  # the relay had marked published some events the new primary never got
         assert how["loss detected"] + how["reconciled"] >= 1
