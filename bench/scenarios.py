@@ -36,7 +36,8 @@ from eventbus import registry
 from eventbus.events import Envelope, encode
 from eventbus.models import OutboxEvent, ProcessedEvent
 from eventbus.monitor import pipeline_backlog
-from eventbus.relay import Relay, vacuum_if_churned
+from eventbus.outbox_table import vacuum_if_churned
+from eventbus.relay import Relay
 from eventbus.transport import Transport
 from inventory.models import Reservation
 from notifications.models import Notification

@@ -23,8 +23,8 @@ from eventbus import logcontext, partitions, registry
 from eventbus.batch import BatchProcessor, Stats
 from eventbus.failures import DEFAULT_NEWER_VERSION_WAIT_S, FailurePolicy, RetryPolicy
 from eventbus.heartbeats import Heartbeat
-from eventbus.leases import Leases
-from eventbus.transport import GroupMissing, Message, Transport, TransportUnavailable
+from eventbus.leases import LeasedReading
+from eventbus.transport import GroupMissing, Message, Transport
 from eventbus.worker import ShutdownRequested, Worker
 
 __all__ = ["Consumer", "RetryPolicy", "ShutdownRequested", "Stats", "default_consumer_name"]
@@ -36,7 +36,7 @@ def default_consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-class Consumer(Worker):
+class Consumer(LeasedReading, Worker):
     """Runs one consumer group's handlers. Thin commands build one and call `run()`."""
 
     outage_consequence = "nothing is acknowledged meanwhile; retrying"
@@ -87,19 +87,6 @@ class Consumer(Worker):
             self.group, self.transport, failures, self.stats, consumer=self.name, retry_scheduled=self._retry_due_at
         )
 
-    @functools.cached_property
-    def leases(self) -> Leases | None:
-        """This consumer's partition leases; None when the group reads no partitioned stream."""
-        if not self.partition_streams:
-            return None
-        return Leases(self.transport, self.group, self.name, self.partition_streams, ttl_ms=self.lease_ttl_ms)
-
-    def readable(self) -> list[str]:
-        """The streams to read now: the partitions leased and taken over, and every stream not
-        partitioned."""
-        held = set(self.leases.held) - self._unsettled if self.leases else set()
-        return [s for s in self.streams if s in held or s not in self.partition_streams]
-
     @property
     def who(self) -> str:
         return f"consumer {self.name}"
@@ -128,32 +115,6 @@ class Consumer(Worker):
             self.name, self.stats.processed, self.stats.duplicates, self.stats.retried, self.stats.dead,
         )  # fmt: skip
         return self.stats
-
-    def _release_leases(self) -> None:
-        if self.leases is None:
-            return
-        try:
-            self.leases.release_all()
-        except TransportUnavailable as exc:
-            self.log.warning("could not give back the partition leases (they expire by themselves): %s", exc)
-
-    def _refresh_leases(self) -> bool:
-        """Renew and rebalance the partition leases (eventbus.leases), then take over what other
-        consumers left pending on the partitions held: all of it on a partition just taken (its
-        previous owner stopped, died or lost the lease), and on the others whatever a consumer
-        that lost its lease read after it had expired. A partition is read (`readable`) only
-        once its takeover is done: an outage half-way leaves it for the next refresh. True if
-        the takeover processed anything."""
-        assert self.leases is not None
-        taken, _ = self.leases.refresh()
-        self._unsettled = (self._unsettled | set(taken)) & set(self.leases.held)
-        held = [s for s in self.leases.held if s not in self._unsettled]
-        others = self.transport.pending_elsewhere(self.group, self.name, held)
-        busy = False
-        for stream in [s for s in self.leases.held if s in self._unsettled or s in others]:
-            busy |= self._claim_all_pending(stream, min_idle_ms=0) > 0
-            self._unsettled.discard(stream)
-        return busy
 
     def ensure_groups(self) -> None:
         """Create the group on each of its streams (MKSTREAM) if it does not exist yet."""

@@ -17,14 +17,15 @@ at expiry.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
 from collections.abc import Sequence
 
-from eventbus.transport import Transport
+from eventbus.transport import Transport, TransportUnavailable
 
-__all__ = ["Leases"]
+__all__ = ["LeasedReading", "Leases"]
 
 log = logging.getLogger(__name__)
 
@@ -94,3 +95,59 @@ class Leases:
         self.transport.lease_release(self.group, self.consumer, held)
         self.transport.lease_leave(self.group, self.consumer)
         self._renewed_at = -math.inf
+
+
+class LeasedReading:
+    """What a consumer (eventbus.consumer.Consumer) does with its partition leases: which
+    streams it reads, the refresh with its takeovers, the release on stop."""
+
+    group: str
+    name: str
+    streams: list[str]
+    partition_streams: list[str]
+    lease_ttl_ms: int
+    _unsettled: set[str]  # partitions taken whose takeover is not done yet
+    transport: Transport
+    log: logging.Logger
+
+    def _claim_all_pending(self, stream: str, *, min_idle_ms: int) -> int:
+        raise NotImplementedError
+
+    @functools.cached_property
+    def leases(self) -> Leases | None:
+        """This consumer's partition leases; None when the group reads no partitioned stream."""
+        if not self.partition_streams:
+            return None
+        return Leases(self.transport, self.group, self.name, self.partition_streams, ttl_ms=self.lease_ttl_ms)
+
+    def readable(self) -> list[str]:
+        """The streams to read now: the partitions leased and taken over, and every stream not
+        partitioned."""
+        held = set(self.leases.held) - self._unsettled if self.leases else set()
+        return [s for s in self.streams if s in held or s not in self.partition_streams]
+
+    def _release_leases(self) -> None:
+        if self.leases is None:
+            return
+        try:
+            self.leases.release_all()
+        except TransportUnavailable as exc:
+            self.log.warning("could not give back the partition leases (they expire by themselves): %s", exc)
+
+    def _refresh_leases(self) -> bool:
+        """Renew and rebalance the partition leases (eventbus.leases), then take over what other
+        consumers left pending on the partitions held: all of it on a partition just taken (its
+        previous owner stopped, died or lost the lease), and on the others whatever a consumer
+        that lost its lease read after it had expired. A partition is read (`readable`) only
+        once its takeover is done: an outage half-way leaves it for the next refresh. True if
+        the takeover processed anything."""
+        assert self.leases is not None
+        taken, _ = self.leases.refresh()
+        self._unsettled = (self._unsettled | set(taken)) & set(self.leases.held)
+        held = [s for s in self.leases.held if s not in self._unsettled]
+        others = self.transport.pending_elsewhere(self.group, self.name, held)
+        busy = False
+        for stream in [s for s in self.leases.held if s in self._unsettled or s in others]:
+            busy |= self._claim_all_pending(stream, min_idle_ms=0) > 0
+            self._unsettled.discard(stream)
+        return busy

@@ -21,7 +21,7 @@ import socket
 import time
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 import bulk
@@ -29,43 +29,17 @@ from eventbus import partitions, recovery, registry, tracing, wakeup
 from eventbus.heartbeats import Heartbeat
 from eventbus.metrics import count_published
 from eventbus.models import ConsumerBatch, OutboxEvent, ProcessedEvent
+from eventbus.outbox_table import ordered_index_scan, purge, vacuum_if_churned
 from eventbus.redis_client import Subscription
 from eventbus.transport import Transport, TransportUnavailable
 from eventbus.worker import Worker
 
-__all__ = ["Relay", "vacuum_if_churned"]
+__all__ = ["Relay"]
 
 log = logging.getLogger(__name__)
 
 
-VACUUM_AFTER_DEAD_ROWS = 10_000
 RESUME_BATCHES = 10
-
-
-def _ordered_index_scan() -> None:
-    """Make the claim read the unpublished-rows index in id order and stop at the batch size,
-    whatever the statistics say. Without them (a new table; servers with autovacuum off never
-    gather any) PostgreSQL expects a handful of rows and sorts every unpublished row for each
-    claim instead: 36 ms a batch with 50,000 waiting, against 1 ms. For this transaction only;
-    sent in the same round trip as the claim."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL enable_sort = off")
-            cursor.execute("SET LOCAL enable_bitmapscan = off")
-
-
-def vacuum_if_churned() -> None:
-    """The outbox is a queue: every published row leaves a dead tuple that the claim's index
-    scan steps over until a vacuum. Do not count on autovacuum being on (it is off on some
-    servers, CI's among them): vacuum the table once it has this many dead rows."""
-    if connection.vendor != "postgresql":
-        return
-    table = OutboxEvent._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = %s", [table])
-        row = cursor.fetchone()
-        if row and row[0] >= VACUUM_AFTER_DEAD_ROWS:
-            cursor.execute(f"VACUUM {connection.ops.quote_name(table)}")
 
 
 class Relay(Worker):
@@ -145,7 +119,7 @@ class Relay(Worker):
         then the COMMIT. The marking comes after the XADD, as a crash in between must leave the
         rows unpublished."""
         with transaction.atomic(), bulk.pipelined():
-            _ordered_index_scan()
+            ordered_index_scan()
             unpublished = OutboxEvent.objects.select_for_update(skip_locked=True).filter(published_at__isnull=True)
             if self.grace:
                 unpublished = unpublished.filter(created_at__lt=timezone.now() - self.grace)
@@ -286,10 +260,10 @@ class Relay(Worker):
             self._next_reconcile = time.monotonic() + self.reconcile_interval_s
         now = timezone.now()
         if self.outbox_retention:
-            _purge(OutboxEvent.objects.filter(published_at__lt=now - self.outbox_retention))
+            purge(OutboxEvent.objects.filter(published_at__lt=now - self.outbox_retention))
         vacuum_if_churned()
-        _purge(ProcessedEvent.objects.filter(processed_at__lt=now - self.inbox_retention))
-        _purge(ConsumerBatch.objects.filter(started_at__lt=now - self.inbox_retention))
+        purge(ProcessedEvent.objects.filter(processed_at__lt=now - self.inbox_retention))
+        purge(ConsumerBatch.objects.filter(started_at__lt=now - self.inbox_retention))
 
 
 def _stream_now(stream: str, aggregate_id: str) -> str:
@@ -299,16 +273,3 @@ def _stream_now(stream: str, aggregate_id: str) -> str:
     if partition is None and partitions.count() == 1:
         return stream
     return partitions.stream_for(logical, aggregate_id, partitioned=registry.partitioned(logical))
-
-
-def _purge(queryset: object, chunk: int = 10_000) -> int:
-    """Delete in chunks so a large backlog never holds a long lock."""
-    total = 0
-    while True:
-        ids = list(queryset.order_by("pk").values_list("pk", flat=True)[:chunk])  # type: ignore[attr-defined]
-        if not ids:
-            return total
-        queryset.model.objects.filter(pk__in=ids).delete()  # type: ignore[attr-defined]
-        total += len(ids)
-        if len(ids) < chunk:
-            return total
