@@ -171,16 +171,22 @@ def assert_handled_in_publish_order(orders: list) -> None:
     """Every group applied each order's events in the order they were published."""
     # The order each group applied them in: batch after batch as they ended (committed), and
     # within a batch in stream order (the inbox rows of one batch are inserted sorted by event
-    # id, so their ids say nothing).
+    # id, so their ids say nothing). The inbox is read first: a batch row commits with its inbox
+    # rows, so every batch they name is there when the batches are read (consumers still run).
+    inbox = {
+        group: list(
+            ProcessedEvent.objects.filter(consumer_group=group).values_list(
+                "aggregate_id", "event_id", "batch_id", "message_id"
+            )
+        )
+        for group in registry.groups()
+    }
     ended = {
         b: started + dt.timedelta(milliseconds=ms)
         for b, started, ms in ConsumerBatch.objects.values_list("id", "started_at", "duration_ms")
     }
     published = list(OutboxEvent.objects.order_by("id").values_list("aggregate_id", "event_id"))
-    for group in registry.groups():
-        rows = ProcessedEvent.objects.filter(consumer_group=group).values_list(
-            "aggregate_id", "event_id", "batch_id", "message_id"
-        )
+    for group, rows in inbox.items():
         handled = [(a, e) for a, e, b, m in sorted(rows, key=lambda r: (ended[r[2]], id_key(r[3])))]
         seen = {e for _, e in handled}
         for order in orders:
