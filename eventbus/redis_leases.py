@@ -11,7 +11,7 @@ group's members are a sorted set of consumer names scored by when their membersh
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import redis
 
@@ -56,13 +56,27 @@ class LeaseStore:
     def _lease_key(self, group: str, stream: str) -> str:
         return self.key(f"eventbus:lease:{group}:{stream}")
 
+    def _members_key(self, group: str) -> str:
+        return self.key(f"eventbus:lease-members:{group}")
+
+    def _per_lease(
+        self, group: str, streams: Sequence[str], command: Callable[[redis.client.Pipeline, str], object]
+    ) -> list:
+        """One command per partition's lease key, pipelined in one round trip; the replies."""
+        if not streams:
+            return []
+        with translated():
+            pipe = self.client.pipeline(transaction=False)
+            for stream in streams:
+                command(pipe, self._lease_key(group, stream))
+            return pipe.execute()
+
     def lease_members(self, group: str, consumer: str, *, ttl_ms: int) -> list[str]:
         """Renew `consumer`'s membership of the group's lease holders, forget members whose
         membership expired, and return the live members, sorted. Times are Redis's own clock,
         so hosts whose clocks disagree do not expire each other."""
-        key = self.key(f"eventbus:lease-members:{group}")
         with translated():
-            members = self.client.eval(_MEMBERS, 1, key, consumer, ttl_ms)
+            members = self.client.eval(_MEMBERS, 1, self._members_key(group), consumer, ttl_ms)
         return sorted(text(m) for m in members)
 
     def pending_elsewhere(self, group: str, consumer: str, streams: Sequence[str]) -> set[str]:
@@ -82,45 +96,23 @@ class LeaseStore:
 
     def lease_leave(self, group: str, consumer: str) -> None:
         with translated():
-            self.client.zrem(self.key(f"eventbus:lease-members:{group}"), consumer)
+            self.client.zrem(self._members_key(group), consumer)
 
     def lease_renew(self, group: str, consumer: str, streams: Sequence[str], *, ttl_ms: int) -> list[bool]:
         """Renew the leases of these partition streams if `consumer` still holds them."""
-        if not streams:
-            return []
-        with translated():
-            pipe = self.client.pipeline(transaction=False)
-            for stream in streams:
-                pipe.eval(_RENEW, 1, self._lease_key(group, stream), consumer, ttl_ms)
-            return [bool(r) for r in pipe.execute()]
+        replies = self._per_lease(group, streams, lambda pipe, key: pipe.eval(_RENEW, 1, key, consumer, ttl_ms))
+        return [bool(r) for r in replies]
 
     def lease_acquire(self, group: str, consumer: str, streams: Sequence[str], *, ttl_ms: int) -> list[bool]:
         """Take the leases of these partition streams that nobody holds (SET NX PX)."""
-        if not streams:
-            return []
-        with translated():
-            pipe = self.client.pipeline(transaction=False)
-            for stream in streams:
-                pipe.set(self._lease_key(group, stream), consumer, nx=True, px=ttl_ms)
-            return [bool(r) for r in pipe.execute()]
+        replies = self._per_lease(group, streams, lambda pipe, key: pipe.set(key, consumer, nx=True, px=ttl_ms))
+        return [bool(r) for r in replies]
 
     def lease_release(self, group: str, consumer: str, streams: Sequence[str]) -> None:
         """Give back the leases of these partition streams if `consumer` still holds them."""
-        if not streams:
-            return
-        with translated():
-            pipe = self.client.pipeline(transaction=False)
-            for stream in streams:
-                pipe.eval(_RELEASE, 1, self._lease_key(group, stream), consumer)
-            pipe.execute()
+        self._per_lease(group, streams, lambda pipe, key: pipe.eval(_RELEASE, 1, key, consumer))
 
     def lease_owners(self, group: str, streams: Sequence[str]) -> dict[str, str | None]:
         """Who holds the lease of each partition stream (None: nobody)."""
-        if not streams:
-            return {}
-        with translated():
-            pipe = self.client.pipeline(transaction=False)
-            for stream in streams:
-                pipe.get(self._lease_key(group, stream))
-            owners = pipe.execute()
+        owners = self._per_lease(group, streams, lambda pipe, key: pipe.get(key))
         return {s: (text(o) if o is not None else None) for s, o in zip(streams, owners, strict=True)}
