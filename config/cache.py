@@ -4,7 +4,11 @@ used rather than at import.
 
 The client gives up fast and never retries behind the caller's back: the cache is a helper of
 the request, never a reason for it to wait. Callers that must not fail when Redis does (the
-throttles) catch `CacheUnavailable`."""
+throttles) catch `CacheUnavailable`.
+
+On a Redis Cluster (REDIS_URL `redis+cluster://...`) it speaks through redis-py's cluster client,
+and every key ends with the hash tag OPTIONS["HASH_TAG"] (settings.INTAKE_SLOT_TAG): one slot, so
+multi-key reads, the MULTI of `count` and the order intake's script all stay in one slot."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from typing import Any
 
 import redis
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
+from django.core.cache.backends.redis import RedisCacheClient
 from django.utils.functional import cached_property
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -24,18 +29,48 @@ class CacheUnavailable(Exception):
     """Redis did not answer in time (or refused)."""
 
 
+class _ClusterClient(RedisCacheClient):
+    """Django's cache client with one redis-py cluster client in place of a pool per server."""
+
+    def __init__(self, servers: list[str], **options: Any) -> None:
+        super().__init__(servers, **options)
+        self._cluster: Any = None
+
+    def get_client(self, key: Any = None, *, write: bool = False) -> Any:
+        if self._cluster is None:
+            from eventbus.redis_client import make_client
+
+            timeout = self._pool_options.get("socket_timeout")
+            self._cluster = make_client(self._servers[0], socket_timeout=timeout, connect_timeout=timeout or 2.0)
+        return self._cluster
+
+    def set_many(self, data: dict[str, Any], timeout: int | None) -> None:  # a cluster pipeline has no MSET
+        pipe = self.get_client(None, write=True).pipeline(transaction=False)
+        for key, value in data.items():
+            pipe.set(key, self._serializer.dumps(value), ex=timeout)
+        pipe.execute()
+
+
 class RedisCache(DjangoRedisCache):
     """Django's Redis cache with short timeouts, no silent retries, a lazily resolved server,
     and atomic window counters."""
 
     def __init__(self, server: str, params: dict[str, Any]) -> None:
-        options = params.setdefault("OPTIONS", {})
+        # Django builds a cache object per thread from the same settings: change a copy of them.
+        params = {**params, "OPTIONS": dict(params.get("OPTIONS", {}))}
+        options = params["OPTIONS"]
         timeout = options.pop("TIMEOUT_S", 0.1)
         options.setdefault("socket_timeout", timeout)
         options.setdefault("socket_connect_timeout", timeout)
         options.setdefault("retry", Retry(NoBackoff(), 0))
         options.setdefault("health_check_interval", 0)
+        self._hash_tag = options.pop("HASH_TAG", "")
         super().__init__(server, params)
+        if self._hash_tag:
+            self._class = _ClusterClient
+
+    def make_key(self, key: str, version: int | None = None) -> str:
+        return super().make_key(key, version) + self._hash_tag
 
     @cached_property
     def _cache(self) -> Any:
@@ -60,7 +95,10 @@ class RedisCache(DjangoRedisCache):
             for key in looked:
                 pipe.get(key)
             replies = pipe.execute()
-        except (redis.ConnectionError, redis.TimeoutError, redis.exceptions.BusyLoadingError, OSError) as exc:
+        except (
+            redis.ConnectionError, redis.TimeoutError, redis.exceptions.BusyLoadingError, redis.exceptions.ClusterError,
+            redis.exceptions.RedisClusterException, OSError,
+        ) as exc:  # fmt: skip
             raise CacheUnavailable(str(exc) or type(exc).__name__) from exc
         hits = [int(v) for v in replies[1 : 2 * len(made) : 2]]
         reads = [int(v or 0) for v in replies[2 * len(made) :]]

@@ -163,20 +163,24 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # events would be split between them.
 REDIS_URL = env.str("REDIS_URL", default="")
 EMBEDDED_REDIS = env.bool("EMBEDDED_REDIS", default=EMBEDDED)
-if REDIS_URL.startswith(("redis+cluster://", "rediss+cluster://")):
+# `redis+cluster://host:port[,host:port...]` (`rediss+cluster://` for TLS): a Redis Cluster
+# (docs/scaling.md, "Running on a Redis Cluster"); the nodes listed are where the client starts.
+REDIS_CLUSTER = REDIS_URL.startswith(("redis+cluster://", "rediss+cluster://"))
+if REDIS_URL and not REDIS_CLUSTER and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
     raise ImproperlyConfigured(
-        "REDIS_URL names a Redis Cluster: this release runs on one Redis server (or a primary with replicas "
-        "and PUBLISH_WAIT_REPLICAS); its keys already carry the cluster's hash tags, see docs/scaling.md"
+        "REDIS_URL must start with redis://, rediss://, unix://, redis+cluster:// or rediss+cluster:// "
+        "(or be unset for the embedded server)"
     )
-if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
-    raise ImproperlyConfigured(
-        "REDIS_URL must start with redis://, rediss:// or unix:// (or be unset for the embedded server)"
-    )
+if REDIS_CLUSTER and not REDIS_URL.partition("://")[2].rpartition("@")[2].strip(",/"):
+    raise ImproperlyConfigured("REDIS_URL names a Redis Cluster but no node: redis+cluster://host:port[,host:port...]")
 if not REDIS_URL and not EMBEDDED_REDIS:
     raise ImproperlyConfigured(
         "REDIS_URL is not set: every process of a deployment must share one Redis; set REDIS_URL to your "
         "Redis server, or EMBEDDED_REDIS=true to run an embedded Redis on this host (development only)"
     )
+# On a Redis Cluster, the hash tag that puts a key in the slot of the order intake's stream: the
+# keys its script touches (records, holds, idempotency keys, rate limits) must share that slot.
+INTAKE_SLOT_TAG = "{" + env.str("EVENTBUS_KEY_PREFIX", default="") + "orders.intake}" if REDIS_CLUSTER else ""
 EVENTBUS = {
     # Prefix for every Redis key the bus owns, so several deployments can share one Redis.
     "KEY_PREFIX": env.str("EVENTBUS_KEY_PREFIX", default=""),
@@ -316,7 +320,9 @@ CACHES = {
         "BACKEND": "config.cache.RedisCache",
         "LOCATION": REDIS_URL,  # empty: the embedded server, resolved on first use
         "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="cache"),
-        "OPTIONS": {"TIMEOUT_S": env.float("CACHE_TIMEOUT_S", default=0.1)},
+        # On a Redis Cluster every cache key shares the order intake's slot (INTAKE_SLOT_TAG), so
+        # the intake's script counts the same rate limits in the same atomic step.
+        "OPTIONS": {"TIMEOUT_S": env.float("CACHE_TIMEOUT_S", default=0.1), "HASH_TAG": INTAKE_SLOT_TAG},
     },
 }
 # Rate limits (config.throttling): N/unit, several separated by commas (all must hold). They

@@ -1,16 +1,22 @@
 """Talking to Redis without redis-py's traps. With the adapter it serves (eventbus.redis_streams,
-redis_groups, redis_records and retry_store), the only code of the project that imports
-`redis`.
+redis_groups, redis_records, redis_cluster and retry_store), the only code of the project that
+imports `redis`.
 
 Clients never resend a command behind the caller's back (a retried XADD would duplicate an
 entry), failures become two exceptions a caller can act on (TransportUnavailable,
 GroupMissing), and stream entry ids compare as the numbers they are.
+
+A URL `redis+cluster://host:port[,host:port...]` (`rediss+cluster://` for TLS) names a Redis
+Cluster: make_client returns redis-py's cluster client (made on first use), which follows MOVED
+and ASK itself (the command did not run) and re-reads the slot map after a connection error,
+then raises.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -18,13 +24,18 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 __all__ = [
+    "CLUSTER_SCHEMES",
     "GroupMissing",
+    "LazyCluster",
     "Subscription",
     "TransportUnavailable",
     "display_url",
     "id_key",
+    "is_cluster",
     "make_client",
     "next_id",
+    "node_url",
+    "raw_reply",
     "text",
     "translated",
 ]
@@ -44,8 +55,13 @@ _ERRORS_UNAVAILABLE = (
     redis.exceptions.BusyLoadingError,
     redis.exceptions.ReadOnlyError,
     redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterDownError,  # a failover in progress
+    redis.exceptions.AskError,  # MOVED too: a slot moved under a node client (eventbus.redis_cluster)
+    redis.exceptions.SlotNotCoveredError,
     OSError,
 )
+
+CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
 
 
 @contextlib.contextmanager
@@ -55,13 +71,45 @@ def translated() -> Iterator[None]:
         yield
     except redis.ResponseError as exc:
         # Redis 7 ends a blocked XREADGROUP on a deleted stream with UNBLOCKED instead of NOGROUP.
-        if str(exc).startswith(("NOGROUP", "UNBLOCKED the stream key no longer exists")):
+        said = str(exc).rpartition("of pipeline caused error: ")[2]  # a pipeline names the command first
+        if said.startswith(("NOGROUP", "UNBLOCKED the stream key no longer exists")):
             raise GroupMissing(str(exc)) from exc
         if isinstance(exc, _ERRORS_UNAVAILABLE):
             raise TransportUnavailable(str(exc)) from exc
         raise
     except _ERRORS_UNAVAILABLE as exc:
         raise TransportUnavailable(str(exc) or exc.__class__.__name__) from exc
+    except redis.exceptions.RedisClusterException as exc:
+        if "slot" in str(exc).lower() and "cover" not in str(exc).lower():
+            raise  # keys of one command in different slots: a bug to see, not an outage
+        raise TransportUnavailable(str(exc) or exc.__class__.__name__) from exc  # no node answered
+
+
+def is_cluster(url: str) -> bool:
+    return url.startswith(CLUSTER_SCHEMES)
+
+
+def _cluster_parts(url: str) -> tuple[str, list[tuple[str, int]]]:
+    """(scheme of one node, [(host, port)...]) of a cluster URL; ValueError if it names none."""
+    parts = urlsplit(url)
+    scheme = "rediss" if parts.scheme == "rediss+cluster" else "redis"
+    hosts = parts.netloc.rpartition("@")[2]
+    nodes = []
+    for address in filter(None, hosts.split(",")):
+        host, _, port = address.rpartition(":") if ":" in address else (address, "", "6379")
+        nodes.append((host.strip("[]") or "127.0.0.1", int(port)))
+    if not nodes:
+        raise ValueError(f"{display_url(url)} names no cluster node (host:port[,host:port...])")
+    return scheme, nodes
+
+
+def node_url(url: str, host: str, port: int) -> str:
+    """The URL of one node of the cluster `url` names (same credentials, TLS and options)."""
+    scheme, _ = _cluster_parts(url)
+    parts = urlsplit(url)
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = f"{userinfo}@{host}:{port}" if userinfo else f"{host}:{port}"
+    return urlunsplit((scheme, netloc, "", parts.query, ""))
 
 
 def make_client(
@@ -71,6 +119,23 @@ def make_client(
     options: dict[str, object] = {}
     if not url.startswith("unix:"):
         options["socket_keepalive"] = True
+    if is_cluster(url):
+        _, nodes = _cluster_parts(url)
+        first = redis.Redis.from_url(node_url(url, *nodes[0]))  # credentials and TLS as one node takes them
+        kwargs = first.get_connection_kwargs()
+        first.close()
+        for name in ("host", "port", "db", "connection_class", "retry"):
+            kwargs.pop(name, None)
+        if node_url(url, *nodes[0]).startswith("rediss:"):
+            kwargs["ssl"] = True
+        kwargs.update(socket_timeout=socket_timeout, socket_connect_timeout=connect_timeout, client_name=client_name)
+        return LazyCluster(
+            lambda: redis.RedisCluster(
+                startup_nodes=[redis.cluster.ClusterNode(host, port) for host, port in nodes],
+                retry=Retry(NoBackoff(), 0),  # MOVED and ASK are still followed: the command did not run
+                **{**kwargs, **options},
+            )
+        )  # type: ignore[return-value]
     return redis.Redis.from_url(
         url,
         socket_timeout=socket_timeout,
@@ -79,6 +144,31 @@ def make_client(
         client_name=client_name,
         **options,
     )
+
+
+class LazyCluster:
+    """A redis.RedisCluster made on first use, like a plain client that connects when used: the
+    cluster client reads the slot map in its constructor, and a process must start (and say
+    "unreachable" in one line) while the cluster is down."""
+
+    def __init__(self, make: Callable[[], redis.RedisCluster]) -> None:
+        self._make = make
+        self._client: redis.RedisCluster | None = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> redis.RedisCluster:
+        if self._client is None:
+            with self._lock, translated():
+                if self._client is None:
+                    self._client = self._make()
+        return self._client
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._get(), name)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
 
 
 class Subscription:
@@ -103,6 +193,12 @@ class Subscription:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._pubsub.close()
+
+
+def raw_reply(response: object, **options: object) -> object:
+    """A response callback that keeps the reply as Redis sent it: for XAUTOCLAIM ... JUSTID,
+    whose cursor redis-py's own parser drops."""
+    return response
 
 
 def display_url(url: str) -> str:

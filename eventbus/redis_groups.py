@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import redis
 
 from eventbus.redis_client import id_key, next_id, text, translated
+from eventbus.retry_store import MessageKey
 
 __all__ = ["INCARNATION_KEY", "GroupAdmin", "GroupInfo"]
 
@@ -194,3 +195,28 @@ class GroupAdmin:
                     self.client.xgroup_delconsumer(self.key(stream), group, name)
                     removed.append(name)
         return removed
+
+    def delivery_counts(self, group: str, messages: Sequence[MessageKey]) -> dict[MessageKey, int]:
+        """How many times each pending message has been delivered: XPENDING over the range of
+        ids of each stream, all streams in one round trip."""
+        by_stream: dict[str, list[str]] = {}
+        for stream, entry_id in messages:
+            by_stream.setdefault(stream, []).append(entry_id)
+        if not by_stream:
+            return {}
+        with translated():
+            pipe = self.client.pipeline(transaction=False)
+            for stream, ids in by_stream.items():
+                ordered = sorted(ids, key=id_key)
+                pipe.xpending_range(
+                    self.key(stream), group, min=ordered[0], max=ordered[-1], count=max(len(ids) * 2, 100)
+                )
+            replies = pipe.execute()
+        wanted = set(messages)
+        counts = {}
+        for stream, rows in zip(by_stream, replies, strict=True):
+            for r in rows:
+                key = (stream, text(r["message_id"]))
+                if key in wanted:
+                    counts[key] = r["times_delivered"]
+        return counts

@@ -3,17 +3,16 @@ event loop, many requests in one round trip; the consumer that writes them relea
 of the Redis adapter (eventbus.redis_streams.Transport has IntakeRecords' methods).
 
 Taking one request is one Lua script, atomic in Redis: count the request against its rate
-limits, find an earlier request with the same idempotency key, count what its owner already
-holds in intake, and only if all of that allows it XADD the entry, store a record of it (what a
-status page shows until the database has it) and hold it against its owner. Every request that
-arrives while a round trip is in flight waits for the next one: under load a round trip carries
-hundreds of requests, idle it carries one. Before a round trip leaves, requests whose deadline
-passed or whose client went away are dropped: nothing is taken for somebody who left.
+limits, find an earlier request with the same idempotency key, count what its owner holds in
+intake, and only if all of that allows it XADD the entry, store a record of it (a status page
+shows it until the database has it) and hold it against its owner. Requests arriving while a
+round trip is in flight wait for the next: under load one carries hundreds, idle it carries one.
+Before a round trip leaves, requests whose deadline passed or whose client went away are
+dropped: nothing is taken for somebody who left.
 
-Durability: a reply means Redis has the entry in memory, and on disk only with `appendfsync
-always`; with `wait_replicas`, also on that many replicas (WAIT in the same round trip). A reply
-that WAIT did not confirm is answered as not taken (the entry may still be processed: a client
-retrying with its Idempotency-Key gets the same order).
+Durability: a reply means Redis has the entry in memory (on disk only with `appendfsync always`);
+with `wait_replicas`, on that many replicas too (WAIT in the same round trip). A reply WAIT did
+not confirm is answered as not taken (a retry with the Idempotency-Key gets the same order).
 """
 
 from __future__ import annotations
@@ -29,7 +28,8 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from eventbus.redis_client import TransportUnavailable, text, translated
+from eventbus.redis_client import TransportUnavailable, is_cluster, make_client, node_url, text, translated
+from eventbus.redis_cluster import wake_channel
 
 __all__ = ["Abandoned", "Ambiguous", "Expired", "IntakeFront", "IntakeRecords", "Outcome", "TakeRequest"]
 
@@ -130,17 +130,46 @@ class IntakeFront:
         self, url: str, *, max_connections: int = 4, max_batch: int = 512, wait_replicas: int = 0,
         wait_timeout_ms: int = 500, socket_timeout_s: float = 5.0,
     ) -> None:  # fmt: skip
-        self._pool = aioredis.BlockingConnectionPool.from_url(
-            url, max_connections=max_connections, timeout=socket_timeout_s, socket_timeout=socket_timeout_s,
-            socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 0),
-        )  # fmt: skip
-        self.client = aioredis.Redis(connection_pool=self._pool)
+        self._url, self._max_connections, self._socket_timeout_s = url, max_connections, socket_timeout_s
+        # On a Redis Cluster every key a request touches shares the intake stream's slot: the front
+        # talks to its master alone (found on first use, again after a failover; WAIT needs that).
+        self.cluster = is_cluster(url)
+        self.client: aioredis.Redis | None = None if self.cluster else self._connect(url)
         self.max_batch = max_batch
         self.wait_replicas = wait_replicas
         self.wait_timeout_ms = wait_timeout_ms
         self._waiting: list[TakeRequest] = []
         self._flusher: asyncio.Task[None] | None = None
         self._sha: str | None = None
+
+    def _connect(self, url: str) -> aioredis.Redis:
+        self._pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=self._max_connections, timeout=self._socket_timeout_s,
+            socket_timeout=self._socket_timeout_s, socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 0),
+        )  # fmt: skip
+        return aioredis.Redis(connection_pool=self._pool)
+
+    async def _client(self, key: str) -> aioredis.Redis:
+        if self.client is None:  # a cluster: a short-lived cluster client finds the slot's master
+
+            def master() -> str:
+                cluster = make_client(self._url, socket_timeout=1.0, connect_timeout=1.0)
+                try:
+                    with translated():
+                        node = cluster.get_node_from_key(key)
+                        return node_url(self._url, node.host, node.port)
+                finally:
+                    cluster.close()
+
+            self.client = self._connect(await asyncio.to_thread(master))
+        return self.client
+
+    async def _forget_master(self) -> None:  # on a cluster: find the master again next time
+        if self.cluster and self.client is not None:
+            client, self.client = self.client, None
+            with contextlib.suppress(Exception):
+                await client.aclose()
+                await self._pool.disconnect()
 
     @property
     def waiting(self) -> int:
@@ -180,6 +209,7 @@ class IntakeFront:
         try:
             replies = await self._execute(batch, now_ms)
         except TransportUnavailable as exc:
+            await self._forget_master()
             for request in batch:
                 if request.future and not request.future.done():
                     request.future.set_exception(type(exc)(str(exc)))
@@ -188,6 +218,10 @@ class IntakeFront:
         if self.wait_replicas:
             acked = replies.pop()
             confirmed = isinstance(acked, int) and acked >= self.wait_replicas
+        if self.cluster:
+            replies.pop()  # the wake-up
+            if any(isinstance(r, (redis.exceptions.AskError, redis.exceptions.ClusterDownError)) for r in replies):
+                await self._forget_master()  # a slot moved or a failover runs: nothing ran
         for request, reply in zip(batch, replies, strict=True):
             if request.future is None or request.future.done():
                 continue
@@ -203,12 +237,15 @@ class IntakeFront:
     async def _execute(self, batch: list[TakeRequest], now_ms: int) -> list:
         for attempt in (1, 2):
             try:
+                client = await self._client(batch[0].stream)
                 if self._sha is None:
-                    self._sha = text(await self.client.script_load(_TAKE))
-                async with self.client.pipeline(transaction=False) as pipe:
+                    self._sha = text(await client.script_load(_TAKE))
+                async with client.pipeline(transaction=False) as pipe:
                     for request in batch:
                         keys, args = request.command(now_ms)
                         pipe.evalsha(self._sha, len(keys), *keys, *args)
+                    if self.cluster:  # consumers reading several slots wait on wake-ups
+                        pipe.execute_command("SPUBLISH", wake_channel(batch[0].stream), b"1")
                     if self.wait_replicas:
                         pipe.wait(self.wait_replicas, self.wait_timeout_ms)
                     replies = await pipe.execute(raise_on_error=False)
@@ -226,13 +263,13 @@ class IntakeFront:
 
     async def get(self, key: str) -> bytes | None:
         try:
-            return await self.client.get(key)
+            return await (await self._client(key)).get(key)
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
             raise TransportUnavailable(str(exc) or type(exc).__name__) from exc
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
-            await self.client.aclose()
+            await self.client.aclose()  # type: ignore[union-attr]
             await self._pool.disconnect()
 
 

@@ -62,7 +62,8 @@ class LeaseStore:
     def _per_lease(
         self, group: str, streams: Sequence[str], command: Callable[[redis.client.Pipeline, str], object]
     ) -> list:
-        """One command per partition's lease key, pipelined in one round trip; the replies."""
+        """One command per partition's lease key, pipelined in one round trip; the replies. (EVAL goes
+        through execute_command: a Redis Cluster pipeline refuses `pipe.eval`.)"""
         if not streams:
             return []
         with translated():
@@ -100,7 +101,9 @@ class LeaseStore:
 
     def lease_renew(self, group: str, consumer: str, streams: Sequence[str], *, ttl_ms: int) -> list[bool]:
         """Renew the leases of these partition streams if `consumer` still holds them."""
-        replies = self._per_lease(group, streams, lambda pipe, key: pipe.eval(_RENEW, 1, key, consumer, ttl_ms))
+        replies = self._per_lease(
+            group, streams, lambda pipe, key: pipe.execute_command("EVAL", _RENEW, 1, key, consumer, ttl_ms)
+        )
         return [bool(r) for r in replies]
 
     def lease_acquire(self, group: str, consumer: str, streams: Sequence[str], *, ttl_ms: int) -> list[bool]:
@@ -110,7 +113,7 @@ class LeaseStore:
 
     def lease_release(self, group: str, consumer: str, streams: Sequence[str]) -> None:
         """Give back the leases of these partition streams if `consumer` still holds them."""
-        self._per_lease(group, streams, lambda pipe, key: pipe.eval(_RELEASE, 1, key, consumer))
+        self._per_lease(group, streams, lambda pipe, key: pipe.execute_command("EVAL", _RELEASE, 1, key, consumer))
 
     def lease_owners(self, group: str, streams: Sequence[str]) -> dict[str, str | None]:
         """Who holds the lease of each partition stream (None: nobody)."""

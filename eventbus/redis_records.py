@@ -63,5 +63,6 @@ class ProcessRecords:
             names = [text(n) for n in self.client.zrange(self.key(index), 0, -1)]
             if not names:
                 return []
-            values = self.client.mget([self.key(key_of(n)) for n in names])
+            keys = [self.key(key_of(n)) for n in names]
+            values = self.client.mget_nonatomic(keys) if self.cluster else self.client.mget(keys)  # slots apart
         return [v for v in values if v is not None]

@@ -17,12 +17,21 @@ from dataclasses import dataclass
 import redis
 from django.conf import settings
 
-from eventbus.redis_client import Subscription, TransportUnavailable, id_key, make_client, text, translated
+from eventbus.redis_client import (
+    Subscription,
+    TransportUnavailable,
+    is_cluster,
+    make_client,
+    raw_reply,
+    text,
+    translated,
+)  # fmt: skip
+from eventbus.redis_cluster import ClusterStreams, ShardedSubscription, wake_channel
 from eventbus.redis_groups import GroupAdmin, GroupInfo
 from eventbus.redis_intake import IntakeRecords
 from eventbus.redis_leases import LeaseStore
 from eventbus.redis_records import ProcessRecords
-from eventbus.retry_store import MessageKey, RetryStore
+from eventbus.retry_store import RetryStore
 
 __all__ = ["PUBLISHED_SET", "Fields", "GroupInfo", "Message", "Transport"]
 
@@ -42,11 +51,11 @@ class Message:
     fields: Fields | None
 
 
-class Transport(GroupAdmin, ProcessRecords, IntakeRecords, LeaseStore):
-    """A connection to one Redis with the stream operations the relay and consumers need.
+class Transport(GroupAdmin, ProcessRecords, IntakeRecords, LeaseStore, ClusterStreams):
+    """A connection to one Redis (or a Redis Cluster: eventbus.redis_cluster) with the stream
+    operations the relay and consumers need.
 
-    Thread-safe (redis-py clients pool their connections). A process gets its own through
-    eventbus.transport.get_transport().
+    Thread-safe (redis-py clients pool their connections); one per process: get_transport().
     """
 
     def __init__(
@@ -65,14 +74,16 @@ class Transport(GroupAdmin, ProcessRecords, IntakeRecords, LeaseStore):
         self.wait_timeout_ms = wait_timeout_ms
         self.publish_timeout_s = publish_timeout_s
         self._client_name = client_name
+        self.cluster = is_cluster(url)
+        self._cluster_init()
         self.client = make_client(url, socket_timeout=10.0, client_name=client_name)
         # Publishing right after a commit happens while a client waits for its answer: give up
         # soon (the relay publishes what this could not) rather than hold the request.
         self._prompt = make_client(
             url, socket_timeout=publish_timeout_s, connect_timeout=publish_timeout_s, client_name=client_name
         )
-        # XAUTOCLAIM ... JUSTID: keep the raw reply (redis-py's parser drops the cursor).
-        self.client.set_response_callback("XAUTOCLAIM", lambda response, **options: response)
+        if not self.cluster:  # (a cluster's masters have clients of their own: _node_client)
+            self.client.set_response_callback("XAUTOCLAIM", raw_reply)
         self._blocking: dict[int, redis.Redis] = {}
         self.retries = RetryStore(self.client, self.key)
 
@@ -82,6 +93,7 @@ class Transport(GroupAdmin, ProcessRecords, IntakeRecords, LeaseStore):
         self._prompt.close()
         for client in self._blocking.values():
             client.close()
+        self._cluster_close()
 
     # --- names ------------------------------------------------------------------------------
 
@@ -93,8 +105,7 @@ class Transport(GroupAdmin, ProcessRecords, IntakeRecords, LeaseStore):
         return key[len(self.prefix) :] if self.prefix and key.startswith(self.prefix) else key
 
     @staticmethod
-    def replay_stream(group: str) -> str:
-        """The stream that carries replayed dead letters to one group only."""
+    def replay_stream(group: str) -> str:  # replayed dead letters, to one group only
         return f"eventbus:replay:{group}"
 
     @staticmethod
@@ -119,11 +130,15 @@ class Transport(GroupAdmin, ProcessRecords, IntakeRecords, LeaseStore):
 
     def broadcast(self, channel: str, message: bytes = b"1") -> None:
         """PUBLISH to a pub/sub channel (a hint to whoever listens; nothing is kept)."""
+        if self.cluster:  # sharded: one master carries it, not every node
+            return self._wake(self.key(channel), message)
         with translated():
             self.client.publish(self.key(channel), message)
 
-    def subscribe(self, channel: str) -> Subscription:
+    def subscribe(self, channel: str) -> Subscription | ShardedSubscription:
         """Listen on a pub/sub channel, on a connection of its own without a read timeout."""
+        if self.cluster:
+            return ShardedSubscription(self.client, self.url, [self.key(channel)], self._client_name)
         return Subscription(
             make_client(self.url, socket_timeout=None, client_name=self._client_name), self.key(channel)
         )
@@ -150,6 +165,12 @@ class Transport(GroupAdmin, ProcessRecords, IntakeRecords, LeaseStore):
         # the connection of the XADDs (it waits for that connection's writes), so it is asked
         # once: a shortfall publishes the batch anew later (the inbox drops the repeats).
         wait_ms = min(self.wait_timeout_ms, int(self.publish_timeout_s * 800)) if prompt else self.wait_timeout_ms
+        if self.cluster:
+            ids = self._publish_by_node(entries, prompt=prompt, wait_ms=wait_ms)
+            if mark:
+                with translated():
+                    self.client.sadd(self.key(PUBLISHED_SET), *mark)
+            return ids
         with translated():
             client = self._prompt if prompt else self.client
             pipe = client.pipeline(transaction=False)
@@ -187,6 +208,8 @@ class Transport(GroupAdmin, ProcessRecords, IntakeRecords, LeaseStore):
         """Deliver a message again to one group only, through its replay stream."""
         with translated():
             entry = self.client.xadd(self.key(self.replay_stream(group)), fields)
+        if self.cluster:  # a consumer reading several slots waits on wake-ups
+            self._wake(wake_channel(self.key(self.replay_stream(group))))
         return text(entry)
 
     # --- reading ----------------------------------------------------------------------------
@@ -196,6 +219,10 @@ class Transport(GroupAdmin, ProcessRecords, IntakeRecords, LeaseStore):
     ) -> list[Message]:
         """XREADGROUP on several streams: per stream `>` for new messages, or an id for this
         consumer's own pending messages after that id. Blocks up to block_ms when none are new."""
+        if self.cluster:
+            spread = self._read_slots(group, consumer, ids, count=count, block_ms=block_ms)
+            if spread is not None:
+                return spread
         client = self.client if not block_ms else self._blocking_client(block_ms)
         with translated():
             reply = client.xreadgroup(
@@ -231,10 +258,13 @@ class Transport(GroupAdmin, ProcessRecords, IntakeRecords, LeaseStore):
         """One XAUTOCLAIM ... JUSTID step: (next cursor, ids now owned by `consumer`, ids deleted
         from the stream). JUSTID does not count as a delivery, so looking does not use up an
         attempt; the caller XCLAIMs the ids it will process. Loop until the cursor is 0-0."""
-        with translated():
-            reply = self.client.execute_command(
-                "XAUTOCLAIM", self.key(stream), group, consumer, min_idle_ms, start, "COUNT", count, "JUSTID"
+        key = self.key(stream)
+        with translated():  # on a cluster, on the master's own client (which keeps the raw reply)
+            client = (
+                self._node_client(self.client.get_node_from_key(key), prompt=False) if self.cluster else self.client
             )
+            reply = client.execute_command("XAUTOCLAIM", key, group, consumer, min_idle_ms, start, "COUNT", count,
+                                           "JUSTID")  # fmt: skip
         cursor, ids = text(reply[0]), [text(i) for i in reply[1]]
         deleted = [text(i) for i in reply[2]] if len(reply) > 2 else []  # Redis 7 reports them
         return cursor, ids, deleted
@@ -257,31 +287,6 @@ class Transport(GroupAdmin, ProcessRecords, IntakeRecords, LeaseStore):
             entries = self.client.xclaim(self.key(stream), group, consumer, min_idle_time=0, message_ids=list(ids))
         found = {text(i): (f or None) for i, f in entries}
         return [Message(stream, i, found.get(i)) for i in ids]
-
-    def delivery_counts(self, group: str, messages: Sequence[MessageKey]) -> dict[MessageKey, int]:
-        """How many times each pending message has been delivered: XPENDING over the range of
-        ids of each stream, all streams in one round trip."""
-        by_stream: dict[str, list[str]] = {}
-        for stream, entry_id in messages:
-            by_stream.setdefault(stream, []).append(entry_id)
-        if not by_stream:
-            return {}
-        with translated():
-            pipe = self.client.pipeline(transaction=False)
-            for stream, ids in by_stream.items():
-                ordered = sorted(ids, key=id_key)
-                pipe.xpending_range(
-                    self.key(stream), group, min=ordered[0], max=ordered[-1], count=max(len(ids) * 2, 100)
-                )
-            replies = pipe.execute()
-        wanted = set(messages)
-        counts = {}
-        for stream, rows in zip(by_stream, replies, strict=True):
-            for r in rows:
-                key = (stream, text(r["message_id"]))
-                if key in wanted:
-                    counts[key] = r["times_delivered"]
-        return counts
 
     def ack(self, group: str, ids_by_stream: dict[str, list[str]]) -> None:
         """XACK the ids, one command per stream, one round trip in all."""

@@ -7,6 +7,7 @@ The messages themselves stay in the group's pending list; members here are "stre
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import redis
@@ -35,7 +36,10 @@ class RetryStore:
     def __init__(self, client: redis.Redis, key: Callable[[str], str]) -> None:
         self._client = client
         self._key = key
-        self._pop_due = client.register_script(_POP_DUE)
+
+    @functools.cached_property
+    def _pop_due(self) -> redis.commands.core.Script:  # on first use: a cluster client connects then
+        return self._client.register_script(_POP_DUE)
 
     def _schedule_key(self, group: str) -> str:
         return self._key(f"eventbus:retry:{group}")

@@ -258,7 +258,8 @@ class OrderIntake:
             body=encode(envelope), record=json.dumps(record, separators=(",", ":")),
             record_ttl_s=conf().INTAKE_RECORD_TTL_S, held_window_ms=HELD_WINDOW_MS,
             held_limit=conf().MAX_PENDING_ORDERS_PER_CUSTOMER,
-            idempotency_key=transport.key(f"orders:intake:key:{customer_id}:{_digest(key)}") if key else "",
+            idempotency_key=transport.key(f"orders:intake:key:{customer_id}:{_digest(key)}{settings.INTAKE_SLOT_TAG}")
+            if key else "",
             idempotency_value=f"{request_hash} {order_id}" if key else "",
             throttles=_throttles(customer_id), deadline=arrived + conf().INTAKE_DEADLINE_S,
             wanted=lambda: not gone.is_set(),

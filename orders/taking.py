@@ -39,13 +39,14 @@ log = logging.getLogger(__name__)
 
 
 def record_key(order_id: uuid.UUID | str) -> str:
-    """Where the web keeps what it took until the database has the order (a status page reads it)."""
-    return f"orders:intake:order:{order_id}"
+    """Where the web keeps what it took until the database has the order (a status page reads it).
+    On a Redis Cluster every key the intake's script touches ends with INTAKE_SLOT_TAG."""
+    return f"orders:intake:order:{order_id}{settings.INTAKE_SLOT_TAG}"
 
 
 def held_key(customer_id: int) -> str:
     """The orders a customer holds in intake (MAX_PENDING_ORDERS_PER_CUSTOMER counts them)."""
-    return f"orders:intake:held:{customer_id}"
+    return f"orders:intake:held:{customer_id}{settings.INTAKE_SLOT_TAG}"
 
 
 def received_order(order_id: uuid.UUID) -> dict | None:

@@ -79,7 +79,7 @@ def run_command(*args: str, **env: str) -> subprocess.CompletedProcess:
     ("env", "expected"),
     [
         ({"REDIS_URL": "http://localhost:6379"}, "REDIS_URL must start with redis://"),
-        ({"REDIS_URL": "redis+cluster://127.0.0.1:7000"}, "REDIS_URL names a Redis Cluster: this release runs on one"),
+        ({"REDIS_URL": "redis+cluster://"}, "REDIS_URL names a Redis Cluster but no node: redis+cluster://host:port"),
         ({"DATABASE_URL": "mysql://root@localhost/shop"}, "DATABASE_URL must start with postgres://"),
         (
             {"DATABASE_URL": "postgres://nobody@127.0.0.1:1/none", "REDIS_URL": "redis://127.0.0.1:1/0"},
@@ -103,6 +103,15 @@ def test_an_unreachable_redis_gives_one_line_from_a_one_shot_command():
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("REDIS_URL is unreachable (redis://127.0.0.1:1/0)")
+
+
+def test_an_unreachable_redis_cluster_gives_one_line_from_a_one_shot_command():
+    result = run_command(
+        "check_invariants", "--wait", "1", DATABASE_URL=database_url(), REDIS_URL="redis+cluster://127.0.0.1:1"
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("REDIS_URL is unreachable (redis+cluster://127.0.0.1:1)")
 
 
 def test_a_bad_consumer_argument_gives_a_usage_line_not_a_traceback():
