@@ -1,0 +1,153 @@
+"""The whole system on a real Redis Cluster (3 masters, 3 replicas, tests.rediscluster):
+REDIS_URL `redis+cluster://...`, 8 partitions spread over the masters, the relay, one consumer
+per group and the web's order intake as real processes. Orders placed through the database and
+through the intake (HTTP 202) all settle, each effect once, `check_invariants` passes; a
+master killed while its replica is paused and cut off (so it holds writes no replica has) is
+replaced by that replica, and with WAIT nothing it alone held was counted as published."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+from django.core.management import call_command
+from rest_framework.authtoken.models import Token
+
+from eventbus import partitions, registry
+from eventbus.models import OutboxEvent
+from eventbus.redis_cluster import slot
+from eventbus.transport import get_transport, reset_transport
+from orders.models import Order
+from tests.cluster.conftest import LocalCluster
+from tests.factories import ProductFactory, UserFactory
+from tests.faults.test_crashes import FLOW, all_settled, settle_flow, start_flow
+from tests.intake.test_intake_web import post
+from tests.processes import Processes, wait_until
+
+pytestmark = [pytest.mark.cluster, pytest.mark.faults, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def on_cluster(clean_cluster: LocalCluster, settings, key_prefix: str, processes: Processes) -> Iterator[LocalCluster]:
+    """This process and the processes a test starts on the cluster, with 8 partitions."""
+    shared = settings.REDIS_URL, settings.INTAKE_SLOT_TAG, settings.CACHES
+    tag = "{" + key_prefix + "orders.intake}"
+    settings.REDIS_URL = clean_cluster.url
+    settings.INTAKE_SLOT_TAG = tag
+    settings.CACHES = {
+        alias: {**conf, "OPTIONS": {**conf["OPTIONS"], "HASH_TAG": tag}} for alias, conf in shared[2].items()
+    }
+    settings.EVENTBUS = {**settings.EVENTBUS, "PARTITIONS": 8}
+    settings.MAX_PENDING_ORDERS_PER_CUSTOMER = 0
+    processes.env_overrides.update(EVENTBUS_PARTITIONS="8", MAX_PENDING_ORDERS_PER_CUSTOMER="0")
+    reset_transport()
+    yield clean_cluster
+    get_transport().close()
+    settings.REDIS_URL, settings.INTAKE_SLOT_TAG, settings.CACHES = shared
+    reset_transport()
+
+
+def masters_holding(cluster: LocalCluster, prefix: str) -> set[int]:
+    """The masters that hold a partition stream of `orders`."""
+    return {port for port in cluster.masters() if redis.Redis(port=port).keys(f"{prefix}orders:{{p*}}")}
+
+
+def test_orders_placed_through_the_database_and_the_intake_settle_once_on_a_cluster(
+    on_cluster: LocalCluster, processes: Processes, key_prefix: str
+):
+    web = processes.start_web()
+    placer = start_flow(processes, seed=11)  # the relay, one consumer per group, FLOW orders
+    settle_flow(processes, placer, "placing on a cluster")  # FLOW orders, effects once, invariants
+    product = ProductFactory(stock=100, price="4.50")
+    tokens = [Token.objects.create(user=UserFactory()).key for _ in range(5)]
+    taken = []
+    for i in range(20):  # the intake's script, rate limits and records in one slot
+        status, _, body = post(web, tokens[i % 5], [(product.pk, 1)])
+        assert status == 202, body
+        taken.append(body["id"])
+    wait_until(lambda: Order.objects.filter(pk__in=taken).exclude(status=Order.Status.PENDING).count() == 20,
+               timeout=60, what="the orders taken by the intake to settle")  # fmt: skip
+    wait_until(lambda: all_settled(FLOW + 20), timeout=60, what="their notifications")
+    call_command("check_invariants")
+    product.refresh_from_db()
+    assert product.stock == 80
+    assert len(masters_holding(on_cluster, key_prefix)) == 3  # the partitions spread over every master
+    assert "REDIS_URL is unreachable" not in processes.log("relay")
+
+
+def test_a_master_that_fails_over_to_a_replica_that_missed_writes_loses_no_order(
+    on_cluster: LocalCluster, processes: Processes, settings, key_prefix: str
+):
+    settings.EVENTBUS = {**settings.EVENTBUS, "WAIT_REPLICAS": 1, "WAIT_TIMEOUT_MS": 200}
+    processes.env_overrides.update(PUBLISH_WAIT_REPLICAS="1", PUBLISH_WAIT_TIMEOUT_MS="200")
+    reset_transport()
+    placer = start_flow(processes, seed=13, heal_quickly=True)
+    # The master of partition 3 of `orders`: its replica is paused and its link cut, so the
+    # master holds writes no replica has; then the master dies and the replica takes over.
+    master = on_cluster.master_of_key(key_prefix + partitions.stream_name("orders", 3, 8))
+    replica = on_cluster.replica_of(master)
+    on_cluster.pause(replica)
+    redis.Redis(port=master).execute_command("CLIENT", "KILL", "TYPE", "replica")
+    threading.Event().wait(1.0)
+    unconfirmed = OutboxEvent.objects.filter(published_at__isnull=True).count()
+    on_cluster.kill(master)
+    on_cluster.resume(replica)
+    started = time.monotonic()
+    on_cluster.wait_for_master(replica, timeout=60)
+    promoted_s = time.monotonic() - started
+    # The dead master's host comes back as the new master's replica (what a managed cluster
+    # does): with WAIT, nothing on that master is published until a replica confirms it.
+    on_cluster.restart(master)
+    on_cluster.wait_ok(timeout=60)
+
+    wait_until(lambda: all_settled(FLOW), timeout=120, what="every order to settle after the failover")
+    recovered_s = time.monotonic() - started
+    settle_flow(processes, placer, "the failover")  # effects once, check_invariants
+    wait_until(lambda: not OutboxEvent.objects.filter(published_at__isnull=True).exists(), timeout=60,
+               what="the outbox to be published")  # fmt: skip
+    print(
+        f"cluster failover with WAIT: {FLOW} orders; replica promoted {promoted_s:.1f} s after the master died, "
+        f"every order settled {recovered_s:.1f} s after; {unconfirmed} outbox rows unpublished when it died"
+    )
+
+
+def test_flushing_the_cluster_while_orders_flow_heals_without_an_operator(
+    on_cluster: LocalCluster, processes: Processes
+):
+    placer = start_flow(processes, seed=19, heal_quickly=True)
+    on_cluster.flushall()  # every master forgets everything (its replicas follow)
+
+    settle_flow(processes, placer, "the cluster was flushed")
+    assert "Redis lost data" in processes.log("relay")
+
+
+def test_a_partition_slot_moving_to_another_master_while_orders_flow_loses_nothing(
+    on_cluster: LocalCluster, processes: Processes, key_prefix: str
+):
+    """Producers meet ASK then MOVED, consumers' wake-up channels move with the slot: all of
+    them follow on their own."""
+    placer = start_flow(processes, seed=23)
+    key = key_prefix + partitions.stream_name("orders", 3, 8)
+    source = on_cluster.master_of_key(key)
+    target = next(port for port in on_cluster.masters() if port != source)
+    on_cluster.move_slot(slot(key), target, pause_s=0.5)
+
+    settle_flow(processes, placer, "a slot moved")
+    assert on_cluster.master_of_key(key) == target
+
+
+def test_a_consumer_killed_on_a_cluster_hands_its_partitions_to_the_other(
+    on_cluster: LocalCluster, processes: Processes
+):
+    processes.env_overrides.update(EVENTBUS_LEASE_TTL_MS="3000", CLAIM_MIN_IDLE_MS="600000")
+    placer = start_flow(processes, seed=29)  # one consumer per group...
+    for group in registry.groups():  # ...and a second, which gets its share of the partitions
+        processes.start_consumer(group, f"{group}-2")
+    threading.Event().wait(2.0)
+    for group in registry.groups():
+        processes.kill(f"{group}-1")  # SIGKILL: its leases expire, its pending entries move
+
+    settle_flow(processes, placer, "a consumer per group was killed")
