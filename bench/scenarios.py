@@ -3,6 +3,7 @@ measures, in the same run, the ceiling it is compared with."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -13,7 +14,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.client import HTTPConnection
@@ -868,53 +869,95 @@ SCALE_CONSUMERS = (1, 2, 4)
 
 def scale(ctx: Context) -> dict:
     """EVENTBUS_PARTITIONS=8 with 1, 2 and 4 consumer processes per group, on the Redis of
-    REDIS_URL: for each, orders/s through the pipeline (the pipeline scenario's placing, fewer
-    orders), placed -> reserved at 100 orders/s, and the CPU per order of each part (placing,
-    relay, consumers, PostgreSQL, Redis), which is what a capacity model needs on a machine
-    whose two cores every part shares. The pipeline is drained between layouts (the safe way to
-    change the partition count) and put back as it was afterwards."""
+    REDIS_URL and then (a full run, where a Redis 7 server is installed) on a local Redis
+    Cluster of 3 masters and 3 replicas started for it: for each, orders/s through the pipeline
+    (the pipeline scenario's placing, fewer orders), placed -> reserved at 100 orders/s, and the
+    CPU per order of each part (placing, relay, consumers, PostgreSQL, Redis: every redis-server
+    process), which is what a capacity model needs on a machine whose two cores every part
+    shares. The pipeline is drained between layouts (the safe way to change the partition
+    count) and put back as it was afterwards."""
     assert ctx.fleet is not None
     groups = ctx.fleet.stop_pipeline()
     saved = settings.EVENTBUS
     settings.EVENTBUS = {**saved, "PARTITIONS": SCALE_PARTITIONS}  # the placing processes fork from here
     env = {"EVENTBUS_PARTITIONS": str(SCALE_PARTITIONS)}
     n = 300 if ctx.quick else 5_000
-    rate, seconds = 100, (3.0 if ctx.quick else 20.0)
-    out: dict = {"partitions": SCALE_PARTITIONS, "orders": n, "runs": {}}
+    out: dict = {"partitions": SCALE_PARTITIONS, "orders": n}
+    from tests.rediscluster import redis_server_7  # the test suite's local cluster
+
     try:
-        for per_group in SCALE_CONSUMERS if not ctx.quick else (1, 2):
-            ctx.fleet.start_pipeline(groups, per_group=per_group, env=env)
-            # Every consumer has its share of the leases within a lease period of starting.
-            time.sleep(settings.EVENTBUS["LEASE_TTL_MS"] / 1000 * (0.2 if ctx.quick else 1.0))
-            run = _pipeline_run(ctx, n)
-            since = timezone.now()
-            with ctx.bar(int(rate * seconds), f"scale x{per_group}: {rate} orders/s", "order") as bar:
-                ids = place_at_rate(ctx.world, rate, seconds, bar)  # type: ignore[arg-type]
-            wait_until_notified(ctx.world, since, len(ids), timeout=300)  # type: ignore[arg-type]
-            stages = stage_latencies(ids)
-            cpu = run["cpu_ms_per_order"]
-            parts = {"placing": 0.0, "relay": 0.0, "consumers": 0.0, "postgresql": 0.0, "redis": 0.0}
-            for name, ms in cpu.items():
-                base = name.partition("#")[0]
-                if name.startswith("placing"):
-                    parts["placing"] += ms
-                elif base in groups:
-                    parts["consumers"] += ms
-                elif base in parts:
-                    parts[base] += ms
-            out["runs"][str(per_group)] = {
-                "consumers_per_group": per_group,
-                "pipeline_orders_per_s": run["pipeline_orders_per_s"],
-                "placed_reserved_ms": summary(stages["placed_reserved"]),
-                "placed_notified_ms": summary(stages["placed_notified"]),
-                "cpu_ms_per_order": {k: round(v, 3) for k, v in parts.items()},
-                "cpu_ms_per_order_by_process": cpu,
-            }
-            ctx.fleet.stop_pipeline()  # drained: every order was notified
+        out["runs"] = _scale_layouts(ctx, groups, env, n)
+        if ctx.quick:
+            out["cluster"] = {"skipped": "a quick run measures one Redis only"}
+        elif redis_server_7() is None:
+            out["cluster"] = {"skipped": "no Redis 7 server binary (redis-server >= 7) is installed"}
+        else:
+            with _local_cluster(ctx) as url:
+                runs = _scale_layouts(ctx, groups, {**env, "REDIS_URL": url}, n)
+                out["cluster"] = {"masters": 3, "replicas": 3, "runs": runs}
     finally:
         settings.EVENTBUS = saved
         ctx.fleet.start_pipeline(groups)
     return out
+
+
+def _scale_layouts(ctx: Context, groups: list[str], env: dict[str, str], n: int) -> dict:
+    assert ctx.fleet is not None
+    rate, seconds = 100, (3.0 if ctx.quick else 20.0)
+    runs = {}
+    for per_group in SCALE_CONSUMERS if not ctx.quick else (1, 2):
+        ctx.fleet.start_pipeline(groups, per_group=per_group, env=env)
+        # Every consumer has its share of the leases within a lease period of starting.
+        time.sleep(settings.EVENTBUS["LEASE_TTL_MS"] / 1000 * (0.2 if ctx.quick else 1.0))
+        run = _pipeline_run(ctx, n)
+        since = timezone.now()
+        with ctx.bar(int(rate * seconds), f"scale x{per_group}: {rate} orders/s", "order") as bar:
+            ids = place_at_rate(ctx.world, rate, seconds, bar)  # type: ignore[arg-type]
+        wait_until_notified(ctx.world, since, len(ids), timeout=300)  # type: ignore[arg-type]
+        stages = stage_latencies(ids)
+        cpu = run["cpu_ms_per_order"]
+        parts = {"placing": 0.0, "relay": 0.0, "consumers": 0.0, "postgresql": 0.0, "redis": 0.0}
+        for name, ms in cpu.items():
+            base = name.partition("#")[0]
+            if name.startswith("placing"):
+                parts["placing"] += ms
+            elif base in groups:
+                parts["consumers"] += ms
+            elif base in parts:
+                parts[base] += ms
+        runs[str(per_group)] = {
+            "consumers_per_group": per_group,
+            "pipeline_orders_per_s": run["pipeline_orders_per_s"],
+            "placed_reserved_ms": summary(stages["placed_reserved"]),
+            "placed_notified_ms": summary(stages["placed_notified"]),
+            "cpu_ms_per_order": {k: round(v, 3) for k, v in parts.items()},
+            "cpu_ms_per_order_by_process": cpu,
+        }
+        ctx.fleet.stop_pipeline()  # drained: every order was notified
+    return runs
+
+
+@contextlib.contextmanager
+def _local_cluster(ctx: Context) -> Iterator[str]:
+    """A local Redis Cluster (3 masters, 3 replicas: tests.rediscluster) under the run's
+    directory; this process and the placing processes it forks talk to it meanwhile."""
+    from eventbus.transport import reset_transport
+    from tests.rediscluster import LocalCluster
+
+    cluster = LocalCluster(ctx.run_dir / "redis-cluster")
+    cluster.start()
+    saved = settings.REDIS_URL, settings.INTAKE_SLOT_TAG, settings.CACHES
+    tag = "{" + ctx.key_prefix + "orders.intake}"
+    settings.REDIS_URL, settings.INTAKE_SLOT_TAG = cluster.url, tag
+    settings.CACHES = {a: {**c, "LOCATION": cluster.url, "OPTIONS": {**c["OPTIONS"], "HASH_TAG": tag}}
+                       for a, c in saved[2].items()}  # fmt: skip
+    reset_transport()
+    try:
+        yield cluster.url
+    finally:
+        settings.REDIS_URL, settings.INTAKE_SLOT_TAG, settings.CACHES = saved
+        reset_transport()
+        cluster.stop()
 
 
 SCENARIOS: dict[str, Callable[..., dict]] = {

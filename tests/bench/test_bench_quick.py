@@ -46,4 +46,5 @@ def test_quick_benchmark_scales_over_partitions_and_consumers(quick_run):
         assert run["pipeline_orders_per_s"] > 0
         assert set(run["cpu_ms_per_order"]) == {"placing", "relay", "consumers", "postgresql", "redis"}
         assert run["placed_reserved_ms"]["n"] > 0
-    assert "scale: 8 partitions, 2 consumer(s)/group, orders/s" in quick_run["_stdout"]
+    assert "scale (one Redis): 8 partitions, 2 consumer(s)/group, orders/s" in quick_run["_stdout"]
+    assert scale["cluster"] == {"skipped": "a quick run measures one Redis only"}
