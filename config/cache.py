@@ -22,6 +22,8 @@ from django.utils.functional import cached_property
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from eventbus.redis_client import TransportUnavailable
+
 __all__ = ["CacheUnavailable", "RedisCache"]
 
 
@@ -47,7 +49,10 @@ class _ClusterClient(RedisCacheClient):
     def set_many(self, data: dict[str, Any], timeout: int | None) -> None:  # a cluster pipeline has no MSET
         pipe = self.get_client(None, write=True).pipeline(transaction=False)
         for key, value in data.items():
-            pipe.set(key, self._serializer.dumps(value), ex=timeout)
+            if timeout is not None and timeout <= 0:
+                pipe.delete(key)  # as Django's EXPIRE 0 does
+            else:
+                pipe.set(key, self._serializer.dumps(value), ex=timeout)
         pipe.execute()
 
 
@@ -70,7 +75,9 @@ class RedisCache(DjangoRedisCache):
             self._class = _ClusterClient
 
     def make_key(self, key: str, version: int | None = None) -> str:
-        return super().make_key(key, version) + self._hash_tag
+        # The tag first: Redis Cluster hashes a key's first {...}, and a key may hold what a
+        # client typed (a username with braces would otherwise pick its own slot).
+        return self._hash_tag + super().make_key(key, version)
 
     @cached_property
     def _cache(self) -> Any:
@@ -96,9 +103,16 @@ class RedisCache(DjangoRedisCache):
                 pipe.get(key)
             replies = pipe.execute()
         except (
-            redis.ConnectionError, redis.TimeoutError, redis.exceptions.BusyLoadingError, redis.exceptions.ClusterError,
-            redis.exceptions.RedisClusterException, OSError,
-        ) as exc:  # fmt: skip
+            redis.ConnectionError,
+            redis.TimeoutError,
+            redis.exceptions.BusyLoadingError,
+            redis.exceptions.ClusterError,
+            redis.exceptions.AskError,
+            redis.exceptions.TryAgainError,
+            redis.exceptions.RedisClusterException,
+            TransportUnavailable,
+            OSError,
+        ) as exc:  # fmt: skip  (a cluster: a slot moving, a failover, or no node answering)
             raise CacheUnavailable(str(exc) or type(exc).__name__) from exc
         hits = [int(v) for v in replies[1 : 2 * len(made) : 2]]
         reads = [int(v or 0) for v in replies[2 * len(made) :]]

@@ -12,6 +12,7 @@ above) and defines nothing for other modules to import.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import environ
@@ -164,15 +165,25 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env.str("REDIS_URL", default="")
 EMBEDDED_REDIS = env.bool("EMBEDDED_REDIS", default=EMBEDDED)
 # `redis+cluster://host:port[,host:port...]` (`rediss+cluster://` for TLS): a Redis Cluster
-# (docs/scaling.md, "Running on a Redis Cluster"); the nodes listed are where the client starts.
+# (docs/scaling.md, "Redis Cluster and managed Redis"); the nodes listed are where the client starts.
 REDIS_CLUSTER = REDIS_URL.startswith(("redis+cluster://", "rediss+cluster://"))
 if REDIS_URL and not REDIS_CLUSTER and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
     raise ImproperlyConfigured(
         "REDIS_URL must start with redis://, rediss://, unix://, redis+cluster:// or rediss+cluster:// "
         "(or be unset for the embedded server)"
     )
-if REDIS_CLUSTER and not REDIS_URL.partition("://")[2].rpartition("@")[2].strip(",/"):
-    raise ImproperlyConfigured("REDIS_URL names a Redis Cluster but no node: redis+cluster://host:port[,host:port...]")
+if REDIS_CLUSTER:
+    _nodes = REDIS_URL.partition("://")[2].rpartition("@")[2].partition("/")[0].partition("?")[0]
+    if not re.fullmatch(r"(\[[0-9a-fA-F:.]+\]|[^,:\[\]]+):\d{1,5}(,(\[[0-9a-fA-F:.]+\]|[^,:\[\]]+):\d{1,5})*", _nodes):
+        raise ImproperlyConfigured(
+            "REDIS_URL names a Redis Cluster but not as host:port[,host:port...] (redis+cluster://10.0.0.1:6379,"
+            "10.0.0.2:6379; an IPv6 address in brackets)"
+        )
+    if "{" in env.str("EVENTBUS_KEY_PREFIX", default="") + env.str("CACHE_KEY_PREFIX", default=""):
+        raise ImproperlyConfigured(
+            "EVENTBUS_KEY_PREFIX and CACHE_KEY_PREFIX must not contain braces on a Redis Cluster (they would "
+            "choose the keys' slots)"
+        )
 if not REDIS_URL and not EMBEDDED_REDIS:
     raise ImproperlyConfigured(
         "REDIS_URL is not set: every process of a deployment must share one Redis; set REDIS_URL to your "

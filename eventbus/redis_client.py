@@ -108,7 +108,8 @@ def node_url(url: str, host: str, port: int) -> str:
     scheme, _ = _cluster_parts(url)
     parts = urlsplit(url)
     userinfo = parts.netloc.rpartition("@")[0]
-    netloc = f"{userinfo}@{host}:{port}" if userinfo else f"{host}:{port}"
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # IPv6 in brackets
+    netloc = f"{userinfo}@{address}" if userinfo else address
     return urlunsplit((scheme, netloc, "", parts.query, ""))
 
 

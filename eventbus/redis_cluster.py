@@ -10,115 +10,21 @@ ClusterStreams' methods; on one server none of this runs).
   reads each slot without blocking, and when nothing is new waits on its streams' wake-up
   channels (sharded pub/sub: each channel lives on the master of its stream) until one fires or
   the block ends. It never sleep-polls; a lost wake-up costs at most one block.
-- Slots: keys that one script or transaction touches share a slot through a hash tag
-  (colocate), and a stream's wake-up channel shares its stream's (wake_channel).
+- Slots (eventbus.redis_slots): keys that one script or transaction touches share a slot
+  through a hash tag, and a stream's wake-up channel shares its stream's (wake_channel).
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import redis
-from redis.crc import key_slot
 
 from eventbus.redis_client import TransportUnavailable, make_client, node_url, raw_reply, text, translated
+from eventbus.redis_slots import ShardedSubscription, slot, wake_channel
 
-__all__ = ["ClusterStreams", "ShardedSubscription", "colocate", "hash_tag", "slot", "wake_channel"]
-
-
-def hash_tag(key: str) -> str | None:
-    """The part of the key Redis Cluster hashes if it is not the whole key: what is between the
-    first `{` and the next `}`, when that is not empty."""
-    start = key.find("{")
-    end = key.find("}", start + 1) if start >= 0 else -1
-    return key[start + 1 : end] if start >= 0 and end > start + 1 else None
-
-
-def slot(key: str) -> int:
-    return key_slot(key.encode())
-
-
-def wake_channel(stream_key: str) -> str:
-    """The sharded pub/sub channel that tells a stream's readers it has new entries: in the
-    stream's slot, so its master publishes it in the round trip of the XADDs."""
-    return f"{stream_key}:wake" if hash_tag(stream_key) else f"{{{stream_key}}}:wake"
-
-
-def colocate(key: str, anchor: str) -> str:
-    """`key`, tagged to share the slot of `anchor` (unchanged if it already does)."""
-    tag = hash_tag(anchor) or anchor
-    if hash_tag(key) == tag or slot(key) == slot(anchor):
-        return key
-    if hash_tag(key) is not None:
-        raise ValueError(f"{key!r} has a hash tag of its own; it cannot share the slot of {anchor!r}")
-    return f"{key}{{{tag}}}"
-
-
-class ShardedSubscription:
-    """Sharded pub/sub (SSUBSCRIBE) to channels anywhere in a cluster: each master's channels on
-    a connection of its own, read by a thread that raises one flag. Same use as
-    eventbus.redis_client.Subscription: `wait(timeout)` returns True when a message came, and
-    raises TransportUnavailable once a connection broke (subscribe again)."""
-
-    def __init__(
-        self, cluster: redis.RedisCluster, url: str, channels: Iterable[str], client_name: str | None = None
-    ) -> None:
-        self.channels = tuple(sorted(set(channels)))
-        self.broken: str | None = None
-        self._fired = threading.Event()
-        self._closed = threading.Event()
-        by_node: dict[tuple[str, int], list[str]] = {}
-        with translated():
-            for channel in self.channels:
-                node = cluster.get_node_from_key(channel)
-                by_node.setdefault((node.host, node.port), []).append(channel)
-        self._pubsubs = []
-        try:
-            for (host, port), names in by_node.items():
-                pubsub = make_client(node_url(url, host, port), socket_timeout=None, client_name=client_name).pubsub()
-                with translated():
-                    for one_slot in {slot(n): [m for m in names if slot(m) == slot(n)] for n in names}.values():
-                        pubsub.ssubscribe(*one_slot)  # one SSUBSCRIBE per slot
-                self._pubsubs.append(pubsub)
-        except BaseException:
-            self.close()
-            raise
-        for pubsub in self._pubsubs:
-            threading.Thread(target=self._listen, args=(pubsub,), name="eventbus-wakeups", daemon=True).start()
-
-    def _listen(self, pubsub: redis.client.PubSub) -> None:
-        try:
-            while not self._closed.is_set():
-                message = pubsub.get_message(timeout=1.0)
-                if message is None:
-                    continue
-                kind = text(message["type"])
-                if kind == "smessage":
-                    self._fired.set()
-                elif kind == "sunsubscribe":  # the slot moved to another master
-                    raise TransportUnavailable(f"wake-up channel {text(message['channel'])} moved")
-        except Exception as exc:  # noqa: BLE001 - any failure ends this connection: say so, read
-            if not self._closed.is_set():
-                self.broken = str(exc) or type(exc).__name__
-                self._fired.set()
-        finally:
-            with contextlib.suppress(Exception):
-                pubsub.close()
-
-    def wait(self, timeout: float) -> bool:
-        fired = self._fired.wait(timeout)
-        self._fired.clear()
-        if self.broken:  # as a plain subscription whose connection dropped: subscribe again
-            raise TransportUnavailable(f"wake-ups lost: {self.broken}")
-        return fired
-
-    def close(self) -> None:
-        self._closed.set()
-        for pubsub in getattr(self, "_pubsubs", ()):
-            with contextlib.suppress(Exception):
-                pubsub.connection and pubsub.connection.disconnect()  # type: ignore[func-returns-value]
+__all__ = ["ClusterStreams", "ShardedSubscription", "slot", "wake_channel"]
 
 
 class ClusterStreams:
@@ -141,12 +47,15 @@ class ClusterStreams:
         self._node_clients: dict[tuple[str, bool], redis.Redis] = {}
         self._wakers: dict[tuple[str, str], ShardedSubscription] = {}
         self._cluster_lock = threading.Lock()
+        self._refreshing = threading.Lock()
 
     def _cluster_close(self) -> None:
         for client in self._node_clients.values():
             client.close()
         for waker in self._wakers.values():
             waker.close()
+        self._node_clients.clear()
+        self._wakers.clear()
 
     def _node_client(self, node: redis.cluster.ClusterNode, *, prompt: bool) -> redis.Redis:
         """A plain client of one master (its own pool), for what must stay on one connection."""
@@ -163,36 +72,81 @@ class ClusterStreams:
         return client
 
     def _refresh_slots(self) -> None:
-        """Read the slot map again (after a node failed or a slot moved): best effort."""
-        with contextlib.suppress(Exception):
-            self.client.nodes_manager.initialize()
+        """Read the slot map again (a node failed, a slot moved), in the background: it may wait
+        on dead nodes, and the caller may be a request. Best effort; one at a time."""
+        if not self._refreshing.acquire(blocking=False):
+            return
 
-    def _publish_by_node(self, entries: Sequence[tuple[str, object]], *, prompt: bool, wait_ms: int) -> list[str]:
-        """XADD each entry on its stream's master, with a wake-up per stream and WAIT after them
-        (see the module docstring). TransportUnavailable if a master did not answer, a slot
-        moved, or too few replicas confirmed; entries already added stay (the caller publishes
-        them again, and consumers drop the repeats by event id)."""
-        keys = [self.key(stream) for stream, _ in entries]
+        def refresh() -> None:
+            try:
+                self.client.nodes_manager.initialize()
+            except Exception:  # noqa: BLE001 - the next command's failure says it again
+                pass
+            finally:
+                self._refreshing.release()
+
+        threading.Thread(target=refresh, name="eventbus-slot-map", daemon=True).start()
+
+    def _rounds(
+        self, keys: Sequence[str], fill: Callable[[redis.client.Pipeline, list[int]], None], *, prompt: bool = False
+    ) -> list[tuple[redis.cluster.ClusterNode, list[int], list]]:
+        """One round trip per master owning some of `keys`, on a plain pipeline of its own:
+        `fill(pipe, positions)` adds the commands for the keys at those positions. Such a
+        pipeline never sends a command twice (redis-py's cluster pipeline sends again, one by
+        one, what a dropped connection may already have run: a second `XREADGROUP >` would
+        leave the first batch pending, a second `SET NX` a lease its owner does not know of).
+        Returns (master, positions, replies) per master; TransportUnavailable (and the slot map
+        read again) if a master did not answer or a slot moved."""
         by_node: dict[str, tuple[redis.cluster.ClusterNode, list[int]]] = {}
         with translated():
             for i, key in enumerate(keys):
                 node = self.client.get_node_from_key(key)
                 by_node.setdefault(node.name, (node, []))[1].append(i)
-        ids = [""] * len(keys)
+        out = []
         for node, positions in by_node.values():
             try:
                 with translated():
                     pipe = self._node_client(node, prompt=prompt).pipeline(transaction=False)
-                    for i in positions:
-                        pipe.xadd(keys[i], entries[i][1])
-                    for channel in dict.fromkeys(wake_channel(keys[i]) for i in positions):
-                        pipe.execute_command("SPUBLISH", channel, b"1")
-                    if self.wait_replicas:
-                        pipe.wait(self.wait_replicas, max(1, wait_ms))
-                    replies = pipe.execute()
+                    fill(pipe, positions)
+                    out.append((node, positions, pipe.execute()))
             except TransportUnavailable:
                 self._refresh_slots()
                 raise
+        return out
+
+    def _per_master(self, commands: Sequence[tuple[str, Callable[[redis.client.Pipeline], object]]]) -> list:
+        """Each (key, add command) run on its key's master (see _rounds); replies in order."""
+        replies: list = [None] * len(commands)
+
+        def fill(pipe: redis.client.Pipeline, positions: list[int]) -> None:
+            for i in positions:
+                commands[i][1](pipe)
+
+        for _, positions, answers in self._rounds([key for key, _ in commands], fill):
+            for i, answer in zip(positions, answers, strict=True):
+                replies[i] = answer
+        return replies
+
+    def _publish_by_node(
+        self, entries: Sequence[tuple[str, object]], *, mark: Sequence[str], mark_key: str, prompt: bool, wait_ms: int
+    ) -> list[str]:
+        """XADD each entry on its stream's master, with a wake-up per stream and WAIT after them
+        (see the module docstring), then the marks, on the same short-timeout clients when
+        someone waits (prompt). TransportUnavailable if a master did not answer, a slot moved,
+        or too few replicas confirmed: nothing is marked then; entries already added stay (the
+        caller publishes them again, consumers drop the repeats by event id)."""
+        keys = [self.key(stream) for stream, _ in entries]
+
+        def fill(pipe: redis.client.Pipeline, positions: list[int]) -> None:
+            for i in positions:
+                pipe.xadd(keys[i], entries[i][1])
+            for channel in dict.fromkeys(wake_channel(keys[i]) for i in positions):
+                pipe.execute_command("SPUBLISH", channel, b"1")
+            if self.wait_replicas:
+                pipe.wait(self.wait_replicas, max(1, wait_ms))
+
+        ids = [""] * len(keys)
+        for node, positions, replies in self._rounds(keys, fill, prompt=prompt):
             if self.wait_replicas and replies[-1] < self.wait_replicas:
                 raise TransportUnavailable(
                     f"WAIT: {replies[-1]} of the {self.wait_replicas} replica(s) WAIT_REPLICAS asks for confirmed "
@@ -200,18 +154,13 @@ class ClusterStreams:
                 )
             for i, entry_id in zip(positions, replies, strict=False):
                 ids[i] = text(entry_id)
+        if mark:  # only once every entry is safe
+            self._rounds([mark_key], lambda pipe, _: pipe.sadd(mark_key, *mark), prompt=prompt)
         return ids
 
     def _wake(self, key: str, message: bytes = b"1") -> None:
         """SPUBLISH on the master of the channel's slot."""
-        try:
-            with translated():
-                self._node_client(self.client.get_node_from_key(key), prompt=False).execute_command(
-                    "SPUBLISH", key, message
-                )
-        except TransportUnavailable:
-            self._refresh_slots()
-            raise
+        self._rounds([key], lambda pipe, _: pipe.execute_command("SPUBLISH", key, message))
 
     def _waker(self, owner: tuple[str, str], keys: Iterable[str]) -> ShardedSubscription:
         """The wake-up subscription of one reader (group, consumer) on these streams: kept while
@@ -235,6 +184,8 @@ class ClusterStreams:
             key = self.key(stream)
             by_slot.setdefault(slot(key), {})[key] = entry_id
         if len(by_slot) <= 1:
+            if (waker := self._wakers.pop((group, consumer), None)) is not None:
+                waker.close()
             return None
         waker = self._waker((group, consumer), (k for keys in by_slot.values() for k in keys)) if block_ms else None
         messages = self._read_each(group, consumer, by_slot, count)
@@ -247,9 +198,8 @@ class ClusterStreams:
         return self._read_each(group, consumer, by_slot, count) if fired else []
 
     def _read_each(self, group: str, consumer: str, by_slot: dict[int, dict[str, str]], count: int) -> list:
-        with translated():
-            pipe = self.client.pipeline(transaction=False)
-            for streams in by_slot.values():
-                pipe.xreadgroup(group, consumer, streams, count=count)
-            replies = pipe.execute()
-        return [m for reply in replies for m in self._messages(reply)]
+        reads = [
+            (next(iter(streams)), lambda pipe, streams=streams: pipe.xreadgroup(group, consumer, streams, count=count))
+            for streams in by_slot.values()
+        ]
+        return [m for reply in self._per_master(reads) for m in self._messages(reply)]

@@ -29,7 +29,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from eventbus.redis_client import TransportUnavailable, is_cluster, make_client, node_url, text, translated
-from eventbus.redis_cluster import wake_channel
+from eventbus.redis_slots import wake_channel
 
 __all__ = ["Abandoned", "Ambiguous", "Expired", "IntakeFront", "IntakeRecords", "Outcome", "TakeRequest"]
 
@@ -147,7 +147,7 @@ class IntakeFront:
             url, max_connections=self._max_connections, timeout=self._socket_timeout_s,
             socket_timeout=self._socket_timeout_s, socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 0),
         )  # fmt: skip
-        return aioredis.Redis(connection_pool=self._pool)
+        return aioredis.Redis.from_pool(self._pool)  # closing the client closes its pool
 
     async def _client(self, key: str) -> aioredis.Redis:
         if self.client is None:  # a cluster: a short-lived cluster client finds the slot's master
@@ -161,7 +161,8 @@ class IntakeFront:
                 finally:
                     cluster.close()
 
-            self.client = self._connect(await asyncio.to_thread(master))
+            url = await asyncio.to_thread(master)
+            self.client = self.client or self._connect(url)  # (unless found meanwhile)
         return self.client
 
     async def _forget_master(self) -> None:  # on a cluster: find the master again next time
@@ -169,7 +170,6 @@ class IntakeFront:
             client, self.client = self.client, None
             with contextlib.suppress(Exception):
                 await client.aclose()
-                await self._pool.disconnect()
 
     @property
     def waiting(self) -> int:

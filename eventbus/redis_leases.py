@@ -46,9 +46,12 @@ return 0
 
 
 class LeaseStore:
-    """The lease operations of a Transport, which provides `client` and `key`."""
+    """The lease operations of a Transport, which provides `client`, `key`, `cluster` and
+    `_per_master`."""
 
     client: redis.Redis
+    cluster: bool
+    _per_master: Callable[[Sequence[tuple[str, Callable[[redis.client.Pipeline], object]]]], list]
 
     def key(self, name: str) -> str:
         raise NotImplementedError
@@ -66,6 +69,9 @@ class LeaseStore:
         through execute_command: a Redis Cluster pipeline refuses `pipe.eval`.)"""
         if not streams:
             return []
+        if self.cluster:  # per master, never sent twice (eventbus.redis_cluster._rounds)
+            keys = [self._lease_key(group, stream) for stream in streams]
+            return self._per_master([(key, lambda pipe, key=key: command(pipe, key)) for key in keys])
         with translated():
             pipe = self.client.pipeline(transaction=False)
             for stream in streams:

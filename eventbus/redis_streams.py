@@ -11,6 +11,7 @@ groups are `transport.retries` (eventbus.retry_store).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -26,11 +27,12 @@ from eventbus.redis_client import (
     text,
     translated,
 )  # fmt: skip
-from eventbus.redis_cluster import ClusterStreams, ShardedSubscription, wake_channel
+from eventbus.redis_cluster import ClusterStreams
 from eventbus.redis_groups import GroupAdmin, GroupInfo
 from eventbus.redis_intake import IntakeRecords
 from eventbus.redis_leases import LeaseStore
 from eventbus.redis_records import ProcessRecords
+from eventbus.redis_slots import ShardedSubscription, wake_channel
 from eventbus.retry_store import RetryStore
 
 __all__ = ["PUBLISHED_SET", "Fields", "GroupInfo", "Message", "Transport"]
@@ -166,11 +168,9 @@ class Transport(GroupAdmin, ProcessRecords, IntakeRecords, LeaseStore, ClusterSt
         # once: a shortfall publishes the batch anew later (the inbox drops the repeats).
         wait_ms = min(self.wait_timeout_ms, int(self.publish_timeout_s * 800)) if prompt else self.wait_timeout_ms
         if self.cluster:
-            ids = self._publish_by_node(entries, prompt=prompt, wait_ms=wait_ms)
-            if mark:
-                with translated():
-                    self.client.sadd(self.key(PUBLISHED_SET), *mark)
-            return ids
+            return self._publish_by_node(
+                entries, mark=mark, mark_key=self.key(PUBLISHED_SET), prompt=prompt, wait_ms=wait_ms
+            )
         with translated():
             client = self._prompt if prompt else self.client
             pipe = client.pipeline(transaction=False)
@@ -207,9 +207,10 @@ class Transport(GroupAdmin, ProcessRecords, IntakeRecords, LeaseStore, ClusterSt
     def replay(self, group: str, fields: Fields | dict[str, str]) -> str:
         """Deliver a message again to one group only, through its replay stream."""
         with translated():
-            entry = self.client.xadd(self.key(self.replay_stream(group)), fields)
-        if self.cluster:  # a consumer reading several slots waits on wake-ups
-            self._wake(wake_channel(self.key(self.replay_stream(group))))
+            entry = self.client.xadd(key := self.key(self.replay_stream(group)), fields)
+        if self.cluster:  # a consumer reading several slots waits on wake-ups (or its block)
+            with contextlib.suppress(TransportUnavailable):
+                self._wake(wake_channel(key))
         return text(entry)
 
     # --- reading ----------------------------------------------------------------------------
@@ -259,12 +260,12 @@ class Transport(GroupAdmin, ProcessRecords, IntakeRecords, LeaseStore, ClusterSt
         from the stream). JUSTID does not count as a delivery, so looking does not use up an
         attempt; the caller XCLAIMs the ids it will process. Loop until the cursor is 0-0."""
         key = self.key(stream)
-        with translated():  # on a cluster, on the master's own client (which keeps the raw reply)
-            client = (
-                self._node_client(self.client.get_node_from_key(key), prompt=False) if self.cluster else self.client
-            )
-            reply = client.execute_command("XAUTOCLAIM", key, group, consumer, min_idle_ms, start, "COUNT", count,
-                                           "JUSTID")  # fmt: skip
+        command = ("XAUTOCLAIM", key, group, consumer, min_idle_ms, start, "COUNT", count, "JUSTID")
+        if self.cluster:  # on the master's own client, which keeps the raw reply
+            reply = self._rounds([key], lambda pipe, _: pipe.execute_command(*command))[0][2][0]
+        else:
+            with translated():
+                reply = self.client.execute_command(*command)
         cursor, ids = text(reply[0]), [text(i) for i in reply[1]]
         deleted = [text(i) for i in reply[2]] if len(reply) > 2 else []  # Redis 7 reports them
         return cursor, ids, deleted
@@ -288,8 +289,7 @@ class Transport(GroupAdmin, ProcessRecords, IntakeRecords, LeaseStore, ClusterSt
         found = {text(i): (f or None) for i, f in entries}
         return [Message(stream, i, found.get(i)) for i in ids]
 
-    def ack(self, group: str, ids_by_stream: dict[str, list[str]]) -> None:
-        """XACK the ids, one command per stream, one round trip in all."""
+    def ack(self, group: str, ids_by_stream: dict[str, list[str]]) -> None:  # one round trip
         ids_by_stream = {s: i for s, i in ids_by_stream.items() if i}
         if not ids_by_stream:
             return

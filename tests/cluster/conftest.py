@@ -25,6 +25,8 @@ def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClu
 
 @pytest.fixture
 def clean_cluster(local_cluster: LocalCluster) -> LocalCluster:
-    """The module's cluster with every live master flushed."""
+    """The module's cluster, settled (a test before may have paused or killed a node) and with
+    every live master flushed."""
+    local_cluster.wait_ok(timeout=60)
     local_cluster.flushall()
     return local_cluster

@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 
 import pytest
 from django.core.cache import caches
 
+from config import throttling
 from eventbus.redis_client import TransportUnavailable
-from eventbus.redis_cluster import colocate, slot, wake_channel
+from eventbus.redis_slots import ShardedSubscription, slot, wake_channel
 from eventbus.redis_streams import Transport
+from orders.taking import held_key, record_key
 from tests.cluster.conftest import LocalCluster
 
 pytestmark = pytest.mark.cluster
@@ -82,11 +85,34 @@ def test_wait_counts_nothing_published_while_the_replica_of_its_master_is_paused
         transport.close()
 
 
-def test_keys_that_one_script_touches_share_a_slot():
-    assert slot(colocate("cache:1:throttle:orders:5", "p:orders.intake")) == slot("p:orders.intake")
-    assert slot("cache:1:x{p:orders.intake}") == slot("p:orders.intake")
+def test_every_key_the_intake_script_touches_shares_the_intake_streams_slot(settings):
+    """The keys as the code builds them (records, holds, the rate limits of placing an order),
+    and a key holding what a client typed with braces of its own: one slot, the intake's."""
+    settings.INTAKE_SLOT_TAG = "{p:orders.intake}"
+    settings.CACHES = {
+        "default": {**settings.CACHES["default"], "LOCATION": "redis+cluster://127.0.0.1:1", "KEY_PREFIX": "p:cache",
+                    "OPTIONS": {**settings.CACHES["default"]["OPTIONS"], "HASH_TAG": "{p:orders.intake}"}},
+    }  # fmt: skip
+    intake = slot("p:orders.intake")
+    keys = ["p:" + record_key(uuid.uuid4()), "p:" + held_key(5)]
+    keys += [key for key, _, _ in throttling.order_windows(5, time.time())]
+    keys.append(caches["default"].make_and_validate_key("login-failed:user:{x}"))
+    assert len(keys) >= 5
+    assert {k: slot(k) for k in keys} == dict.fromkeys(keys, intake)
+    assert slot(wake_channel("p:orders.intake")) == intake
     assert slot(wake_channel("p:orders:{p3}")) == slot("p:orders:{p3}")
-    assert slot(wake_channel("p:orders.intake")) == slot("p:orders.intake")
+
+
+def test_rate_limits_fail_open_when_no_cluster_node_answers(settings):
+    settings.THROTTLES_ENABLED = True
+    settings.CACHES = {
+        "default": {**settings.CACHES["default"], "LOCATION": "redis+cluster://127.0.0.1:1",
+                    "OPTIONS": {**settings.CACHES["default"]["OPTIONS"], "HASH_TAG": "{orders.intake}"}},
+    }  # fmt: skip
+    try:
+        assert throttling.breaker.count([("a", 60)]) is None  # served unthrottled, not a 500
+    finally:
+        throttling.breaker.reset()
 
 
 def test_the_cache_counts_rate_limits_atomically_in_one_slot_of_a_cluster(clean_cluster: LocalCluster, settings):
@@ -95,9 +121,33 @@ def test_the_cache_counts_rate_limits_atomically_in_one_slot_of_a_cluster(clean_
                     "OPTIONS": {**settings.CACHES["default"]["OPTIONS"], "HASH_TAG": "{c:orders.intake}"}},
     }  # fmt: skip
     cache = caches["default"]
-    assert cache.make_and_validate_key("x").endswith("{c:orders.intake}")
+    assert cache.make_and_validate_key("x").startswith("{c:orders.intake}")
     hits, reads = cache.count([("a", 60), ("b", 60)], read=["c"])
     assert (hits, reads) == ([1, 1], [0])
     assert cache.count([("a", 60)], read=["b"]) == ([2], [1])
     cache.set_many({"k1": 1, "k2": 2})
     assert cache.get_many(["k1", "k2"]) == {"k1": 1, "k2": 2}
+
+
+def test_a_wake_up_subscription_pings_and_says_when_its_node_stops_answering(
+    transport: Transport, clean_cluster: LocalCluster, monkeypatch
+):
+    """A half-open connection never fails by itself: the subscription pings its node and calls
+    the connection broken when nothing came back for three pings (the reader then reads and
+    subscribes anew)."""
+    monkeypatch.setattr(ShardedSubscription, "PING_S", 0.5)
+    channel = wake_channel("t:" + STREAMS[0])
+    subscription = ShardedSubscription(transport.client, transport.url, [channel])
+    try:
+        threading.Event().wait(2.5)  # five pings answered
+        assert subscription.broken is None
+        assert subscription.wait(0.1) is False
+        node = clean_cluster.master_of_key(channel)
+        clean_cluster.pause(node)
+        try:
+            with pytest.raises(TransportUnavailable, match="no answer"):
+                subscription.wait(10)
+        finally:
+            clean_cluster.resume(node)
+    finally:
+        subscription.close()

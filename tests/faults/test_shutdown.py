@@ -79,7 +79,7 @@ def run_command(*args: str, **env: str) -> subprocess.CompletedProcess:
     ("env", "expected"),
     [
         ({"REDIS_URL": "http://localhost:6379"}, "REDIS_URL must start with redis://"),
-        ({"REDIS_URL": "redis+cluster://"}, "REDIS_URL names a Redis Cluster but no node: redis+cluster://host:port"),
+        ({"REDIS_URL": "redis+cluster://"}, "REDIS_URL names a Redis Cluster but not as host:port[,host:port...]"),
         ({"DATABASE_URL": "mysql://root@localhost/shop"}, "DATABASE_URL must start with postgres://"),
         (
             {"DATABASE_URL": "postgres://nobody@127.0.0.1:1/none", "REDIS_URL": "redis://127.0.0.1:1/0"},
