@@ -195,7 +195,10 @@ def _scale_rows(s: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     the CPU per order of each part."""
     rows = []
     cluster = s.get("cluster") or {}
-    for where, runs in (("one Redis", s["runs"]), ("3-master cluster", cluster.get("runs") or {})):
+    for where, runs in (
+        ("one Redis", s["runs"]), ("3-master cluster", cluster.get("runs") or {}),
+        ("3-master cluster, WAIT 1 replica", cluster.get("wait_replicas_1") or {}),
+    ):  # fmt: skip
         for run in runs.values():
             k, lat = run["consumers_per_group"], run["placed_reserved_ms"]
             label = f"scale ({where}): {s['partitions']} partitions, {k} consumer(s)/group"

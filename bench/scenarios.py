@@ -894,18 +894,24 @@ def scale(ctx: Context) -> dict:
         else:
             with _local_cluster(ctx) as url:
                 runs = _scale_layouts(ctx, groups, {**env, "REDIS_URL": url}, n)
-                out["cluster"] = {"masters": 3, "replicas": 3, "runs": runs}
+                # What WAIT costs: one consumer per group again, every publish confirmed by a replica.
+                settings.EVENTBUS = {**settings.EVENTBUS, "WAIT_REPLICAS": 1}
+                wait_env = {**env, "REDIS_URL": url, "PUBLISH_WAIT_REPLICAS": "1"}
+                waited = _scale_layouts(ctx, groups, wait_env, n, layouts=(1,))
+                out["cluster"] = {"masters": 3, "replicas": 3, "runs": runs, "wait_replicas_1": waited}
     finally:
         settings.EVENTBUS = saved
         ctx.fleet.start_pipeline(groups)
     return out
 
 
-def _scale_layouts(ctx: Context, groups: list[str], env: dict[str, str], n: int) -> dict:
+def _scale_layouts(
+    ctx: Context, groups: list[str], env: dict[str, str], n: int, layouts: tuple[int, ...] = SCALE_CONSUMERS
+) -> dict:
     assert ctx.fleet is not None
     rate, seconds = 100, (3.0 if ctx.quick else 20.0)
     runs = {}
-    for per_group in SCALE_CONSUMERS if not ctx.quick else (1, 2):
+    for per_group in layouts if not ctx.quick else (1, 2):
         ctx.fleet.start_pipeline(groups, per_group=per_group, env=env)
         # Every consumer has its share of the leases within a lease period of starting.
         time.sleep(settings.EVENTBUS["LEASE_TTL_MS"] / 1000 * (0.2 if ctx.quick else 1.0))
