@@ -55,6 +55,8 @@ class Context:
     profile: bool = False
     placing_processes: int = 2
     placing_threads: int = 8
+    scale_on: str = "both"  # the scale scenario: "redis", "cluster" or both
+    scale_consumers: tuple[int, ...] = (1, 2, 4)  # its consumers per group
     world: World | None = None
     fleet: Fleet | None = None
 
@@ -864,7 +866,6 @@ def _xadd_ceiling(ctx: Context, seconds: float) -> dict:
 # --- 8. scale: partitions and consumers per group -------------------------------------------------
 
 SCALE_PARTITIONS = 8
-SCALE_CONSUMERS = (1, 2, 4)
 
 
 def scale(ctx: Context) -> dict:
@@ -886,8 +887,10 @@ def scale(ctx: Context) -> dict:
     from tests.rediscluster import redis_server_7  # the test suite's local cluster
 
     try:
-        out["runs"] = _scale_layouts(ctx, groups, env, n)
-        if ctx.quick:
+        out["runs"] = _scale_layouts(ctx, groups, env, n) if ctx.scale_on != "cluster" else {}
+        if ctx.scale_on == "redis":
+            out["cluster"] = {"skipped": "--scale-on redis"}
+        elif ctx.quick:
             out["cluster"] = {"skipped": "a quick run measures one Redis only"}
         elif redis_server_7() is None:
             out["cluster"] = {"skipped": "no Redis 7 server binary (redis-server >= 7) is installed"}
@@ -906,12 +909,12 @@ def scale(ctx: Context) -> dict:
 
 
 def _scale_layouts(
-    ctx: Context, groups: list[str], env: dict[str, str], n: int, layouts: tuple[int, ...] = SCALE_CONSUMERS
+    ctx: Context, groups: list[str], env: dict[str, str], n: int, layouts: tuple[int, ...] | None = None
 ) -> dict:
     assert ctx.fleet is not None
     rate, seconds = 100, (3.0 if ctx.quick else 20.0)
     runs = {}
-    for per_group in layouts if not ctx.quick else (1, 2):
+    for per_group in (layouts or ctx.scale_consumers) if not ctx.quick else (1, 2):
         ctx.fleet.start_pipeline(groups, per_group=per_group, env=env)
         # Every consumer has its share of the leases within a lease period of starting.
         time.sleep(settings.EVENTBUS["LEASE_TTL_MS"] / 1000 * (0.2 if ctx.quick else 1.0))

@@ -47,6 +47,13 @@ class Command(BaseCommand):
         parser.add_argument("--web-workers", type=int, default=2, help="gunicorn workers for http and burst")
         parser.add_argument("--web-threads", type=int, default=16, help="threads per gunicorn worker")
         parser.add_argument(
+            "--scale-on", choices=("both", "redis", "cluster"), default="both",
+            help="where the scale scenario runs: REDIS_URL's Redis, a local Redis Cluster it starts, or both",
+        )  # fmt: skip
+        parser.add_argument(
+            "--scale-consumers", default="1,2,4", help="the scale scenario's consumers per group, comma-separated"
+        )
+        parser.add_argument(
             "--profile", action="store_true",
             help="sample every process of the pipeline scenario with py-spy; summary in profile-summary.txt",
         )  # fmt: skip
@@ -76,6 +83,8 @@ class Command(BaseCommand):
             profile=bool(options["profile"]),
             placing_processes=max(1, int(options["placing_processes"])),  # type: ignore[call-overload]
             placing_threads=max(1, int(options["placing_threads"])),  # type: ignore[call-overload]
+            scale_on=str(options["scale_on"]),
+            scale_consumers=tuple(int(k) for k in str(options["scale_consumers"]).split(",") if k.strip()),
         )
         settings.EVENTBUS = {**settings.EVENTBUS, "KEY_PREFIX": ctx.key_prefix}
         # Orders placed in this process: no per-customer limits (see bench_env).
