@@ -895,11 +895,11 @@ def scale(ctx: Context) -> dict:
         elif redis_server_7() is None:
             out["cluster"] = {"skipped": "no Redis 7 server binary (redis-server >= 7) is installed"}
         else:
-            with _local_cluster(ctx) as url:
-                runs = _scale_layouts(ctx, groups, {**env, "REDIS_URL": url}, n)
+            with _local_cluster(ctx) as on_cluster:
+                runs = _scale_layouts(ctx, groups, {**env, **on_cluster}, n)
                 # What WAIT costs: one consumer per group again, every publish confirmed by a replica.
                 settings.EVENTBUS = {**settings.EVENTBUS, "WAIT_REPLICAS": 1}
-                wait_env = {**env, "REDIS_URL": url, "PUBLISH_WAIT_REPLICAS": "1"}
+                wait_env = {**env, **on_cluster, "PUBLISH_WAIT_REPLICAS": "1"}
                 waited = _scale_layouts(ctx, groups, wait_env, n, layouts=(1,))
                 out["cluster"] = {"masters": 3, "replicas": 3, "runs": runs, "wait_replicas_1": waited}
     finally:
@@ -947,24 +947,29 @@ def _scale_layouts(
 
 
 @contextlib.contextmanager
-def _local_cluster(ctx: Context) -> Iterator[str]:
+def _local_cluster(ctx: Context) -> Iterator[dict[str, str]]:
     """A local Redis Cluster (3 masters, 3 replicas: tests.rediscluster) under the run's
-    directory; this process and the placing processes it forks talk to it meanwhile."""
+    directory; this process and the placing processes it forks talk to it meanwhile, under
+    a key prefix of their own. Yields the environment the pipeline's processes need."""
     from eventbus.transport import reset_transport
     from tests.rediscluster import LocalCluster
 
     cluster = LocalCluster(ctx.run_dir / "redis-cluster")
     cluster.start()
-    saved = settings.REDIS_URL, settings.INTAKE_SLOT_TAG, settings.CACHES
-    tag = "{" + ctx.key_prefix + "orders.intake}"
+    saved = settings.REDIS_URL, settings.INTAKE_SLOT_TAG, settings.CACHES, settings.EVENTBUS
+    # A key prefix of its own: with the run's, the relay would find a Redis that lost the
+    # token it wrote (the one of REDIS_URL) and publish every kept outbox row again.
+    prefix = ctx.key_prefix + "cluster:"
+    tag = "{" + prefix + "orders.intake}"
     settings.REDIS_URL, settings.INTAKE_SLOT_TAG = cluster.url, tag
+    settings.EVENTBUS = {**settings.EVENTBUS, "KEY_PREFIX": prefix}
     settings.CACHES = {a: {**c, "LOCATION": cluster.url, "OPTIONS": {**c["OPTIONS"], "HASH_TAG": tag}}
                        for a, c in saved[2].items()}  # fmt: skip
     reset_transport()
     try:
-        yield cluster.url
+        yield {"REDIS_URL": cluster.url, "EVENTBUS_KEY_PREFIX": prefix}
     finally:
-        settings.REDIS_URL, settings.INTAKE_SLOT_TAG, settings.CACHES = saved
+        settings.REDIS_URL, settings.INTAKE_SLOT_TAG, settings.CACHES, settings.EVENTBUS = saved
         reset_transport()
         cluster.stop()
 

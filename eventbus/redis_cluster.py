@@ -16,10 +16,8 @@ ClusterStreams' methods; on one server none of this runs).
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import redis
 
@@ -50,8 +48,6 @@ class ClusterStreams:
         self._wakers: dict[tuple[str, str], ShardedSubscription] = {}
         self._cluster_lock = threading.Lock()
         self._refreshing = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_pid = 0
 
     def _cluster_close(self) -> None:
         for client in self._node_clients.values():
@@ -60,9 +56,6 @@ class ClusterStreams:
             waker.close()
         self._node_clients.clear()
         self._wakers.clear()
-        if self._pool is not None and self._pool_pid == os.getpid():
-            self._pool.shutdown(wait=False)
-        self._pool_pid = 0
 
     def _node_client(self, node: redis.cluster.ClusterNode, *, prompt: bool) -> redis.Redis:
         """A plain client of one master (its own pool), for what must stay on one connection."""
@@ -117,21 +110,13 @@ class ClusterStreams:
                 fill(pipe, positions)
                 return node, positions, pipe.execute()
 
-        items = list(by_node.values())
-        try:  # several masters at once: a read of 8 partitions costs one round trip, not three
-            return [one(items[0])] if len(items) == 1 else list(self._masters_pool().map(one, items))
+        # One master after another. Threads talking to them at once were measured slower on two
+        # cores (placed -> reserved p50 +1.2 ms, p99 +8 ms at 100 orders/s, bench scale).
+        try:
+            return [one(item) for item in by_node.values()]
         except TransportUnavailable:
             self._refresh_slots()
             raise
-
-    def _masters_pool(self) -> ThreadPoolExecutor:
-        """Threads that talk to several masters at once (made anew in a forked process)."""
-        if self._pool_pid != os.getpid():
-            with self._cluster_lock:
-                if self._pool_pid != os.getpid():
-                    self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="eventbus-masters")
-                    self._pool_pid = os.getpid()
-        return self._pool
 
     def _per_master(self, commands: Sequence[tuple[str, Callable[[redis.client.Pipeline], object]]]) -> list:
         """Each (key, add command) run on its key's master (see _rounds); replies in order."""
