@@ -952,7 +952,7 @@ def _local_cluster(ctx: Context) -> Iterator[dict[str, str]]:
     directory; this process and the placing processes it forks talk to it meanwhile, under
     a key prefix of their own. Yields the environment the pipeline's processes need."""
     from eventbus.transport import reset_transport
-    from tests.rediscluster import LocalCluster
+    from tests.rediscluster import LocalCluster, cluster_settings
 
     cluster = LocalCluster(ctx.run_dir / "redis-cluster")
     cluster.start()
@@ -960,11 +960,9 @@ def _local_cluster(ctx: Context) -> Iterator[dict[str, str]]:
     # A key prefix of its own: with the run's, the relay would find a Redis that lost the
     # token it wrote (the one of REDIS_URL) and publish every kept outbox row again.
     prefix = ctx.key_prefix + "cluster:"
-    tag = "{" + prefix + "orders.intake}"
-    settings.REDIS_URL, settings.INTAKE_SLOT_TAG = cluster.url, tag
+    for name, value in cluster_settings(settings, cluster.url, prefix).items():
+        setattr(settings, name, value)
     settings.EVENTBUS = {**settings.EVENTBUS, "KEY_PREFIX": prefix}
-    settings.CACHES = {a: {**c, "LOCATION": cluster.url, "OPTIONS": {**c["OPTIONS"], "HASH_TAG": tag}}
-                       for a, c in saved[2].items()}  # fmt: skip
     reset_transport()
     try:
         yield {"REDIS_URL": cluster.url, "EVENTBUS_KEY_PREFIX": prefix}

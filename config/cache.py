@@ -7,8 +7,8 @@ the request, never a reason for it to wait. Callers that must not fail when Redi
 throttles) catch `CacheUnavailable`.
 
 On a Redis Cluster (REDIS_URL `redis+cluster://...`) it speaks through redis-py's cluster client,
-and every key ends with the hash tag OPTIONS["HASH_TAG"] (settings.INTAKE_SLOT_TAG): one slot, so
-multi-key reads, the MULTI of `count` and the order intake's script all stay in one slot."""
+and every key starts with the hash tag OPTIONS["HASH_TAG"] (settings.INTAKE_SLOT_TAG): one slot,
+so multi-key reads, the MULTI of `count` and the order intake's script all stay in one slot."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from django.utils.functional import cached_property
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from eventbus.redis_client import TransportUnavailable
+from eventbus.redis_client import TransportUnavailable, make_client
 
 __all__ = ["CacheUnavailable", "RedisCache"]
 
@@ -40,8 +40,6 @@ class _ClusterClient(RedisCacheClient):
 
     def get_client(self, key: Any = None, *, write: bool = False) -> Any:
         if self._cluster is None:
-            from eventbus.redis_client import make_client
-
             timeout = self._pool_options.get("socket_timeout")
             self._cluster = make_client(self._servers[0], socket_timeout=timeout, connect_timeout=timeout or 2.0)
         return self._cluster

@@ -167,6 +167,7 @@ EMBEDDED_REDIS = env.bool("EMBEDDED_REDIS", default=EMBEDDED)
 # `redis+cluster://host:port[,host:port...]` (`rediss+cluster://` for TLS): a Redis Cluster
 # (docs/scaling.md, "Redis Cluster and managed Redis"); the nodes listed are where the client starts.
 REDIS_CLUSTER = REDIS_URL.startswith(("redis+cluster://", "rediss+cluster://"))
+_key_prefix = env.str("EVENTBUS_KEY_PREFIX", default="")
 if REDIS_URL and not REDIS_CLUSTER and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
     raise ImproperlyConfigured(
         "REDIS_URL must start with redis://, rediss://, unix://, redis+cluster:// or rediss+cluster:// "
@@ -179,7 +180,7 @@ if REDIS_CLUSTER:
             "REDIS_URL names a Redis Cluster but not as host:port[,host:port...] (redis+cluster://10.0.0.1:6379,"
             "10.0.0.2:6379; an IPv6 address in brackets)"
         )
-    if "{" in env.str("EVENTBUS_KEY_PREFIX", default="") + env.str("CACHE_KEY_PREFIX", default=""):
+    if "{" in _key_prefix + env.str("CACHE_KEY_PREFIX", default=""):
         raise ImproperlyConfigured(
             "EVENTBUS_KEY_PREFIX and CACHE_KEY_PREFIX must not contain braces on a Redis Cluster (they would "
             "choose the keys' slots)"
@@ -191,10 +192,10 @@ if not REDIS_URL and not EMBEDDED_REDIS:
     )
 # On a Redis Cluster, the hash tag that puts a key in the slot of the order intake's stream: the
 # keys its script touches (records, holds, idempotency keys, rate limits) must share that slot.
-INTAKE_SLOT_TAG = "{" + env.str("EVENTBUS_KEY_PREFIX", default="") + "orders.intake}" if REDIS_CLUSTER else ""
+INTAKE_SLOT_TAG = "{" + _key_prefix + "orders.intake}" if REDIS_CLUSTER else ""
 EVENTBUS = {
     # Prefix for every Redis key the bus owns, so several deployments can share one Redis.
-    "KEY_PREFIX": env.str("EVENTBUS_KEY_PREFIX", default=""),
+    "KEY_PREFIX": _key_prefix,
     # A process that commits events publishes them itself right after the commit; the relay
     # then only takes rows older than RELAY_GRACE_S (their publisher crashed, Redis was down).
     # Off: the relay publishes every row, woken after each commit.

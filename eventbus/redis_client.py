@@ -21,6 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from redis.backoff import NoBackoff
+from redis.connection import parse_url
 from redis.retry import Retry
 
 __all__ = [
@@ -122,13 +123,11 @@ def make_client(
         options["socket_keepalive"] = True
     if is_cluster(url):
         _, nodes = _cluster_parts(url)
-        first = redis.Redis.from_url(node_url(url, *nodes[0]))  # credentials and TLS as one node takes them
-        kwargs = first.get_connection_kwargs()
-        first.close()
-        for name in ("host", "port", "db", "connection_class", "retry"):
-            kwargs.pop(name, None)
-        if node_url(url, *nodes[0]).startswith("rediss:"):
+        kwargs = parse_url(node_url(url, *nodes[0]))  # credentials, TLS and options as one node takes them
+        if kwargs.pop("connection_class", None) is redis.SSLConnection:
             kwargs["ssl"] = True
+        for name in ("host", "port", "db"):
+            kwargs.pop(name, None)
         kwargs.update(socket_timeout=socket_timeout, socket_connect_timeout=connect_timeout, client_name=client_name)
         return LazyCluster(
             lambda: redis.RedisCluster(

@@ -24,7 +24,7 @@ import redis
 from eventbus.redis_client import TransportUnavailable, make_client, node_url, raw_reply, text, translated
 from eventbus.redis_slots import ShardedSubscription, slot, wake_channel
 
-__all__ = ["ClusterStreams", "ShardedSubscription", "slot", "wake_channel"]
+__all__ = ["ClusterStreams"]
 
 
 class ClusterStreams:
@@ -174,7 +174,8 @@ class ClusterStreams:
         if waker is None or waker.channels != channels or waker.broken:
             if waker is not None:
                 waker.close()
-                self._refresh_slots()
+                if waker.broken:  # its node failed, or its slot moved
+                    self._refresh_slots()
             waker = self._wakers[owner] = ShardedSubscription(self.client, self.url, channels, self._client_name)
         return waker
 

@@ -50,18 +50,19 @@ class ShardedSubscription:
         self.broken: str | None = None
         self._fired = threading.Event()
         self._closed = threading.Event()
-        by_node: dict[tuple[str, int], list[str]] = {}
+        # master -> slot -> channels: one connection per master, one SSUBSCRIBE per slot
+        by_node: dict[tuple[str, int], dict[int, list[str]]] = {}
         with translated():
             for channel in self.channels:
                 node = cluster.get_node_from_key(channel)
-                by_node.setdefault((node.host, node.port), []).append(channel)
+                by_node.setdefault((node.host, node.port), {}).setdefault(slot(channel), []).append(channel)
         self._pubsubs = []
         try:
-            for (host, port), names in by_node.items():
+            for (host, port), by_slot in by_node.items():
                 pubsub = make_client(node_url(url, host, port), socket_timeout=None, client_name=client_name).pubsub()
                 with translated():
-                    for one_slot in {slot(n): [m for m in names if slot(m) == slot(n)] for n in names}.values():
-                        pubsub.ssubscribe(*one_slot)  # one SSUBSCRIBE per slot
+                    for names in by_slot.values():
+                        pubsub.ssubscribe(*names)
                 self._pubsubs.append(pubsub)
         except BaseException:
             self.close()

@@ -31,6 +31,19 @@ SLOTS = 16384
 _VERSION = re.compile(r"\bv=(\d+)\.(\d+)\.(\d+)")
 
 
+def cluster_settings(settings: Any, url: str, key_prefix: str) -> dict[str, Any]:
+    """The settings that config/settings.py derives for a process on the cluster `url` under
+    `key_prefix` (EVENTBUS_KEY_PREFIX): REDIS_URL, INTAKE_SLOT_TAG, and Django's cache on the
+    cluster with every key in the intake stream's slot. For a process that switches over
+    (a test, the benchmark); setting the names is the caller's."""
+    tag = "{" + key_prefix + "orders.intake}"
+    caches = {
+        alias: {**conf, "LOCATION": url, "OPTIONS": {**conf["OPTIONS"], "HASH_TAG": tag}}
+        for alias, conf in settings.CACHES.items()
+    }
+    return {"REDIS_URL": url, "INTAKE_SLOT_TAG": tag, "CACHES": caches}
+
+
 def redis_server_7() -> str | None:
     """The path of an installed `redis-server` of major version 7 or later, else None."""
     candidates = [shutil.which("redis-server"), "/usr/bin/redis-server"]

@@ -27,6 +27,7 @@ from tests.factories import ProductFactory, UserFactory
 from tests.faults.test_crashes import FLOW, all_settled, settle_flow, start_flow
 from tests.intake.test_intake_web import post
 from tests.processes import Processes, wait_until
+from tests.rediscluster import cluster_settings
 
 pytestmark = [pytest.mark.cluster, pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
@@ -34,20 +35,14 @@ pytestmark = [pytest.mark.cluster, pytest.mark.faults, pytest.mark.django_db(tra
 @pytest.fixture
 def on_cluster(clean_cluster: LocalCluster, settings, key_prefix: str, processes: Processes) -> Iterator[LocalCluster]:
     """This process and the processes a test starts on the cluster, with 8 partitions."""
-    shared = settings.REDIS_URL, settings.INTAKE_SLOT_TAG, settings.CACHES
-    tag = "{" + key_prefix + "orders.intake}"
-    settings.REDIS_URL = clean_cluster.url
-    settings.INTAKE_SLOT_TAG = tag
-    settings.CACHES = {
-        alias: {**conf, "OPTIONS": {**conf["OPTIONS"], "HASH_TAG": tag}} for alias, conf in shared[2].items()
-    }
+    for name, value in cluster_settings(settings, clean_cluster.url, key_prefix).items():
+        setattr(settings, name, value)  # the settings fixture puts them back
     settings.EVENTBUS = {**settings.EVENTBUS, "PARTITIONS": 8}
     settings.MAX_PENDING_ORDERS_PER_CUSTOMER = 0
     processes.env_overrides.update(EVENTBUS_PARTITIONS="8", MAX_PENDING_ORDERS_PER_CUSTOMER="0")
     reset_transport()
     yield clean_cluster
     get_transport().close()
-    settings.REDIS_URL, settings.INTAKE_SLOT_TAG, settings.CACHES = shared
     reset_transport()
 
 

@@ -19,6 +19,7 @@ from eventbus.redis_slots import ShardedSubscription, slot, wake_channel
 from eventbus.redis_streams import Transport
 from orders.taking import held_key, record_key
 from tests.cluster.conftest import LocalCluster
+from tests.rediscluster import cluster_settings
 
 pytestmark = pytest.mark.cluster
 
@@ -88,11 +89,9 @@ def test_wait_counts_nothing_published_while_the_replica_of_its_master_is_paused
 def test_every_key_the_intake_script_touches_shares_the_intake_streams_slot(settings):
     """The keys as the code builds them (records, holds, the rate limits of placing an order),
     and a key holding what a client typed with braces of its own: one slot, the intake's."""
-    settings.INTAKE_SLOT_TAG = "{p:orders.intake}"
-    settings.CACHES = {
-        "default": {**settings.CACHES["default"], "LOCATION": "redis+cluster://127.0.0.1:1", "KEY_PREFIX": "p:cache",
-                    "OPTIONS": {**settings.CACHES["default"]["OPTIONS"], "HASH_TAG": "{p:orders.intake}"}},
-    }  # fmt: skip
+    on_cluster = cluster_settings(settings, "redis+cluster://127.0.0.1:1", "p:")
+    on_cluster["CACHES"]["default"]["KEY_PREFIX"] = "p:cache"
+    settings.INTAKE_SLOT_TAG, settings.CACHES = on_cluster["INTAKE_SLOT_TAG"], on_cluster["CACHES"]
     intake = slot("p:orders.intake")
     keys = ["p:" + record_key(uuid.uuid4()), "p:" + held_key(5)]
     keys += [key for key, _, _ in throttling.order_windows(5, time.time())]
@@ -105,10 +104,7 @@ def test_every_key_the_intake_script_touches_shares_the_intake_streams_slot(sett
 
 def test_rate_limits_fail_open_when_no_cluster_node_answers(settings):
     settings.THROTTLES_ENABLED = True
-    settings.CACHES = {
-        "default": {**settings.CACHES["default"], "LOCATION": "redis+cluster://127.0.0.1:1",
-                    "OPTIONS": {**settings.CACHES["default"]["OPTIONS"], "HASH_TAG": "{orders.intake}"}},
-    }  # fmt: skip
+    settings.CACHES = cluster_settings(settings, "redis+cluster://127.0.0.1:1", "")["CACHES"]
     try:
         assert throttling.breaker.count([("a", 60)]) is None  # served unthrottled, not a 500
     finally:
@@ -116,10 +112,7 @@ def test_rate_limits_fail_open_when_no_cluster_node_answers(settings):
 
 
 def test_the_cache_counts_rate_limits_atomically_in_one_slot_of_a_cluster(clean_cluster: LocalCluster, settings):
-    settings.CACHES = {
-        "default": {**settings.CACHES["default"], "LOCATION": clean_cluster.url,
-                    "OPTIONS": {**settings.CACHES["default"]["OPTIONS"], "HASH_TAG": "{c:orders.intake}"}},
-    }  # fmt: skip
+    settings.CACHES = cluster_settings(settings, clean_cluster.url, "c:")["CACHES"]
     cache = caches["default"]
     assert cache.make_and_validate_key("x").startswith("{c:orders.intake}")
     hits, reads = cache.count([("a", 60), ("b", 60)], read=["c"])
