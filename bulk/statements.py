@@ -156,10 +156,10 @@ def insert(model: type[Model], rows: Sequence[Mapping[str, Any]]) -> None:
 
 
 class Select:
-    """SELECT the named fields of the rows matching `where`; with lock=True, FOR UPDATE (rows
-    locked until commit, in `order_by` order); at most `limit` rows. `send()` it, then read
-    `rows()` (tuples of Python values): several sent inside pipelined() come back in one round
-    trip."""
+    """SELECT the named fields of the rows matching `where`; with lock=True, FOR UPDATE (FOR NO
+    KEY UPDATE on PostgreSQL; rows locked until commit, in `order_by` order); at most `limit`
+    rows. `send()` it, then read `rows()` (tuples of Python values): several sent inside
+    pipelined() come back in one round trip."""
 
     def __init__(
         self, model: type[Model], names: Sequence[str], *, where: Where, lock: bool = False, order_by: str = "",
@@ -196,7 +196,10 @@ def _select_plan(
     if limit is not None:
         tail += f" LIMIT {int(limit)}"
     if lock and connection.features.has_select_for_update:
-        tail += " FOR UPDATE"
+        # On PostgreSQL the weaker row lock that still keeps every other writer of the row out:
+        # it lets other transactions insert rows whose foreign keys point at it (FOR KEY SHARE),
+        # where FOR UPDATE would make them wait and, locking in another order, deadlock.
+        tail += " FOR NO KEY UPDATE" if connection.vendor == "postgresql" else " FOR UPDATE"
     return f"SELECT {columns} FROM {table}", tail
 
 

@@ -16,22 +16,33 @@ from rest_framework import exceptions, permissions, serializers, status
 from rest_framework.response import Response
 
 from config.errorpages import DATABASE_UNAVAILABLE
-from config.errors import Conflict, InvalidInput, LimitReached, NotFound, Unprocessable
+from config.errors import Conflict, DomainError, InvalidInput, LimitReached, NotFound, Unauthenticated, Unprocessable
+
+
+def domain_error_answer(exc: DomainError) -> tuple[int, Any, dict[str, str]] | None:
+    """The HTTP answer to a domain error, as (status, JSON body, headers): the one mapping that
+    DRF's views (exception_handler) and the web's order desk (orders.intake) both answer with."""
+    if isinstance(exc, InvalidInput):
+        return status.HTTP_400_BAD_REQUEST, exc.errors, {}
+    if isinstance(exc, Unauthenticated):
+        return status.HTTP_401_UNAUTHORIZED, {"detail": str(exc), "code": exc.code}, {"WWW-Authenticate": "Token"}
+    if isinstance(exc, Conflict):
+        return status.HTTP_409_CONFLICT, {"detail": str(exc), "code": "conflict"}, {}
+    if isinstance(exc, Unprocessable):
+        return status.HTTP_422_UNPROCESSABLE_ENTITY, {"detail": str(exc), "code": exc.code}, {}
+    if isinstance(exc, LimitReached):
+        return (
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            {"detail": str(exc), "code": exc.code},
+            {"Retry-After": str(exc.retry_after_s)},
+        )
+    return None
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    if isinstance(exc, InvalidInput):
-        return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
-    if isinstance(exc, Conflict):
-        return Response({"detail": str(exc), "code": "conflict"}, status=status.HTTP_409_CONFLICT)
-    if isinstance(exc, Unprocessable):
-        return Response({"detail": str(exc), "code": exc.code}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
-    if isinstance(exc, LimitReached):
-        return Response(
-            {"detail": str(exc), "code": exc.code},
-            status=status.HTTP_429_TOO_MANY_REQUESTS,
-            headers={"Retry-After": str(exc.retry_after_s)},
-        )
+    if isinstance(exc, DomainError) and (answer := domain_error_answer(exc)) is not None:
+        code, body, headers = answer
+        return Response(body, status=code, headers=headers)
     if isinstance(exc, NotFound):
         exc = Http404(str(exc))
     if isinstance(exc, (OperationalError, InterfaceError)):

@@ -1,8 +1,9 @@
 """ASGI entry point: what the Procfile's web process serves (gunicorn with uvicorn workers).
 
-`POST /api/orders/` goes through the order intake (orders.intake: validated without the
-database, appended to the intake stream, answered 202); every other request, and every order
-the intake does not take itself, goes to Django's ASGI handler."""
+`POST /api/orders/` goes through the order intake (orders.intake: validated from the worker's
+caches, placed by the worker's order desk in a transaction shared with the orders arriving at the
+same moment, answered 201 once committed); every other request, and every order the intake does
+not take itself, goes to Django's ASGI handler."""
 
 import os
 import warnings

@@ -18,6 +18,12 @@ class InvalidInput(DomainError):
         self.errors = errors
 
 
+class Unauthenticated(DomainError):
+    """The credentials no longer name an active user (HTTP 401)."""
+
+    code = "authentication_failed"
+
+
 class NotFound(DomainError):
     """HTTP 404."""
 

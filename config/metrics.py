@@ -49,16 +49,16 @@ __all__ = [
 ORDERS_PLACED = Counter("eventshop_orders_placed", "Orders placed (committed).")
 INTAKE_ANSWERS = Counter(
     "eventshop_intake_answers",
-    "Orders the intake answered (orders.intake), by outcome: taken, throttled, held (too many pending), replay, "
-    "busy and expired (503), unconfirmed (503, Redis did not confirm), fallback (placed through the database), "
-    "abandoned (the client left first).",
+    "Orders the web's order desk answered (orders.intake, orders.desk), by outcome: placed (201, committed), "
+    "replay (201, an Idempotency-Key seen before), refused (400/401/422/429 by the placing rules), throttled "
+    "(429), busy and expired (503, nothing placed), failed (503, the database refused; nothing placed), "
+    "abandoned (the client left before its order was handed to the database).",
     ["outcome"],
 )
 ORDERS_FINALIZED = Counter("eventshop_orders_finalized", "Orders that reached a final status.", ["status"])
 ORDER_STAGE_SECONDS = Histogram(
     "eventshop_order_stage_seconds",
-    "Time from an order's placement (its arrival, for an order the intake took) until a stage of it committed: "
-    "placed (an intake order written), reserved, confirmed, notified.",
+    "Time from an order's placement until a stage of it committed: reserved, confirmed, notified.",
     ["stage"],
     buckets=DURATION_BUCKETS,
 )

@@ -190,8 +190,8 @@ if not REDIS_URL and not EMBEDDED_REDIS:
         "REDIS_URL is not set: every process of a deployment must share one Redis; set REDIS_URL to your "
         "Redis server, or EMBEDDED_REDIS=true to run an embedded Redis on this host (development only)"
     )
-# On a Redis Cluster, the hash tag that puts a key in the slot of the order intake's stream: the
-# keys its script touches (records, holds, idempotency keys, rate limits) must share that slot.
+# On a Redis Cluster, the hash tag that puts every key of Django's cache (the rate limits) in one
+# slot: a rate limit counts several keys in one MULTI.
 INTAKE_SLOT_TAG = "{" + _key_prefix + "orders.intake}" if REDIS_CLUSTER else ""
 EVENTBUS = {
     # Prefix for every Redis key the bus owns, so several deployments can share one Redis.
@@ -273,27 +273,26 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="shop@localhost")
 # tie up a product's whole stock with orders they never let finish.
 MAX_PENDING_ORDERS_PER_CUSTOMER = env.int("MAX_PENDING_ORDERS_PER_CUSTOMER", default=20)
 
-# How POST /api/orders/ takes an order (orders.intake, under the ASGI server of the Procfile):
-# "stream" (the default) validates it, appends it to the intake stream and answers 202 with its
-# id at once; the orders consumer writes it within milliseconds. "sync" places every order in
-# the request's database transaction and answers 201. A client may ask for the 201 path per
-# request with `Prefer: return=representation`. Without Redis, the intake falls back to "sync".
-ORDER_INTAKE = env.str("ORDER_INTAKE", default="stream")
-if ORDER_INTAKE not in ("stream", "sync"):
-    raise ImproperlyConfigured(f"ORDER_INTAKE={ORDER_INTAKE!r}: use stream or sync")
-# A request not taken within this many seconds of its arrival is answered 503 with Retry-After
-# and never taken: nobody gets an order after they stopped waiting for it.
+# How POST /api/orders/ places an order (orders.intake, under the ASGI server of the Procfile):
+# "desk" (the default) validates it from the worker's caches and hands it to the worker's order
+# desk (orders.desk), which commits the orders that arrive within INTAKE_GATHER_MS in one
+# database transaction and answers each 201 once that transaction has committed; "sync" places
+# every order in its own request's transaction through Django's view. Either way an order is
+# answered only once it is in the database: Redis carries its events, never the order itself.
+ORDER_INTAKE = env.str("ORDER_INTAKE", default="desk")
+if ORDER_INTAKE not in ("desk", "sync"):
+    raise ImproperlyConfigured(f"ORDER_INTAKE={ORDER_INTAKE!r}: use desk or sync")
+# A request not placed within this many seconds of its arrival is answered 503 with Retry-After
+# and never placed: nobody gets an order after they stopped waiting for it.
 INTAKE_DEADLINE_S = env.float("INTAKE_DEADLINE_S", default=5.0)
-# Requests a web worker lets wait for their Redis round trip before answering 503 at once.
+# Requests a web worker lets wait for its desk before answering 503 (Retry-After) at once.
 INTAKE_MAX_WAITING = env.int("INTAKE_MAX_WAITING", default=5000)
-# Answer "taken" only once this many replicas have the entry (Redis WAIT; 0: the primary alone,
-# which must run with appendfsync always to keep it through a crash; see the README).
-INTAKE_WAIT_REPLICAS = env.int("INTAKE_WAIT_REPLICAS", default=0)
-INTAKE_WAIT_TIMEOUT_MS = env.int("INTAKE_WAIT_TIMEOUT_MS", default=500)
-# How old the intake's copy of the catalog may be, and how long the status record of an order
-# still in intake lives if the orders consumer does not delete it when it writes the order.
-INTAKE_CATALOG_TTL_S = env.float("INTAKE_CATALOG_TTL_S", default=2.0)
-INTAKE_RECORD_TTL_S = env.int("INTAKE_RECORD_TTL_S", default=600)
+# The desk: how long it gathers orders before a transaction (while another one commits, it
+# gathers anyway), the most orders in one transaction, and how many transactions a web worker
+# runs at once (each holds one database connection).
+INTAKE_GATHER_MS = env.float("INTAKE_GATHER_MS", default=2.0)
+INTAKE_BATCH_MAX = env.int("INTAKE_BATCH_MAX", default=200)
+INTAKE_DESK_CONNECTIONS = env.int("INTAKE_DESK_CONNECTIONS", default=2)
 
 # --- request limits ----------------------------------------------------------------------------
 # Every body is bounded (BodyLimitMiddleware refuses a larger declared body before reading it);
@@ -332,8 +331,8 @@ CACHES = {
         "BACKEND": "config.cache.RedisCache",
         "LOCATION": REDIS_URL,  # empty: the embedded server, resolved on first use
         "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="cache"),
-        # On a Redis Cluster every cache key shares the order intake's slot (INTAKE_SLOT_TAG), so
-        # the intake's script counts the same rate limits in the same atomic step.
+        # On a Redis Cluster every cache key shares one slot (INTAKE_SLOT_TAG): a MULTI counts
+        # several of them at once.
         "OPTIONS": {"TIMEOUT_S": env.float("CACHE_TIMEOUT_S", default=0.1), "HASH_TAG": INTAKE_SLOT_TAG},
     },
 }

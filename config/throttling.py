@@ -29,7 +29,7 @@ from rest_framework.throttling import BaseThrottle
 from config.cache import CacheUnavailable
 
 __all__ = [
-    "ApiThrottle", "Rate", "breaker", "client_ip", "login_attempt_failed", "login_blocked_for", "order_windows",
+    "ApiThrottle", "Rate", "breaker", "client_ip", "login_attempt_failed", "login_blocked_for", "order_waits",
     "parse_rate",
 ]  # fmt: skip
 
@@ -172,18 +172,29 @@ class ApiThrottle(BaseThrottle):
         return self._wait
 
 
-def order_windows(user_id: int, now: float) -> list[tuple[str, int, int]]:
-    """The limits ApiThrottle puts on one user's placing an order (writes, and the orders scope
-    of orders.api.views.OrderViewSet), as (Redis key, limit, window seconds): the order intake
-    (orders.intake) counts them on the same keys in its own round trip."""
-    cache = caches[settings.THROTTLE_CACHE]
-    windows = []
-    for name in (f"writes:{user_id}", f"orders:{user_id}"):
-        scope = name.partition(":")[0]
-        for rate in parse_rate(settings.THROTTLE_RATES[scope]):
-            key, window_s = _window_key(name, rate, now)
-            windows.append((cache.make_and_validate_key(key), rate.count, window_s))
-    return windows
+def order_waits(user_ids: Sequence[int]) -> list[int | None]:
+    """ApiThrottle's limits on placing an order (writes, and the orders scope of
+    orders.api.views.OrderViewSet), on the same counters, for the orders of several users in one
+    round trip (the web's order desk, orders.desk): per order, the seconds its client must wait,
+    or None if it may be placed. Two orders of one user count two."""
+    waits: list[int | None] = [None] * len(user_ids)
+    if not settings.THROTTLES_ENABLED or not user_ids:
+        return waits
+    now = time.time()
+    scopes = [(scope, parse_rate(settings.THROTTLE_RATES[scope])) for scope in ("writes", "orders")]
+    windows, owners = [], []
+    for i, user_id in enumerate(user_ids):
+        for scope, rates in scopes:
+            for rate in rates:
+                windows.append(_window_key(f"{scope}:{user_id}", rate, now))
+                owners.append((i, rate))
+    counted = breaker.count(windows)
+    if counted is None:
+        return waits
+    for (i, rate), n in zip(owners, counted[0], strict=True):
+        if n > rate.count:
+            waits[i] = max(waits[i] or 0, _seconds_left(rate, now))
+    return waits
 
 
 # --- sign-in ---------------------------------------------------------------------------------------

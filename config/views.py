@@ -39,20 +39,11 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok" if serving else "unavailable", **checks}, status=200 if serving else 503)
 
 
-def _intake_backlog() -> int | None:
-    """Orders the intake took and the orders consumer has not written yet (None: unknown)."""
-    try:
-        return sum(g.lag + g.pending for g in get_transport().groups("orders.intake") if g.name == "orders")
-    except Exception:  # noqa: BLE001 - Redis went away: the check above says so
-        return None
-
-
 def readyz(request: HttpRequest) -> JsonResponse:
     """Whether this web process can take orders: 200 when the database answers (Redis down is
     shown, but orders are still taken then, so it is not "not ready"). With `?pipeline=1`, for
     a monitor rather than a load balancer, it also needs Redis, a live consumer in every group
-    and a live relay (by their heartbeats), lists what is missing, and shows the intake's
-    backlog (orders taken with 202 and not written yet)."""
+    and a live relay (by their heartbeats), and lists what is missing."""
     checks = _servers()
     ready = checks["database"] == "ok"
     body: dict[str, object] = dict(checks)
@@ -69,7 +60,6 @@ def readyz(request: HttpRequest) -> JsonResponse:
             groups = {g: sum(1 for p in alive if p.role == "consumer" and g in p.groups) for g in registry.groups()}
             relays = sum(1 for p in alive if p.role == "relay")
             body["consumers"], body["relays"] = groups, relays
-            body["intake_backlog"] = _intake_backlog()
             missing += [f"consumer of group {g}" for g, n in groups.items() if not n]
             if not relays:
                 missing.append("relay")

@@ -20,9 +20,7 @@ from django.db.models import Q
 from eventbus.models import ConsumerBatch, DeadLetter, OutboxEvent, ProcessedEvent
 from inventory.models import Reservation
 from notifications.models import Notification
-from orders.events import OrderRequested
 from orders.models import Order
-from orders.taking import received_order
 
 __all__ = ["Entry", "OrderNotFound", "find_order", "order_timeline"]
 
@@ -56,12 +54,6 @@ def find_order(text: str) -> Order:
     if len(prefix) == 32:
         order = Order.objects.filter(pk=uuid.UUID(prefix)).first()
         if order is None:
-            received = received_order(uuid.UUID(prefix))
-            if received is not None:
-                raise OrderNotFound(
-                    f"order {uuid.UUID(prefix)} is received: the intake took it at {received['created_at']} and the "
-                    "orders consumer has not written it yet (`manage.py status` shows the intake's backlog)"
-                )
             raise OrderNotFound(f"no order has the id {uuid.UUID(prefix)}")
         return order
     # As the database writes a UUID: dashes after the 8th, 12th, 16th and 20th digit.
@@ -77,7 +69,7 @@ def find_order(text: str) -> Order:
 def order_timeline(order: Order) -> list[Entry]:
     """Everything known about the order, oldest first."""
     events = _event_entries(order)
-    entries = _order_entries(order, through_intake=any(e.what == OrderRequested.type for e in events))
+    entries = _order_entries(order)
     entries += events + _reservation_entries(order) + _notification_entries(order)
     return sorted(entries, key=lambda e: (e.at, _ORDER.get(e.kind, 9)))
 
@@ -86,11 +78,8 @@ def order_timeline(order: Order) -> list[Entry]:
 _ORDER = {"order": 0, "event": 1, "unpublished": 2, "handled": 3, "reservation": 4, "notification": 5}
 
 
-def _order_entries(order: Order, *, through_intake: bool) -> list[Entry]:
-    # An order the intake took was received then (its created_at), and written by the orders
-    # consumer when that applied its OrderRequested (an entry of its own).
-    how = "received by the intake" if through_intake else "placed"
-    entries = [Entry(order.created_at, "order", f"{how}, total {order.total:,.2f}", {"customer": order.customer_id})]
+def _order_entries(order: Order) -> list[Entry]:
+    entries = [Entry(order.created_at, "order", f"placed, total {order.total:,.2f}", {"customer": order.customer_id})]
     if order.confirmed_at:
         entries.append(Entry(order.confirmed_at, "order", "confirmed"))
     if order.rejected_at:

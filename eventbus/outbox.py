@@ -56,8 +56,10 @@ def record_many(
     events: Sequence[tuple[Event, str | int | uuid.UUID, Envelope | None]],
     *,
     correlation_id: uuid.UUID | None = None,
+    correlation_ids: Sequence[uuid.UUID | None] | None = None,
 ) -> list[Envelope]:
     """record() for several (event, aggregate_id, caused_by) at once: one INSERT, same guarantee.
+    `correlation_ids`, one per event, where the events of one call belong to several requests.
 
     An event nothing caused takes the correlation id bound to the work in hand (a web request's
     id, see eventbus.logcontext), so one id leads from the request to every event it caused."""
@@ -67,15 +69,16 @@ def record_many(
         return []
     bound = None if correlation_id is not None else _bound_correlation()
     now = timezone.now()
+    each = correlation_ids if correlation_ids is not None else [None] * len(events)
     envelopes = [
         Envelope.new(
             event,
             aggregate_id=str(aggregate_id),
             caused_by=caused_by,
-            correlation_id=correlation_id or (None if caused_by else bound),
+            correlation_id=own or correlation_id or (None if caused_by else bound),
             occurred_at=now,
         )
-        for event, aggregate_id, caused_by in events
+        for (event, aggregate_id, caused_by), own in zip(events, each, strict=True)
     ]
     bodies = [encode(e) for e in envelopes]
     bulk.insert(

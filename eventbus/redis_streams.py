@@ -29,7 +29,6 @@ from eventbus.redis_client import (
 )  # fmt: skip
 from eventbus.redis_cluster import ClusterStreams
 from eventbus.redis_groups import GroupAdmin, GroupInfo
-from eventbus.redis_intake import IntakeRecords
 from eventbus.redis_leases import LeaseStore
 from eventbus.redis_records import ProcessRecords
 from eventbus.redis_slots import ShardedSubscription, wake_channel
@@ -53,7 +52,7 @@ class Message:
     fields: Fields | None
 
 
-class Transport(GroupAdmin, ProcessRecords, IntakeRecords, LeaseStore, ClusterStreams):
+class Transport(GroupAdmin, ProcessRecords, LeaseStore, ClusterStreams):
     """A connection to one Redis (or a Redis Cluster: eventbus.redis_cluster) with the stream
     operations the relay and consumers need.
 

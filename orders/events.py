@@ -53,16 +53,3 @@ class OrderCancelled(OrderEvent):
     customer_id: int
     items: tuple[OrderLine, ...]
     previous_status: str
-
-
-@dataclass(frozen=True)
-class OrderRequested(OrderEvent, stream="orders.intake", partitioned=False):
-    """A customer's order as the web took it (orders.intake), before any database saw it: the
-    orders consumer writes it (pending, or rejected with the reason) effectively once. The id
-    is the order's: derived from the customer and the Idempotency-Key when there was one."""
-
-    order_id: uuid.UUID
-    customer_id: int
-    items: tuple[OrderLine, ...]
-    idempotency_key: str = ""
-    request_hash: str = ""

@@ -1,18 +1,12 @@
-"""The `orders` consumer group: write the orders the web took on the intake stream, confirm or
-reject orders on inventory's answer, and keep the catalog copy current."""
+"""The `orders` consumer group: confirm or reject orders on inventory's answer, and keep the
+catalog copy current."""
 
 from __future__ import annotations
 
 from eventbus.events import Envelope
 from eventbus.registry import handles
 from inventory.events import InventoryReservationFailed, InventoryReserved, ProductChanged
-from orders import services, taking
-from orders.events import OrderRequested
-
-
-@handles(OrderRequested, group="orders")
-def place_requested_orders(envelopes: list[Envelope[OrderRequested]]) -> None:
-    taking.order_place_requested(envelopes)
+from orders import services
 
 
 @handles(InventoryReserved, group="orders")

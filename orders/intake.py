@@ -1,21 +1,18 @@
-"""The order intake: an ASGI front that takes `POST /api/orders/` at the speed of the stream and
-hands every other request to Django (config.asgi).
+"""The order intake: an ASGI front that takes `POST /api/orders/` for the web worker's order
+desk (orders.desk) and hands every other request to Django (config.asgi).
 
-An order that is well-formed, from a known token, for products on sale, is validated here
-without the database (token and catalog from orders.intake_lookups), appended to the intake
-stream (orders.intake) together with everything else that arrives meanwhile, and answered
-`202 Accepted` with its id, `status: received` and its URL. The orders consumer writes it
-(orders.taking) effectively once, in batches.
+An order that is well-formed JSON from a known token goes to the desk, which places it together
+with the others arriving meanwhile in one database transaction (orders.placing, the one writer)
+and answers each `201 Created` with the order once that transaction committed, or with the
+refusal the placing rules give (the same bodies as Django's view). Anything else (a body the
+serializer must explain, an unknown token, ORDER_INTAKE=sync) goes to Django's view unchanged.
 
 What it promises:
-- taken means kept: the 202 leaves only after Redis answered the XADD (and WAIT, with
-  INTAKE_WAIT_REPLICAS); nothing is taken for a client that went away or whose request waited
-  past INTAKE_DEADLINE_S; those get nothing, or 503 with Retry-After, and no order;
-- the rate limits, Idempotency-Key and MAX_PENDING_ORDERS_PER_CUSTOMER hold as on the
-  transactional path (one atomic script in Redis, orders still in intake counted);
-- anything it does not take itself goes to Django's view unchanged (its 400s, 401s, the 201 path
-  with `Prefer: return=representation`, ORDER_INTAKE=sync), and so does every order while Redis
-  is unreachable: placing falls back to the database transaction;
+- answered means kept: a 201 leaves only after the order is committed in the database; Redis
+  carries its events and nothing else, so a Redis restarted empty, flushed or failed over loses
+  no order anyone was told about;
+- nobody gets an order after they stopped waiting: a request whose client left, or that waited
+  past INTAKE_DEADLINE_S, is answered 503 with Retry-After (or nothing) and never placed;
 - bodies are bounded (DATA_UPLOAD_MAX_MEMORY_SIZE) for every route before Django reads them.
 """
 
@@ -23,35 +20,26 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime as dt
 import functools
-import hashlib
 import json
 import logging
 import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.db import Error as DatabaseError
 from django.http.request import split_domain_port, validate_host
 
-from config import throttling
 from config.metrics import HTTP_DURATION, HTTP_REQUESTS, INTAKE_ANSWERS
 from config.middleware import request_id_from
 from eventbus import tracing
-from eventbus.codec import encode
-from eventbus.events import Envelope
-from eventbus.redis_intake import Abandoned, Ambiguous, Expired, IntakeFront, TakeRequest
-from eventbus.transport import TransportUnavailable, get_transport, redis_url
 from orders.api.serializers import parse_lines
-from orders.events import OrderLine, OrderRequested
-from orders.intake_lookups import Catalog, Tokens
-from orders.services import CENT, MAX_ORDER_TOTAL, derived_order_id, lines_hash, order_lines_errors
-from orders.taking import held_key, record_key
+from orders.desk import EXPIRED, Desk, Ticket, busy
+from orders.intake_lookups import Tokens
+from orders.placing import PlaceRequest, order_lines_errors
 
 __all__ = ["OrderIntake"]
 
@@ -68,7 +56,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PATH = "/api/orders/"
 _KEY = re.compile(r"[\x20-\x7e]{1,255}")
-HELD_WINDOW_MS = 300_000  # an order still held after this is the consumer's to refuse
 # The API's parsers, where a view has others than JSON (the token endpoint takes a form too).
 _MEDIA_TYPES = {"/api/auth/token/": (b"application/json", b"application/x-www-form-urlencoded")}
 
@@ -84,13 +71,8 @@ class Conf:
     ALLOWED_HOSTS: list[str]
     SECURE_HSTS_SECONDS: int
     SECURE_HSTS_INCLUDE_SUBDOMAINS: bool
-    THROTTLES_ENABLED: bool
-    MAX_PENDING_ORDERS_PER_CUSTOMER: int
     INTAKE_DEADLINE_S: float
     INTAKE_MAX_WAITING: int
-    INTAKE_WAIT_REPLICAS: int
-    INTAKE_WAIT_TIMEOUT_MS: int
-    INTAKE_RECORD_TTL_S: int
 
 
 @functools.cache
@@ -102,23 +84,23 @@ class _Delegate(Exception):
     """Not for the intake: Django answers it (with the body read so far)."""
 
 
+class Abandoned(Exception):
+    """The client went away before its order was handed to the database."""
+
+
 class OrderIntake:
     """The ASGI application of the web (config.asgi): the intake for orders, Django for the rest."""
 
     def __init__(self, django: ASGIApp) -> None:
         self.django = django
         self.tokens = Tokens()
-        self.catalog = Catalog()
-        self._front: IntakeFront | None = None
+        self._desk: Desk | None = None
 
     @property
-    def front(self) -> IntakeFront:
-        if self._front is None:
-            self._front = IntakeFront(
-                redis_url(), wait_replicas=conf().INTAKE_WAIT_REPLICAS,
-                wait_timeout_ms=conf().INTAKE_WAIT_TIMEOUT_MS,
-            )  # fmt: skip
-        return self._front
+    def desk(self) -> Desk:
+        if self._desk is None:
+            self._desk = Desk()
+        return self._desk
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -173,14 +155,12 @@ class OrderIntake:
 
     def _ours(self, scope: Scope, headers: dict[bytes, bytes]) -> bool:
         """Requests the intake takes: an API client's JSON with a token, over https when the site
-        redirects http, to a host the site serves, that did not ask for the 201 path."""
-        if conf().ORDER_INTAKE != "stream":
+        redirects http, to a host the site serves."""
+        if conf().ORDER_INTAKE != "desk":
             return False
         if not headers.get(b"authorization", b"").startswith(b"Token "):
             return False
-        if headers.get(b"content-type", b"").split(b";")[0].strip() != b"application/json":
-            return False
-        if b"return=representation" in headers.get(b"prefer", b""):
+        if headers.get(b"content-type", b"").split(b";")[0].strip().lower() != b"application/json":
             return False
         if conf().SECURE_SSL_REDIRECT and not _secure(scope, headers):
             return False
@@ -206,12 +186,11 @@ class OrderIntake:
                 answer = await self._take(headers, body, request_id, arrived, gone)
         except _Delegate:
             answer = None
-        except Abandoned:
-            INTAKE_ANSWERS.labels(outcome="abandoned").inc()
+        except Abandoned:  # the desk counted it
             return
         finally:
             watcher.cancel()
-        if answer is None:  # Django's view answers: the 400s and 401s, or the database path
+        if answer is None:  # Django's view answers: the 400s, the 401s, the database's 503
             await self.django(scope, _replaying(body, receive), send)
             return
         status, payload, extra = answer
@@ -223,7 +202,7 @@ class OrderIntake:
     ) -> tuple[int, Any, dict[str, str]] | None:
         if time.monotonic() > arrived + conf().INTAKE_DEADLINE_S:  # waited out already: refuse cheaply
             INTAKE_ANSWERS.labels(outcome="expired").inc()
-            return _busy("Your order waited too long to be taken and was not placed; please retry.")
+            return busy(EXPIRED)
         lines = _lines(body)
         sent_key = headers.get(b"idempotency-key")
         key = "" if sent_key is None else sent_key.decode("latin-1")
@@ -231,84 +210,21 @@ class OrderIntake:
             raise _Delegate  # the view says what is wrong
         try:
             customer_id = await self.tokens.user_id(headers[b"authorization"][6:].decode("latin-1").strip())
-            catalog = await self.catalog.current()
         except DatabaseError:
             raise _Delegate from None  # the view answers 503 with Retry-After
-        if customer_id is None or any(catalog.get(p) is None for p, _ in lines):
-            raise _Delegate  # a 401, or a product the view names in its 400
-        total = sum((catalog[p].price * q for p, q in lines), Decimal("0.00")).quantize(CENT)
-        if total > MAX_ORDER_TOTAL:
-            raise _Delegate
-        if self.front.waiting >= conf().INTAKE_MAX_WAITING:
+        if customer_id is None:
+            raise _Delegate  # the view's 401
+        if self.desk.waiting >= conf().INTAKE_MAX_WAITING:
             INTAKE_ANSWERS.labels(outcome="busy").inc()
-            return _busy("Too many orders are arriving at once; please retry in a moment.")
-
-        order_id = derived_order_id(customer_id, key) if key else uuid.uuid4()
-        request_hash = lines_hash(lines) if key else ""
-        event = OrderRequested(
-            order_id=order_id, customer_id=customer_id, items=tuple(OrderLine(p, q) for p, q in lines),
-            idempotency_key=key, request_hash=request_hash,
-        )  # fmt: skip
-        envelope = Envelope.new(event, aggregate_id=str(order_id), correlation_id=request_id)
-        record = _record(envelope, catalog, total)
-        transport = get_transport()
-        request = TakeRequest(
-            stream=transport.key(event.stream), record_key=transport.key(record_key(order_id)),
-            held_key=transport.key(held_key(customer_id)), member=str(order_id), type=event.type,
-            body=encode(envelope), record=json.dumps(record, separators=(",", ":")),
-            record_ttl_s=conf().INTAKE_RECORD_TTL_S, held_window_ms=HELD_WINDOW_MS,
-            held_limit=conf().MAX_PENDING_ORDERS_PER_CUSTOMER,
-            idempotency_key=transport.key(f"orders:intake:key:{customer_id}:{_digest(key)}{settings.INTAKE_SLOT_TAG}")
-            if key else "",
-            idempotency_value=f"{request_hash} {order_id}" if key else "",
-            throttles=_throttles(customer_id), deadline=arrived + conf().INTAKE_DEADLINE_S,
+            return busy("Too many orders are arriving at once; please retry in a moment.")
+        ticket = Ticket(
+            PlaceRequest(customer_id, tuple(lines), key, request_id), deadline=arrived + conf().INTAKE_DEADLINE_S,
             wanted=lambda: not gone.is_set(),
         )  # fmt: skip
-        try:
-            outcome = await self.front.take(request)
-        except Expired:
-            INTAKE_ANSWERS.labels(outcome="expired").inc()
-            return _busy("Your order waited too long to be taken and was not placed; please retry.")
-        except Ambiguous as exc:
-            log.warning("order intake: Redis did not confirm a request (%s); answered 503", exc)
-            INTAKE_ANSWERS.labels(outcome="unconfirmed").inc()
-            return _busy("Your order could not be confirmed as taken; retry with the same Idempotency-Key.")
-        except TransportUnavailable as exc:
-            log.warning("order intake: Redis is unreachable (%s); placing through the database", exc)
-            INTAKE_ANSWERS.labels(outcome="fallback").inc()
-            raise _Delegate from None
-        if outcome.kind == "taken" and log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "order %s taken onto %s (entry %s)", order_id, event.stream, outcome.value,
-                extra={"aggregate_id": str(order_id), "request_id": str(request_id),
-                       "correlation_id": str(request_id), "event_id": str(envelope.event_id)},
-            )  # fmt: skip
-        return await self._answer(outcome.kind, outcome.value, request.record, order_id, request_hash)
-
-    async def _answer(
-        self, kind: str, value: str, record: str, order_id: uuid.UUID, request_hash: str
-    ) -> tuple[int, Any, dict[str, str]] | None:
-        INTAKE_ANSWERS.labels(outcome=kind).inc()
-        if kind == "taken":
-            return 202, record.encode(), {"location": f"{PATH}{order_id}/"}  # the record is the answer
-        if kind == "throttled":
-            wait = max(1, int(value))
-            return 429, {"detail": f"Request was throttled. Expected available in {wait} seconds.",
-                         "code": "throttled"}, {"retry-after": str(wait)}  # fmt: skip
-        if kind == "held":
-            return 429, {
-                "detail": f"You have {value} orders waiting for confirmation, the most one customer may hold; "
-                "place this one once they are confirmed or rejected (usually within seconds).",
-                "code": "too_many_pending_orders",
-            }, {"retry-after": "5"}  # fmt: skip
-        earlier_hash, _, earlier_id = value.partition(" ")
-        if earlier_hash != request_hash:
-            return 422, {"detail": "This Idempotency-Key was already used for an order with other items; "
-                         "use a new key for a different order.", "code": "idempotency_key_reused"}, {}  # fmt: skip
-        stored = await self.front.get(get_transport().key(record_key(earlier_id)))
-        if stored is None:
-            raise _Delegate  # long taken: the view answers with the order as the database has it
-        return 202, stored, {"location": f"{PATH}{earlier_id}/", "idempotent-replayed": "true"}
+        answer = await self.desk.place(ticket)
+        if answer is None:
+            raise Abandoned()
+        return answer
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -316,8 +232,8 @@ class OrderIntake:
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                if self._front is not None:
-                    await self._front.close()
+                if self._desk is not None:
+                    await self._desk.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -371,44 +287,6 @@ def _lines(body: bytes) -> list[tuple[int, int]] | None:
     if lines is None or order_lines_errors(lines):
         return None
     return lines
-
-
-def _throttles(customer_id: int) -> list[tuple[str, int, int]]:
-    """The API's rate limits on placing an order (config.throttling), as (key, limit, window)."""
-    if not conf().THROTTLES_ENABLED:
-        return []
-    return throttling.order_windows(customer_id, time.time())
-
-
-def _record(envelope: Envelope[OrderRequested], catalog: dict, total: Decimal) -> dict[str, Any]:
-    """The order as `GET /api/orders/{id}/` shows it until the database has it."""
-    request = envelope.payload
-    at = _iso(envelope.occurred_at)
-    items = []
-    for line in request.items:
-        product = catalog[line.product_id]
-        items.append({
-            "product_id": line.product_id, "sku": product.sku, "name": product.name, "quantity": line.quantity,
-            "unit_price": f"{product.price:.2f}", "line_total": f"{product.price * line.quantity:.2f}",
-        })  # fmt: skip
-    return {
-        "id": str(request.order_id), "status": "received", "customer_id": request.customer_id, "items": items,
-        "total": f"{total:.2f}", "rejection_reason": "", "created_at": at, "updated_at": at,
-        "confirmed_at": None, "rejected_at": None, "cancelled_at": None, "url": f"{PATH}{request.order_id}/",
-    }  # fmt: skip
-
-
-def _digest(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()[:32]
-
-
-def _iso(value: dt.datetime) -> str:
-    text = value.isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
-
-
-def _busy(detail: str) -> tuple[int, dict[str, Any], dict[str, str]]:
-    return 503, {"detail": detail, "code": "busy"}, {"retry-after": "2"}
 
 
 def _secure(scope: Scope, headers: dict[bytes, bytes]) -> bool:
@@ -470,7 +348,7 @@ async def _send_json(send: Send, status: int, payload: Any, headers: dict[str, s
         if conf().SECURE_HSTS_INCLUDE_SUBDOMAINS:
             hsts += "; includeSubDomains"
         raw.append((b"strict-transport-security", hsts.encode()))
-    raw += [(name.encode(), value.encode("latin-1")) for name, value in headers.items()]
+    raw += [(name.lower().encode(), value.encode("latin-1")) for name, value in headers.items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
 

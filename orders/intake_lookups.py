@@ -1,7 +1,6 @@
 """What the order intake (orders.intake) looks up without a database round trip per request:
-who a token belongs to, and the catalog. Both are read off the event loop, in a thread of their
-own, and batched: however many requests arrive with unknown tokens, each batch of them is one
-query."""
+who a token belongs to, read off the event loop, in a thread of its own, and batched: however
+many requests arrive with unknown tokens, each batch of them is one query."""
 
 from __future__ import annotations
 
@@ -16,9 +15,7 @@ from django.db import Error as DatabaseError
 from django.db import close_old_connections
 from rest_framework.authtoken.models import Token
 
-from orders.selectors import CatalogEntry, catalog_orderable
-
-__all__ = ["Catalog", "Tokens"]
+__all__ = ["Tokens"]
 
 log = logging.getLogger(__name__)
 
@@ -80,36 +77,3 @@ class Tokens:
 
 def _token_users(keys: Iterable[str]) -> list[tuple[str, int]]:
     return list(Token.objects.filter(key__in=list(keys), user__is_active=True).values_list("key", "user_id"))
-
-
-class Catalog:
-    """The orders app's catalog copy (products on sale), read again when it is older than
-    INTAKE_CATALOG_TTL_S: a product taken off sale meanwhile is refused by the orders consumer,
-    which rejects the order with the reason."""
-
-    def __init__(self) -> None:
-        self._entries: dict[int, CatalogEntry] = {}
-        self._read_at = float("-inf")
-        self._reading: asyncio.Task[None] | None = None
-        self._error: DatabaseError | None = None
-
-    async def current(self) -> dict[int, CatalogEntry]:
-        if time.monotonic() - self._read_at > settings.INTAKE_CATALOG_TTL_S:
-            if self._reading is None or self._reading.done():
-                self._reading = asyncio.create_task(self._read())
-            if not self._entries:  # nothing to answer with yet: wait for the first read
-                await asyncio.shield(self._reading)
-                if self._error is not None:
-                    raise self._error
-        return self._entries
-
-    async def _read(self) -> None:
-        try:
-            entries = await asyncio.get_running_loop().run_in_executor(_db, _query, catalog_orderable)
-        except DatabaseError as exc:
-            self._error = exc
-            log.warning("order intake: could not read the catalog (%s); keeping the copy it has", exc)
-            return
-        self._entries = {entry.product_id: entry for entry in entries}
-        self._read_at = time.monotonic()
-        self._error = None

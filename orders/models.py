@@ -57,6 +57,12 @@ class Order(models.Model):
         return f"order {self.id} ({self.status})"
 
     @property
+    def url(self) -> str:
+        from orders.placing import order_url  # placing imports the models
+
+        return order_url(self.id)
+
+    @property
     def cancellable(self) -> bool:
         return self.status in self.TRANSITIONS[self.Status.CANCELLED]
 

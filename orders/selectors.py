@@ -48,9 +48,3 @@ def catalog_orderable_ids(*, limit: int) -> list[int]:
     """Ids of up to `limit` products on sale in the orders app's catalog copy (active, by sku):
     the products an order placed now may name."""
     return list(CatalogProduct.objects.filter(active=True).order_by("sku").values_list("product_id", flat=True)[:limit])
-
-
-def catalog_orderable() -> list[CatalogEntry]:
-    """Every product on sale in the catalog copy (what the order intake keeps in memory)."""
-    rows = bulk.select(CatalogProduct, CatalogEntry._fields, where={"active": True})
-    return [CatalogEntry._make(row) for row in rows]

@@ -2,7 +2,7 @@
 
 Placing an order: the serializer checks types only (each line an object with integer
 `product_id` and `quantity`); the rules the lines follow (how many, which quantities, each
-product once) live in orders.services.order_lines_errors and are only documented here, from
+product once) live in orders.placing.order_lines_errors and are only documented here, from
 its constants, for the schema."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from rest_framework.settings import api_settings
 
 from config.api import RenderedSerializer, StrictIntegerField
 from orders.models import Order, OrderItem
-from orders.services import MAX_LINES, MAX_PRODUCT_ID, MAX_QUANTITY
+from orders.placing import MAX_LINES, MAX_PRODUCT_ID, MAX_QUANTITY, PlacedOrder
 
 
 def parse_lines(data: Any) -> list[tuple[int, int]] | None:
@@ -94,13 +94,13 @@ class OrderItemSerializer(RenderedSerializer, serializers.ModelSerializer):
 
 
 class OrderSerializer(RenderedSerializer, serializers.ModelSerializer):
-    """An order as the API shows it: a model instance, or what placing one answers with
-    (orders.services.PlacedOrder, which has the same attributes)."""
+    """An order as the API shows it, the one representation of 201 and GET: a model instance,
+    or what placing one answers with (orders.placing.PlacedOrder, which has the same attributes)."""
 
     items = OrderItemSerializer(many=True, read_only=True)
     customer_id = serializers.IntegerField(read_only=True)
-    # "received": taken by the intake (202), not written by the orders consumer yet.
-    status = serializers.ChoiceField(choices=["received", *Order.Status.values], read_only=True)
+    status = serializers.ChoiceField(choices=Order.Status.values, read_only=True)
+    url = serializers.CharField(read_only=True, help_text="Where this order is (`GET` it to follow it).")
 
     class Meta:
         model = Order
@@ -116,5 +116,16 @@ class OrderSerializer(RenderedSerializer, serializers.ModelSerializer):
             "confirmed_at",
             "rejected_at",
             "cancelled_at",
+            "url",
         ]
         read_only_fields = fields
+
+
+def placed_answer(order: PlacedOrder) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """What placing an order answers, as (status, body, headers): 201, the order as GET shows
+    it, its Location, and whether it is a replay. The one answer of the API's view and of the
+    web's order desk (orders.desk)."""
+    headers = {"Location": order.url}
+    if order.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return 201, OrderSerializer.render(order), headers

@@ -4,18 +4,17 @@ import re
 import uuid
 from typing import Any
 
-from django.http import Http404
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions, mixins, serializers, status, viewsets
+from rest_framework import exceptions, mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.api import StrictQueryParams
-from orders import selectors, services, taking
+from orders import placing, selectors, services
 from orders.api.renderers import OrderBrowsableAPIRenderer
-from orders.api.serializers import OrderCreateSerializer, OrderSerializer, parse_lines
+from orders.api.serializers import OrderCreateSerializer, OrderSerializer, parse_lines, placed_answer
 from orders.models import Order
 
 IDEMPOTENCY_KEY = "Idempotency-Key"
@@ -70,37 +69,26 @@ class OrderViewSet(StrictQueryParams, mixins.ListModelMixin, mixins.RetrieveMode
                 pattern=r"^[\x20-\x7e]{1,255}$",
                 description=(
                     "Any 1 to 255 printable ASCII characters the client chooses for this order (a UUID, say). "
-                    "Sending the same key and body again within 24 hours answers with the order placed the "
+                    f"Sending the same key and body again within {placing.IDEMPOTENCY_WINDOW.total_seconds() / 3600:g} "
+                    "hours answers with the order placed the "
                     "first time (header `Idempotent-Replayed: true`) instead of placing a second one; the same "
                     "key with another body is a 422. Keys are per customer."
                 ),
             ),
-            OpenApiParameter(
-                "Prefer",
-                location=OpenApiParameter.HEADER,
-                required=False,
-                description=(
-                    "`return=representation`: place the order in the request's database transaction and answer "
-                    "201 (not 202). Other preferences are ignored (RFC 7240)."
-                ),
-            ),
         ],
         responses={
-            202: OpenApiResponse(
-                OrderSerializer,
-                description=(
-                    "Taken by the intake (the default, ORDER_INTAKE=stream): the order, `status: received`; the "
-                    "orders consumer writes it within milliseconds and it goes on to `pending`, then `confirmed` "
-                    "or `rejected` (`GET` its `Location`). With an Idempotency-Key used before for the same "
-                    "items, the same order (`Idempotent-Replayed: true`)."
-                ),
-            ),
             201: OpenApiResponse(
                 OrderSerializer,
                 description=(
-                    "Placed in the request's transaction (`Prefer: return=representation`, ORDER_INTAKE=sync, or "
-                    "while the intake's Redis is unreachable): the order, `status: pending`."
+                    "Placed: the order is in the database (`status: pending`), committed before this answer left; "
+                    "inventory confirms or rejects it within milliseconds (`GET` its `Location`). With an "
+                    "Idempotency-Key used before for the same items, the order placed then, as it is now "
+                    "(`Idempotent-Replayed: true`)."
                 ),
+            ),
+            503: OpenApiResponse(
+                description="Nothing was placed (the database did not answer, or the order waited too long): "
+                "retry after `Retry-After` seconds, with the same Idempotency-Key."
             ),
             422: OpenApiResponse(description="This Idempotency-Key was used before with another body."),
         },
@@ -113,30 +101,16 @@ class OrderViewSet(StrictQueryParams, mixins.ListModelMixin, mixins.RetrieveMode
         ],
     )
     def create(self, request: Request) -> Response:
-        """Place an order. The intake takes it at once (202, `received`); it is written `pending`, then
-        inventory confirms or rejects it within milliseconds (`GET /api/orders/{id}/`). Send an
-        `Idempotency-Key` to retry safely; `Prefer: return=representation` waits for the database (201)."""
+        """Place an order: 201 once it is committed `pending`; inventory then confirms or rejects it
+        within milliseconds (`GET /api/orders/{id}/`). Send an `Idempotency-Key` to retry safely."""
         items = parse_lines(request.data)
         if items is None:
             serializer = self.get_serializer(data=request.data)
             serializer.is_valid(raise_exception=True)
             items = serializer.lines()
-        order = services.order_place(customer=request.user, items=items, idempotency_key=idempotency_key(request))
-        headers = {"Location": f"/api/orders/{order.id}/"}
-        if order.replayed:
-            headers["Idempotent-Replayed"] = "true"
-        return Response(OrderSerializer.render(order), status=status.HTTP_201_CREATED, headers=headers)
-
-    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        """An order: as the database has it, or, for an order the intake took moments ago and the
-        orders consumer has not written yet, as it was taken (`status: received`)."""
-        try:
-            return super().retrieve(request, *args, **kwargs)
-        except (Http404, exceptions.NotFound):
-            received = taking.received_order(uuid.UUID(kwargs["pk"]))
-            if received is None or not (request.user.is_staff or received["customer_id"] == request.user.pk):
-                raise
-            return Response(received)
+        order = placing.order_place(customer=request.user, items=items, idempotency_key=idempotency_key(request))
+        code, body, headers = placed_answer(order)
+        return Response(body, status=code, headers=headers)
 
     @extend_schema(
         request=None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from orders.services import MAX_LINES, MAX_QUANTITY
+from orders.placing import MAX_LINES, MAX_QUANTITY
 from tests.factories import ProductFactory
 
 pytestmark = pytest.mark.django_db

@@ -12,12 +12,12 @@ from collections.abc import Iterator
 
 import pytest
 from django.core.cache import caches
+from orders.taking import held_key, record_key
 
 from config import throttling
 from eventbus.redis_client import TransportUnavailable
 from eventbus.redis_slots import ShardedSubscription, slot, wake_channel
 from eventbus.redis_streams import Transport
-from orders.taking import held_key, record_key
 from tests.cluster.conftest import LocalCluster
 from tests.rediscluster import cluster_settings
 

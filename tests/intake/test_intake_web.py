@@ -1,6 +1,6 @@
 """The order intake as customers meet it: the Procfile's web process (gunicorn with uvicorn
-workers, orders.intake in front of Django) against the test database and a real Redis, with the
-orders consumer run in-process (`pump`) or as a process where a test says so."""
+workers, orders.intake and its order desk in front of Django) against the test database and a
+real Redis, with the consumers run in-process (`pump`) or as processes where a test says so."""
 
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ import urllib.request
 import uuid
 from typing import Any
 
+import psycopg
 import pytest
+from django.db import connection
 from rest_framework.authtoken.models import Token
 
 from orders.models import Order
-from orders.taking import record_key
 from tests.factories import ProductFactory, StaffFactory, UserFactory
-from tests.processes import RedisServer, wait_until
-from tests.redisproxy import ReplyHoldingProxy
+from tests.processes import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -57,32 +57,25 @@ def shop(processes) -> dict[str, Any]:
     return {"product": product.pk, "alice": alice, "tokens": tokens}
 
 
-def test_an_order_is_taken_with_202_shown_as_received_to_its_customer_only_then_written_once(
-    processes, shop, pump, transport
+def test_an_order_is_placed_with_201_once_committed_and_shown_the_same_way_to_its_customer_only(
+    processes, shop, pump
 ):
     web = processes.start_web()
     tokens, product = shop["tokens"], shop["product"]
 
     status, headers, order = post(web, tokens["alice"], [(product, 2)])
 
-    assert status == 202, order
-    assert order["status"] == "received"
+    assert status == 201, order
+    assert order["status"] == "pending"
     assert order["total"] == "19.80"
-    assert headers["location"] == f"/api/orders/{order['id']}/"
-    assert not Order.objects.exists()  # taken, not written yet
-    assert get(web, tokens["alice"], order["url"]) == (200, order)
+    assert headers["location"] == order["url"] == f"/api/orders/{order['id']}/"
+    written = Order.objects.get()  # in the database before the answer left
+    assert str(written.pk) == order["id"]
+    assert written.customer_id == shop["alice"].pk
+    assert get(web, tokens["alice"], order["url"]) == (200, order)  # one representation: 201 and GET
     assert get(web, tokens["bob"], order["url"])[0] == 404
     assert get(web, tokens["staff"], order["url"])[0] == 200
-
-    record = transport.key(record_key(order["id"]))
-    assert transport.client.exists(record)
     pump()
-    assert not transport.client.exists(record)  # the database has it: Redis keeps only what is in intake
-    pump()  # the same intake entries again: nothing more
-    written = Order.objects.get()
-    assert str(written.pk) == order["id"]
-    assert written.status == Order.Status.CONFIRMED
-    assert written.customer_id == shop["alice"].pk
     status, shown = get(web, tokens["alice"], order["url"])
     assert status == 200
     assert shown["status"] == "confirmed"
@@ -95,33 +88,48 @@ def test_a_retry_with_the_idempotency_key_gets_the_same_order_and_another_body_i
     first = post(web, token, [(product, 1)], **{"Idempotency-Key": "retry-1"})
     again = post(web, token, [(product, 1)], **{"Idempotency-Key": "retry-1"})
     other = post(web, token, [(product, 3)], **{"Idempotency-Key": "retry-1"})
-    pump()
-    after_written = post(web, token, [(product, 1)], **{"Idempotency-Key": "retry-1"})
 
-    assert first[0] == 202
-    assert again[0] == 202
-    assert again[2]["id"] == first[2]["id"]
+    assert first[0] == 201
+    assert again[0] == 201
+    assert again[2] == first[2]
     assert again[1].get("idempotent-replayed") == "true"
     assert other[0] == 422
     assert other[2]["code"] == "idempotency_key_reused"
-    assert after_written[0] in (201, 202)
-    assert after_written[2]["id"] == first[2]["id"]
-    pump()
     assert Order.objects.count() == 1
 
 
-def test_orders_still_in_intake_count_towards_the_pending_limit_and_the_rate_limits_hold(processes, shop):
+def test_racing_retries_with_one_idempotency_key_make_one_order(processes, shop):
+    web = processes.start_web(workers=2)
+    token, product = shop["tokens"]["alice"], shop["product"]
+    answers: list[Any] = []
+
+    def place() -> None:
+        answers.append(post(web, token, [(product, 1)], **{"Idempotency-Key": "racing"}))
+
+    threads = [threading.Thread(target=place) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+
+    assert [a[0] for a in answers] == [201] * 12
+    assert len({a[2]["id"] for a in answers}) == 1
+    assert sum(a[1].get("idempotent-replayed") != "true" for a in answers) == 1
+    assert Order.objects.count() == 1
+
+
+def test_the_pending_limit_and_the_rate_limits_hold(processes, shop):
     processes.env_overrides.update(MAX_PENDING_ORDERS_PER_CUSTOMER="2", THROTTLE_ORDERS="3/min")
     web = processes.start_web()
     alice, bob, product = shop["tokens"]["alice"], shop["tokens"]["bob"], shop["product"]
 
     answers = [post(web, alice, [(product, 1)]) for _ in range(3)]
-    assert [a[0] for a in answers] == [202, 202, 429]
+    assert [a[0] for a in answers] == [201, 201, 429]
     assert answers[2][2]["code"] == "too_many_pending_orders"
     assert answers[2][1]["retry-after"]
 
-    assert post(web, bob, [(product, 1)])[0] == 202
-    assert post(web, bob, [(product, 1)])[0] == 202
+    assert post(web, bob, [(product, 1)])[0] == 201
+    assert post(web, bob, [(product, 1)])[0] == 201
     held = post(web, bob, [(product, 1)])  # the third: within the rate, over the pending limit
     assert held[0] == 429
     assert held[2]["code"] == "too_many_pending_orders"
@@ -129,6 +137,7 @@ def test_orders_still_in_intake_count_towards_the_pending_limit_and_the_rate_lim
     assert fourth[0] == 429
     assert fourth[2]["code"] == "throttled"
     assert int(fourth[1]["retry-after"]) >= 1
+    assert Order.objects.count() == 4
 
 
 def test_bad_requests_get_the_apis_own_answers(processes, shop):
@@ -143,9 +152,6 @@ def test_bad_requests_get_the_apis_own_answers(processes, shop):
     assert post(web, token, [])[0] == 400
     assert post(web, token, [(product, 1)], **{"Idempotency-Key": "\u00e9"})[0] == 400
     assert post(web, token, [(product, 1)], **{"Idempotency-Key": ""})[0] == 400
-    status, _, body = post(web, token, [(product, 1)], Prefer="return=representation")
-    assert status == 201
-    assert body["status"] == "pending"
     deep = urllib.request.Request(
         f"{web}/api/orders/", data=b"[" * 5000, method="POST",
         headers={"Content-Type": "application/json", "Authorization": f"Token {token}"},
@@ -154,9 +160,24 @@ def test_bad_requests_get_the_apis_own_answers(processes, shop):
         urllib.request.urlopen(deep, timeout=10)
     assert refused.value.code == 400
     assert json.loads(refused.value.read())["detail"]
+    assert not Order.objects.exists()
 
 
-def test_with_redis_unreachable_orders_are_placed_through_the_database(processes, shop):
+def test_a_customer_deactivated_after_their_token_was_cached_is_refused_and_nothing_is_placed(processes, shop):
+    web = processes.start_web()
+    token, product = shop["tokens"]["alice"], shop["product"]
+    assert post(web, token, [(product, 1)])[0] == 201  # the token is in the worker's cache now
+
+    shop["alice"].is_active = False
+    shop["alice"].save(update_fields=["is_active"])
+    status, headers, body = post(web, token, [(product, 1)])
+
+    assert status == 401
+    assert body["code"] == "authentication_failed"
+    assert Order.objects.count() == 1
+
+
+def test_with_redis_unreachable_orders_are_still_placed(processes, shop):
     processes.env_overrides.update(REDIS_URL="redis://127.0.0.1:1/0")
     web = processes.start_web()
 
@@ -167,7 +188,7 @@ def test_with_redis_unreachable_orders_are_placed_through_the_database(processes
     assert Order.objects.filter(pk=order["id"]).exists()
 
 
-def test_a_request_past_the_deadline_is_refused_with_503_and_never_taken(processes, shop, transport):
+def test_a_request_past_the_deadline_is_refused_with_503_and_never_placed(processes, shop):
     processes.env_overrides.update(INTAKE_DEADLINE_S="0")
     web = processes.start_web()
 
@@ -176,29 +197,29 @@ def test_a_request_past_the_deadline_is_refused_with_503_and_never_taken(process
     assert status == 503
     assert body["code"] == "busy"
     assert headers["retry-after"]
-    assert transport.client.xlen(transport.key("orders.intake")) == 0
+    assert not Order.objects.exists()
 
 
-def test_a_request_whose_client_left_before_it_was_handled_creates_nothing(processes, shop, transport, redis_server):
-    """Redis's replies are held so the round trip in flight cannot end; a customer who sends an
-    order meanwhile and closes the connection is gone when the next round trip leaves."""
-    port = int(redis_server.rsplit(":", 1)[1].split("/")[0]) if redis_server.startswith("redis://") else None
-    if port is None:
-        pytest.skip("the proxy speaks TCP; REDIS_URL is a Unix socket here (CI runs it against the Redis server)")
-    proxy = ReplyHoldingProxy(port, hold_all=True)
-    db = redis_server.rsplit("/", 1)[1]
-    processes.env_overrides.update(REDIS_URL=f"redis://127.0.0.1:{proxy.port}/{db}", THROTTLES_ENABLED="false")
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="holds a row lock from another connection")
+def test_a_request_whose_client_left_before_its_transaction_began_places_nothing(processes, shop):
+    """The desk's one connection is held behind a lock on the customer's row; a customer who
+    sends an order meanwhile and closes the connection is gone when the next transaction begins."""
+    processes.env_overrides.update(INTAKE_DESK_CONNECTIONS="1", THROTTLES_ENABLED="false")
     web = processes.start_web()
-    token, product = shop["tokens"]["alice"], shop["product"]
-    try:
-        assert post(web, token, [(product, 1)])[0] == 202  # token, catalog and script warm
-        proxy.hold.set()
-        held: list[Any] = []
+    token, product, alice = shop["tokens"]["alice"], shop["product"], shop["alice"]
+    assert post(web, token, [(product, 1)])[0] == 201  # the token is cached
+
+    db = connection.settings_dict
+    dsn = f"host={db['HOST'] or '127.0.0.1'} port={db['PORT'] or 5432} user={db['USER']} dbname={db['NAME']}"
+    held: list[Any] = []
+    with psycopg.connect(dsn) as locker:
+        locker.execute("SELECT id FROM auth_user WHERE id = %s FOR UPDATE", [alice.pk])
         blocked = threading.Thread(target=lambda: held.append(post(web, token, [(product, 2)])))
         blocked.start()
-        wait_until(lambda: proxy._holding and any(h.is_set() for h in proxy._holding), timeout=10,
-                   what="the round trip in flight to be held")  # fmt: skip
-
+        wait_until(
+            lambda: locker.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()[0] > 0,
+            timeout=10, what="the desk's transaction to wait for the lock",
+        )  # fmt: skip
         host, web_port = web.removeprefix("http://").split(":")
         body = json.dumps({"items": [{"product_id": product, "quantity": 3}]}).encode()
         with socket.create_connection((host, int(web_port))) as left:
@@ -207,63 +228,12 @@ def test_a_request_whose_client_left_before_it_was_handled_creates_nothing(proce
                 f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
                 + body
             )
-            time.sleep(0.5)  # read by the web, waiting behind the held round trip
+            time.sleep(0.5)  # read by the web, waiting for the desk
         time.sleep(0.5)  # the web notices the connection closed
-        proxy.release()
+        locker.rollback()
         blocked.join(timeout=20)
-    finally:
-        proxy.release()
-        proxy.close()
 
     assert held
-    assert held[0][0] == 202
-    entries = transport.client.xrange(transport.key("orders.intake"))
-    quantities = [json.loads(fields[b"event"])["payload"]["items"][0]["quantity"] for _, fields in entries]
-    assert sorted(quantities) == [1, 2]  # the one whose customer left was never taken
-
-
-def test_every_order_answered_taken_survives_redis_being_killed_mid_spike(processes, tmp_path, settings, key_prefix):
-    """Redis with appendfsync always, SIGKILLed while customers place orders and started again:
-    every order answered 202 (or 201 by the database path meanwhile) exists in the end."""
-    server = RedisServer(tmp_path / "redis", appendfsync="always")
-    server.directory.mkdir()
-    server.start()
-    settings.MAX_PENDING_ORDERS_PER_CUSTOMER = 0
-    product = ProductFactory(stock=100_000)
-    customers = [Token.objects.create(user=UserFactory()).key for _ in range(8)]
-    processes.env_overrides.update(REDIS_URL=server.url, THROTTLES_ENABLED="false", MAX_PENDING_ORDERS_PER_CUSTOMER="0")
-    web = processes.start_web(workers=2)
-    processes.start_consumer("orders", "orders-1")
-
-    taken: list[str] = []
-    other: list[int] = []
-    stop = threading.Event()
-
-    def customer(token: str) -> None:
-        while not stop.is_set():
-            try:
-                status, _, body = post(web, token, [(product.pk, 1)], **{"Idempotency-Key": str(uuid.uuid4())})
-            except OSError:
-                continue
-            (taken.append(body["id"]) if status in (201, 202) else other.append(status))
-
-    threads = [threading.Thread(target=customer, args=(t,)) for t in customers]
-    for t in threads:
-        t.start()
-    try:
-        wait_until(lambda: len(taken) >= 200, timeout=60, what="200 orders taken")
-        server.kill()
-        time.sleep(1.0)
-        server.start()
-        count = len(taken)
-        wait_until(lambda: len(taken) >= count + 200, timeout=60, what="200 more orders after the restart")
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(timeout=30)
-
-    wait_until(lambda: Order.objects.filter(pk__in=taken).count() == len(set(taken)), timeout=90,
-               what="every order answered taken to be written")  # fmt: skip
-    assert len(set(taken)) == len(taken)
-    assert set(other) <= {503}
-    server.stop()
+    assert held[0][0] == 201
+    quantities = sorted(Order.objects.values_list("items__quantity", flat=True))
+    assert quantities == [1, 2]  # the one whose customer left was never placed
