@@ -10,6 +10,7 @@ publishes everything and is woken after each commit instead.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import uuid
 from collections.abc import Sequence
@@ -35,6 +36,14 @@ class OutsideTransaction(RuntimeError):
     """outbox.record() was called with no transaction open."""
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Origin:
+    """The request an event comes from: its id (the event's correlation id) and its trace span."""
+
+    correlation_id: uuid.UUID
+    trace_context: dict[str, str] | None = None
+
+
 def record(
     event: Event,
     *,
@@ -56,10 +65,11 @@ def record_many(
     events: Sequence[tuple[Event, str | int | uuid.UUID, Envelope | None]],
     *,
     correlation_id: uuid.UUID | None = None,
-    correlation_ids: Sequence[uuid.UUID | None] | None = None,
+    origins: Sequence[Origin] | None = None,
 ) -> list[Envelope]:
     """record() for several (event, aggregate_id, caused_by) at once: one INSERT, same guarantee.
-    `correlation_ids`, one per event, where the events of one call belong to several requests.
+    `origins`, one per event, where the events of one call come from several requests (the web's
+    order desk): each event's correlation id and trace context are its request's.
 
     An event nothing caused takes the correlation id bound to the work in hand (a web request's
     id, see eventbus.logcontext), so one id leads from the request to every event it caused."""
@@ -69,17 +79,21 @@ def record_many(
         return []
     bound = None if correlation_id is not None else _bound_correlation()
     now = timezone.now()
-    each = correlation_ids if correlation_ids is not None else [None] * len(events)
     envelopes = [
         Envelope.new(
             event,
             aggregate_id=str(aggregate_id),
             caused_by=caused_by,
-            correlation_id=own or correlation_id or (None if caused_by else bound),
+            correlation_id=correlation_id or (None if caused_by else bound),
             occurred_at=now,
         )
-        for (event, aggregate_id, caused_by), own in zip(events, each, strict=True)
+        for event, aggregate_id, caused_by in events
     ]
+    if origins is not None:
+        envelopes = [
+            dataclasses.replace(e, correlation_id=origin.correlation_id, trace_context=origin.trace_context)
+            for e, origin in zip(envelopes, origins, strict=True)
+        ]
     bodies = [encode(e) for e in envelopes]
     bulk.insert(
         OutboxEvent,

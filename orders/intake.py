@@ -35,7 +35,7 @@ from django.http.request import split_domain_port, validate_host
 
 from config.metrics import HTTP_DURATION, HTTP_REQUESTS, INTAKE_ANSWERS
 from config.middleware import request_id_from
-from eventbus import tracing
+from eventbus import outbox, tracing
 from orders.api.serializers import parse_lines
 from orders.desk import EXPIRED, Desk, Ticket, busy
 from orders.intake_lookups import Tokens
@@ -218,7 +218,8 @@ class OrderIntake:
             INTAKE_ANSWERS.labels(outcome="busy").inc()
             return busy("Too many orders are arriving at once; please retry in a moment.")
         ticket = Ticket(
-            PlaceRequest(customer_id, tuple(lines), key, request_id), deadline=arrived + conf().INTAKE_DEADLINE_S,
+            PlaceRequest(customer_id, tuple(lines), key, outbox.Origin(request_id, tracing.context_for(None))),
+            deadline=arrived + conf().INTAKE_DEADLINE_S,
             wanted=lambda: not gone.is_set(),
         )  # fmt: skip
         answer = await self.desk.place(ticket)

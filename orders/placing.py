@@ -170,7 +170,7 @@ class PlaceRequest:
     customer_id: int
     items: tuple[tuple[int, int], ...]
     idempotency_key: str = ""
-    correlation_id: uuid.UUID | None = None
+    origin: outbox.Origin | None = None  # the web request, where it is not the one in hand
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,13 +320,21 @@ def place_many(requests: Sequence[PlaceRequest]) -> list[PlacedOrder | DomainErr
         events.append((
             OrderPlaced(order_id=order_id, customer_id=request.customer_id,
                         items=tuple(OrderLine(p, q) for p, q in request.items), total=total),
-            order_id, None, request.correlation_id,
+            order_id, None, request.origin,
         ))  # fmt: skip
     if order_rows:
         bulk.insert(Order, order_rows)
         bulk.insert(OrderItem, line_rows)
-        outbox.record_many([e[:3] for e in events], correlation_ids=[e[3] for e in events])
+        origins = [e[3] for e in events]
+        outbox.record_many([e[:3] for e in events], origins=origins if all(origins) else None)
         orders_counted(ORDERS_PLACED, len(order_rows))
+        if log.isEnabledFor(logging.DEBUG):
+            for event, _, _, origin in events:
+                extra = {"aggregate_id": str(event.order_id)}
+                if origin is not None:
+                    extra["request_id"] = extra["correlation_id"] = str(origin.correlation_id)
+                log.debug("order %s placed: %d line(s), total %s (one of %d in its transaction)", event.order_id,
+                          len(event.items), event.total, len(events), extra=extra)  # fmt: skip
     return outcomes  # type: ignore[return-value]
 
 

@@ -1,7 +1,7 @@
 """The whole system on a real Redis Cluster (3 masters, 3 replicas, tests.rediscluster):
 REDIS_URL `redis+cluster://...`, 8 partitions spread over the masters, the relay, one consumer
-per group and the web's order intake as real processes. Orders placed through the database and
-through the intake (HTTP 202) all settle, each effect once, `check_invariants` passes; a
+per group and the web's order desk as real processes. Orders placed through the database and
+through the web (HTTP 201) all settle, each effect once, `check_invariants` passes; a
 master killed while its replica is paused and cut off (so it holds writes no replica has) is
 replaced by that replica, and with WAIT nothing it alone held was counted as published."""
 
@@ -54,19 +54,18 @@ def masters_holding(cluster: LocalCluster, prefix: str) -> set[int]:
 def test_orders_placed_through_the_database_and_the_intake_settle_once_on_a_cluster(
     on_cluster: LocalCluster, processes: Processes, key_prefix: str
 ):
-    processes.env_overrides["INTAKE_WAIT_REPLICAS"] = "1"  # "taken" once a replica has it
     web = processes.start_web()
     placer = start_flow(processes, seed=11)  # the relay, one consumer per group, FLOW orders
     settle_flow(processes, placer, "placing on a cluster")  # FLOW orders, effects once, invariants
     product = ProductFactory(stock=100, price="4.50")
     tokens = [Token.objects.create(user=UserFactory()).key for _ in range(5)]
     taken = []
-    for i in range(20):  # the intake's script, rate limits and records in one slot
+    for i in range(20):  # the rate limits' keys in one slot
         status, _, body = post(web, tokens[i % 5], [(product.pk, 1)])
-        assert status == 202, body
+        assert status == 201, body
         taken.append(body["id"])
     wait_until(lambda: Order.objects.filter(pk__in=taken).exclude(status=Order.Status.PENDING).count() == 20,
-               timeout=60, what="the orders taken by the intake to settle")  # fmt: skip
+               timeout=60, what="the orders placed through the web to settle")  # fmt: skip
     wait_until(lambda: all_settled(FLOW + 20), timeout=60, what="their notifications")
     call_command("check_invariants")
     product.refresh_from_db()

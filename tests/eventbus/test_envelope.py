@@ -29,7 +29,7 @@ from inventory.events import (
     ReservedLine,
     ShortLine,
 )
-from orders.events import OrderCancelled, OrderConfirmed, OrderLine, OrderPlaced, OrderRejected, OrderRequested
+from orders.events import OrderCancelled, OrderConfirmed, OrderLine, OrderPlaced, OrderRejected
 
 ORDER_ID = uuid.UUID("0b6f3c1e-9d7a-4c39-8f0e-2a4d1c5b7e90")
 
@@ -44,13 +44,6 @@ EXAMPLES: list[Event] = [
     OrderRejected(order_id=ORDER_ID, customer_id=7, reason="insufficient stock: product 3: 5 requested, 2 in stock"),
     OrderCancelled(
         order_id=ORDER_ID, customer_id=7, items=(OrderLine(product_id=1, quantity=2),), previous_status="confirmed"
-    ),
-    OrderRequested(
-        order_id=ORDER_ID,
-        customer_id=7,
-        items=(OrderLine(product_id=1, quantity=2),),
-        idempotency_key="checkout-1",
-        request_hash="9f" * 32,
     ),
     InventoryReserved(order_id=ORDER_ID, lines=(ReservedLine(product_id=1, quantity=2),)),
     InventoryReservationFailed(

@@ -28,7 +28,6 @@ def test_the_published_events_keep_their_wire_names():
         ("orders.OrderConfirmed", 1, "orders", "order"),
         ("orders.OrderRejected", 1, "orders", "order"),
         ("orders.OrderCancelled", 1, "orders", "order"),
-        ("orders.OrderRequested", 1, "orders.intake", "order"),
         ("inventory.InventoryReserved", 1, "inventory", "reservation"),
         ("inventory.InventoryReservationFailed", 1, "inventory", "reservation"),
         ("inventory.InventoryReleased", 1, "inventory", "reservation"),

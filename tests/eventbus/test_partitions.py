@@ -19,7 +19,7 @@ from eventbus.models import ConsumerBatch, OutboxEvent, ProcessedEvent
 from eventbus.redis_client import id_key
 from eventbus.relay import Relay
 from inventory.models import Product
-from orders.events import OrderConfirmed, OrderRequested
+from orders.events import OrderConfirmed
 from orders.models import Order
 from orders.services import order_cancel, order_place
 from tests.factories import ProductFactory
@@ -54,7 +54,7 @@ def test_partition_of_is_stable_and_spreads_aggregates():
     assert min(counts) > 60, counts
 
 
-def test_every_event_of_an_order_goes_to_its_partition_and_the_intake_stays_one_stream(eight):
+def test_every_event_of_an_order_goes_to_its_partition(eight):
     order_id = uuid.uuid4()
     with transaction.atomic():
         outbox.record(confirmed(order_id), aggregate_id=order_id)
@@ -62,10 +62,8 @@ def test_every_event_of_an_order_goes_to_its_partition_and_the_intake_stays_one_
     streams = set(OutboxEvent.objects.values_list("stream", flat=True))
     assert streams == {partitions.stream_name("orders", partitions.partition_of(str(order_id), 8))}
     assert set(registry.streams_for("notifications")) == set(ORDERS_PARTITIONS)
-    assert "orders.intake" in registry.streams_for("orders"), "not partitioned"
-    assert not OrderRequested.partitioned
     assert partitions.logical("orders:{p3}") == ("orders", 3)
-    assert partitions.logical("orders.intake") == ("orders.intake", None)
+    assert partitions.logical("orders") == ("orders", None)
 
 
 def leases_of(transport, name: str) -> Leases:
@@ -210,8 +208,6 @@ def test_status_and_the_console_say_which_consumer_reads_which_partition(eight, 
 
     rows = [line.split() for line in out.getvalue().splitlines() if line.startswith("notifications ")]
     assert {r[1]: r[2] for r in rows if r[1].startswith("orders:")} == dict.fromkeys(ORDERS_PARTITIONS, "reader-1")
-    intake = next(line.split() for line in out.getvalue().splitlines() if "orders.intake" in line)
-    assert intake[:3] == ["orders", "orders.intake", "any"]  # not partitioned: any consumer reads it
     group = next(g for g in console_state()["groups"] if g["group"] == "notifications")
     assert {s["stream"]: s["owner"] for s in group["streams"] if s["partition"]} == dict.fromkeys(
         ORDERS_PARTITIONS, "reader-1"

@@ -10,7 +10,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-import uuid
 from typing import Any
 
 import psycopg
@@ -57,9 +56,7 @@ def shop(processes) -> dict[str, Any]:
     return {"product": product.pk, "alice": alice, "tokens": tokens}
 
 
-def test_an_order_is_placed_with_201_once_committed_and_shown_the_same_way_to_its_customer_only(
-    processes, shop, pump
-):
+def test_an_order_is_placed_with_201_once_committed_and_shown_the_same_way_to_its_customer_only(processes, shop, pump):
     web = processes.start_web()
     tokens, product = shop["tokens"], shop["product"]
 
@@ -170,7 +167,7 @@ def test_a_customer_deactivated_after_their_token_was_cached_is_refused_and_noth
 
     shop["alice"].is_active = False
     shop["alice"].save(update_fields=["is_active"])
-    status, headers, body = post(web, token, [(product, 1)])
+    status, _, body = post(web, token, [(product, 1)])
 
     assert status == 401
     assert body["code"] == "authentication_failed"

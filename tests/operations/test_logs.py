@@ -70,7 +70,7 @@ def test_a_request_id_leads_to_every_line_about_the_order_in_the_web_and_the_con
     assert {r["role"] for r in placed} == {"web"}
     access = access_lines()
     assert [r["request_id"] for r in access] == [request_id]
-    assert access[0]["status"] == "202"
+    assert access[0]["status"] == "201"
     assert len(handled) == 1
     line = handled[0]
     assert EVENT_FIELDS - {"causation_id"} <= set(line), set(line)

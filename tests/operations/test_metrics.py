@@ -122,7 +122,7 @@ def test_after_orders_flow_the_webs_metrics_count_what_every_process_did(process
             headers={"Content-Type": "application/json", "Authorization": f"Token {key}"},
         )  # fmt: skip
         with urllib.request.urlopen(request, timeout=10) as response:
-            assert response.status == 202  # taken by the intake; the orders consumer writes it
+            assert response.status == 201  # placed by the web's order desk
 
     for _ in range(5):
         place(in_stock.pk, 1)
@@ -149,7 +149,7 @@ def test_after_orders_flow_the_webs_metrics_count_what_every_process_did(process
     assert value(scraped, "eventbus_handler_duration_seconds_count", **reserved) == 5
     failed = {"group": "orders", "type": "inventory.InventoryReservationFailed"}
     assert value(scraped, "eventbus_handler_duration_seconds_count", **failed) == 1
-    assert total(scraped, "eventshop_http_requests_total", view="order-list", method="POST", status="202") == 6
+    assert total(scraped, "eventshop_http_requests_total", view="order-list", method="POST", status="201") == 6
     assert value(scraped, "eventshop_intake_answers_total", outcome="taken") == 6
     for group in GROUPS:
         assert value(scraped, "eventbus_consumers", group=group) == 1
