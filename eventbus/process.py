@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from eventbus.consumer import Consumer
+from eventbus.durability import say_what_redis_keeps
 from eventbus.logcontext import set_role
 from eventbus.tracing import configure_tracing, flush_traces
 
@@ -35,6 +36,7 @@ def serving(role: str, *, metrics_port: int | None) -> Iterator[None]:
     OTEL_* configures it, and flushed when it ends."""
     set_role(role)
     configure_tracing(role.replace(":", "-"))
+    say_what_redis_keeps(role)
     port = metrics_port if metrics_port is not None else settings.METRICS_PORT
     if port:
         from prometheus_client import start_http_server

@@ -36,6 +36,7 @@ from django.http.request import split_domain_port, validate_host
 from config.metrics import HTTP_DURATION, HTTP_REQUESTS, INTAKE_ANSWERS
 from config.middleware import request_id_from
 from eventbus import outbox, tracing
+from eventbus.durability import say_what_redis_keeps
 from orders.api.serializers import parse_lines
 from orders.desk import EXPIRED, Desk, Ticket, busy
 from orders.intake_lookups import Tokens
@@ -231,6 +232,7 @@ class OrderIntake:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                await asyncio.get_running_loop().run_in_executor(None, say_what_redis_keeps, "web")
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self._desk is not None:
