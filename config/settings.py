@@ -295,6 +295,16 @@ INTAKE_BATCH_MAX = env.int("INTAKE_BATCH_MAX", default=200)
 INTAKE_DESK_CONNECTIONS = env.int("INTAKE_DESK_CONNECTIONS", default=2)
 
 # --- request limits ----------------------------------------------------------------------------
+# What the web itself refuses before a request reaches the application (config.uvicorn), whatever
+# flags its server got: a request line over WEB_REQUEST_LINE_MAX bytes (414), more header fields
+# than WEB_HEADER_FIELDS_MAX or one over WEB_HEADER_FIELD_MAX bytes (431); a client that has not
+# sent its head within WEB_HEADER_TIMEOUT_S, or its body within WEB_BODY_TIMEOUT_S after that,
+# is answered 408 and closed.
+WEB_REQUEST_LINE_MAX = env.int("WEB_REQUEST_LINE_MAX", default=8192)
+WEB_HEADER_FIELDS_MAX = env.int("WEB_HEADER_FIELDS_MAX", default=100)
+WEB_HEADER_FIELD_MAX = env.int("WEB_HEADER_FIELD_MAX", default=8192)
+WEB_HEADER_TIMEOUT_S = env.float("WEB_HEADER_TIMEOUT_S", default=10.0)
+WEB_BODY_TIMEOUT_S = env.float("WEB_BODY_TIMEOUT_S", default=30.0)
 # Every body is bounded (BodyLimitMiddleware refuses a larger declared body before reading it);
 # an order of 100 lines is about 5 KB.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
