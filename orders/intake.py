@@ -35,6 +35,7 @@ from django.http.request import split_domain_port, validate_host
 
 from config.metrics import HTTP_DURATION, HTTP_REQUESTS, INTAKE_ANSWERS
 from config.middleware import request_id_from
+from config.requesthead import read_head
 from eventbus import outbox, tracing
 from eventbus.durability import say_what_redis_keeps
 from orders.api.serializers import parse_lines
@@ -129,6 +130,9 @@ class OrderIntake:
             _log_access(scope, answered, started)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if refused := read_head(_mutable_headers(scope)):
+            await _send_json(send, *refused, {"connection": "close"}, False)
+            return
         headers = dict(scope["headers"])
         length = headers.get(b"content-length")
         limit = conf().DATA_UPLOAD_MAX_MEMORY_SIZE
@@ -281,9 +285,15 @@ def _unsupported_media(scope: Scope, headers: dict[bytes, bytes]) -> bool:
     return media.split(b";")[0].strip().lower() not in _MEDIA_TYPES.get(scope["path"], (b"application/json",))
 
 
+def _mutable_headers(scope: Scope) -> Scope:
+    if not isinstance(scope["headers"], list):
+        scope["headers"] = list(scope["headers"])
+    return scope
+
+
 def _lines(body: bytes) -> list[tuple[int, int]] | None:
-    try:
-        data = json.loads(body)
+    try:  # UTF-8 only, as Django's parser reads it (json.loads would take UTF-16 and UTF-32 too)
+        data = json.loads(body.decode("utf-8"))
     except (ValueError, RecursionError):
         return None
     lines = parse_lines(data)

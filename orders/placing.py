@@ -361,6 +361,8 @@ def _check(
             _, _, earlier_hash, created_at = earlier[order_id]
             if earlier_hash != request_hash:
                 return _key_reused()
+            if timezone.is_naive(created_at):  # as a raw row may read it: the database keeps UTC
+                created_at = timezone.make_aware(created_at, dt.UTC)
             if created_at < timezone.now() - IDEMPOTENCY_WINDOW:
                 return _key_expired()
             return _replay(order_id)
