@@ -20,6 +20,9 @@ from tests.processes import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
+# What the test session puts in its environment (tests/conftest.py, config/settings_test.py): a
+# newcomer's terminal has none of it.
+SET_BY_THE_SUITE = ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "SECRET_KEY", "EMBEDDED_REDIS", "EMAIL_URL")
 # The answers the README shows on purpose that are not 2xx, by a piece of their command.
 NOT_2XX = {'"quantity": 0': 400}
 
@@ -64,7 +67,7 @@ def make_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
     and Redis, as on a fresh machine. Yields the environment a second terminal would have."""
     var = tmp_path_factory.mktemp("make-run-var")
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")}
+    env = {k: v for k, v in os.environ.items() if k not in SET_BY_THE_SUITE}
     env.update(VAR_DIR=str(var), PORT=str(port), BIND="127.0.0.1", PROMETHEUS_MULTIPROC_DIR=str(var / "prometheus"))
     log = (var / "make-run.log").open("wb")
     proc = subprocess.Popen(
