@@ -9,7 +9,7 @@ from eventbus import partitions, registry
 from eventbus.models import DeadLetter, OutboxEvent
 from eventbus.transport import Transport, get_transport
 
-__all__ = ["Backlog", "GroupState", "lag", "pipeline_backlog"]
+__all__ = ["Backlog", "GroupState", "pipeline_backlog"]
 
 
 @dataclass(frozen=True)
@@ -40,14 +40,6 @@ class Backlog:
         return f"{self.outbox} in the outbox, {in_flight} on streams"
 
 
-def lag(transport: Transport, stream: str, last_delivered: str, reported: int | None) -> int:
-    if reported is not None:
-        return reported
-    # Redis < 7 does not report lag: count what lies after the group's position.
-    after = transport.client.xrange(transport.key(stream), min=f"({last_delivered}", count=10_000)
-    return len(after)
-
-
 def pipeline_backlog(transport: Transport | None = None) -> Backlog:
     transport = transport or get_transport()
     groups = []
@@ -65,7 +57,7 @@ def pipeline_backlog(transport: Transport | None = None) -> Backlog:
                         group=group,
                         consumers=info.consumers,
                         pending=info.pending,
-                        lag=lag(transport, stream, info.last_delivered_id, info.lag),
+                        lag=info.lag,
                         retrying=retrying if stream == streams[0] else 0,  # counted per group, once
                         owner=owners.get(stream) or "",
                     )

