@@ -17,6 +17,7 @@ from dataclasses import asdict
 from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.db.models import Count, Max, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
@@ -48,6 +49,9 @@ MAX_LINK_QUERY = 2000
 ERROR_SEARCH_CHARS = 200
 # The latency histogram's largest finite bound: a quantile past it has no number to show.
 LATENCY_CEILING_S = max(b for b in timeseries.LATENCY_BOUNDS if b != float("inf"))
+# Each point of a latency chart is over the last minute (6 buckets), not its own 10 s: orders
+# arrive a few a minute in a quiet shop, and a line through them says more than dots.
+LATENCY_TRAILING_BUCKETS = 6
 
 
 def console_state() -> dict[str, Any]:
@@ -66,6 +70,9 @@ def console_state() -> dict[str, Any]:
         "groups": [_group(group, status, series.get(f"handled:{group}", []), now=now) for group in registry.groups()],
         "relay": {
             "alive": _alive(status, status.relays),
+            # Whether the committing processes publish their own events, leaving the relay the
+            # backstop (it publishes only what they could not), or the relay publishes them all.
+            "backstop": settings.EVENTBUS["PUBLISH_ON_COMMIT"],
             "processes": [asdict(p) for p in status.processes if p.role == "relay"],
             "outbox_backlog": status.outbox_backlog,
             "outbox_oldest_age_s": status.outbox_oldest_age_s,
@@ -151,14 +158,19 @@ def _handled(buckets: Buckets, *, now: float) -> dict[str, Any]:
 
 
 def _stage(stage: str, buckets: Buckets) -> dict[str, Any]:
-    """Placement-to-stage latency: p50 and p99 per bucket and over the window. A quantile is
-    its histogram bucket's upper bound, None past the last finite bound (count says whether
-    there was anything to measure)."""
+    """Placement-to-stage latency: p50 and p99 over the window, and a point per bucket over the
+    trailing minute for the chart's lines. The window's quantile is its histogram bucket's upper
+    bound (at most that); a point's is placed within its bucket, so the lines move with the
+    latencies rather than jump between bounds. None past the last finite bound (count says
+    whether there was anything to measure)."""
     merged: Counter[str] = Counter()
     points = []
-    for start, histogram in buckets:
+    for i, (start, histogram) in enumerate(buckets):
         merged.update(histogram)
-        points.append([start, _quantile(histogram, 0.5), _quantile(histogram, 0.99), sum(histogram.values())])
+        trailing: Counter[str] = Counter()
+        for _, earlier in buckets[max(0, i + 1 - LATENCY_TRAILING_BUCKETS) : i + 1]:
+            trailing.update(earlier)
+        points.append([start, _within(trailing, 0.5), _within(trailing, 0.99), sum(trailing.values())])
     return {
         "stage": stage,
         "points": points,
@@ -172,6 +184,23 @@ def _quantile(histogram: dict[str, int], q: float) -> float | None:
     value = timeseries.quantile(histogram, q)
     # JSON has no infinity: the overflow bucket becomes None, told apart from "no data" by count.
     return None if value is None or value == float("inf") else value
+
+
+def _within(histogram: dict[str, int], q: float) -> float | None:
+    """The q-quantile placed within its histogram bucket, geometrically (the bounds grow about
+    2.5 times a step, and the chart is drawn on a log scale); None when empty or past the last
+    finite bound."""
+    counts = sorted((float(bound), n) for bound, n in histogram.items() if n)
+    rank, seen, lower = q * sum(n for _, n in counts), 0, timeseries.LATENCY_BOUNDS[0] / 2
+    for bound, n in counts:
+        if seen + n >= rank:
+            if bound == float("inf"):
+                return None
+            previous = [b for b in timeseries.LATENCY_BOUNDS if b < bound]
+            lower = previous[-1] if previous else lower
+            return round(lower * (bound / lower) ** ((rank - seen) / n), 6)
+        seen += n
+    return None
 
 
 def _dead_letter_rows(*, since: dt.datetime) -> list[dict[str, Any]]:

@@ -34,7 +34,7 @@ class Entry:
     """One thing that happened to an order."""
 
     at: dt.datetime
-    kind: str  # order, event, handled, unpublished, dead letter, reservation, notification
+    kind: str  # order, event, handled, outbox, dead letter, reservation, notification
     what: str
     detail: dict[str, Any] = field(default_factory=dict)
     link: str = ""  # an admin page about it, where there is one
@@ -75,7 +75,7 @@ def order_timeline(order: Order) -> list[Entry]:
 
 
 # Within one instant: the event before what was done with it.
-_ORDER = {"order": 0, "event": 1, "unpublished": 2, "handled": 3, "reservation": 4, "notification": 5}
+_ORDER = {"order": 0, "event": 1, "outbox": 2, "handled": 3, "reservation": 4, "notification": 5}
 
 
 def _order_entries(order: Order) -> list[Entry]:
@@ -111,9 +111,11 @@ def _event_entries(order: Order) -> list[Entry]:
         entries.append(
             Entry(h.processed_at, "handled", f"{h.event_type} applied by group {h.consumer_group}{retried}", detail)
         )
+    # An event no group has applied yet, from its outbox row: published (and on its way to the
+    # consumers) or not yet. Its kind says where it is, its text in which state.
     for row in OutboxEvent.objects.filter(aggregate_id=aggregate).exclude(event_id__in=seen):
         state = f"published {row.published_at:%H:%M:%S}" if row.published_at else "not yet published"
-        entries.append(Entry(row.created_at, "unpublished", f"{row.event_type} recorded, {state}",
+        entries.append(Entry(row.created_at, "outbox", f"{row.event_type} recorded, {state}",
                              {"event_id": str(row.event_id), "stream": row.stream}))  # fmt: skip
     dead = DeadLetter.objects.filter(Q(event_id__in=seen) | Q(fields__event__icontains=aggregate))
     for d in dead:

@@ -13,6 +13,9 @@ from eventbus.transport import TransportUnavailable
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows the services write: the admin shows them (a page without Save or Delete) and acts on
+    them only through the model admin's actions, which call those services."""
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -54,7 +57,9 @@ class ProcessedEventAdmin(ReadOnlyAdmin):
 
 
 @admin.register(DeadLetter)
-class DeadLetterAdmin(admin.ModelAdmin):
+class DeadLetterAdmin(ReadOnlyAdmin):
+    """Kept for the record: replayed or discarded (the actions), never edited nor deleted."""
+
     list_display = ["id", "consumer_group", "event_type", "short_error", "attempts", "status", "last_failed_at"]
     list_filter = ["status", "consumer_group", "event_type", "error"]
     search_fields = ["event_id", "message_id", "error"]
@@ -65,9 +70,6 @@ class DeadLetterAdmin(admin.ModelAdmin):
     ]  # fmt: skip
     exclude = ["fields", "traceback"]
     actions = ["replay", "discard"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
 
     @admin.display(description="error")
     def short_error(self, obj: DeadLetter) -> str:

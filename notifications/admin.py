@@ -4,12 +4,15 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from eventbus.admin import ReadOnlyAdmin
 from notifications.models import Notification
 from notifications.services import notifications_deliver
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(ReadOnlyAdmin):
+    """What was sent to whom, as the consumer recorded it: shown, sent again by the action."""
+
     list_display = ["created_at", "user", "kind", "channel", "status", "order_id", "sent_at"]
     list_filter = ["status", "kind", "channel"]
     search_fields = ["order_id", "user__username", "user__email", "subject"]
@@ -19,9 +22,6 @@ class NotificationAdmin(admin.ModelAdmin):
         "created_at", "sent_at",
     ]  # fmt: skip
     actions = ["resend"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
 
     @admin.action(description="Send again (failed or stuck notifications)")
     def resend(self, request: HttpRequest, queryset: QuerySet[Notification]) -> None:

@@ -22,7 +22,10 @@ class OrderItemInline(admin.TabularInline):
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(ReadOnlyAdmin):
+    """Shown, never edited nor deleted: every field is the services' (the customer's request, its
+    idempotency key and hash, the status its events move). Cancelling is the action."""
+
     list_display = ["id", "customer", "status", "total", "created_at", "updated_at"]
     list_filter = ["status", "created_at"]
     search_fields = ["id", "customer__username", "customer__email"]
@@ -30,14 +33,10 @@ class OrderAdmin(admin.ModelAdmin):
     list_select_related = ["customer"]
     inlines = [OrderItemInline]
     actions = ["cancel_orders"]
-    # Status moves only through the services (and their events), never by editing.
     readonly_fields = [
-        "id", "customer", "status", "total", "rejection_reason",
+        "id", "customer", "status", "total", "rejection_reason", "idempotency_key", "request_hash",
         "created_at", "updated_at", "confirmed_at", "rejected_at", "cancelled_at",
     ]  # fmt: skip
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
 
     @admin.action(description="Cancel selected orders")
     def cancel_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:

@@ -4,14 +4,17 @@ consumers dead-lettered."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib import admin
 from django.contrib.admin.utils import quote
 from django.db.models import Model
 from django.urls import reverse
 
-from eventbus.models import OutboxEvent
+from eventbus.models import DeadLetter, OutboxEvent
 from inventory.models import Reservation, StockAdjustment
+from notifications.models import Notification
 from orders.models import CatalogProduct, Order
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -66,3 +69,58 @@ def test_admin_catalog_copy_and_stock_ledger_cannot_be_added_edited_or_deleted(s
     assert superuser_client.post(admin_url(model, "change", quote(obj.pk)), {}).status_code == 403
     assert superuser_client.post(admin_url(model, "delete", quote(obj.pk)), {"post": "yes"}).status_code == 403
     assert model._default_manager.filter(pk=obj.pk).exists()
+
+
+def field_inputs(html: str, model: type[Model]) -> list[str]:
+    """The model's fields the page offers as form inputs (a read-only field is shown as text)."""
+    names = [f.name for f in model._meta.concrete_fields]
+    return [name for name in names if re.search(rf'<(input|textarea|select)[^>]* name="{name}"', html)]
+
+
+def test_admin_order_page_shows_every_field_read_only_with_no_save_and_no_delete(shop, superuser_client):
+    page = superuser_client.get(admin_url(Order, "change", shop["id"])).content.decode()
+
+    assert field_inputs(page, Order) == []
+    assert "Idempotency key" in page
+    assert "Request hash" in page
+    assert 'name="_save"' not in page
+    assert "deletelink" not in page
+
+
+@pytest.mark.parametrize("model", [Order, DeadLetter, Notification], ids=lambda model: model._meta.label)
+def test_admin_cannot_edit_what_the_services_own(shop, superuser_client, model):
+    obj = model._default_manager.first()
+
+    page = superuser_client.get(admin_url(model, "change", quote(obj.pk))).content.decode()
+    response = superuser_client.post(admin_url(model, "change", quote(obj.pk)), {"status": "forged"})
+
+    assert field_inputs(page, model) == []
+    assert 'name="_save"' not in page
+    assert response.status_code == 403
+    assert model._default_manager.get(pk=obj.pk).status == obj.status
+
+
+@pytest.mark.parametrize("model", [Order, DeadLetter], ids=lambda model: model._meta.label)
+def test_admin_does_not_delete_orders_or_dead_letters(shop, superuser_client, model):
+    obj = model._default_manager.first()
+
+    changelist = superuser_client.get(admin_url(model, "changelist"))
+    response = superuser_client.post(admin_url(model, "delete", quote(obj.pk)), {"post": "yes"})
+    bulk = superuser_client.post(
+        admin_url(model, "changelist"), {"action": "delete_selected", "_selected_action": [obj.pk], "post": "yes"}
+    )
+
+    assert "delete_selected" not in dict(changelist.context["action_form"].fields["action"].choices)
+    assert response.status_code == 403
+    assert bulk.status_code in (200, 302)  # "no action selected": the admin knows no such action here
+    assert model._default_manager.filter(pk=obj.pk).exists()
+
+
+def test_admin_cancels_orders_and_discards_dead_letters_by_their_actions(shop, superuser_client):
+    letter = DeadLetter.objects.first()
+
+    superuser_client.post(admin_url(Order, "changelist"), {"action": "cancel_orders", "_selected_action": [shop["id"]]})
+    superuser_client.post(admin_url(DeadLetter, "changelist"), {"action": "discard", "_selected_action": [letter.pk]})
+
+    assert Order.objects.get(pk=shop["id"]).status == Order.Status.CANCELLED
+    assert DeadLetter.objects.get(pk=letter.pk).status == DeadLetter.Status.DISCARDED

@@ -101,6 +101,13 @@ def test_the_relay_is_alive_by_its_heartbeat_with_what_it_published(staff_client
     assert "no outbox relay is alive" not in after["problems"]
 
 
+@pytest.mark.parametrize("publish_on_commit", [True, False])
+def test_the_relay_is_a_backstop_when_the_committing_processes_publish(staff_client, settings, publish_on_commit):
+    settings.EVENTBUS = {**settings.EVENTBUS, "PUBLISH_ON_COMMIT": publish_on_commit}
+
+    assert console_state(staff_client)["relay"]["backstop"] is publish_on_commit
+
+
 def test_each_groups_lag_pending_and_retrying_are_shown_per_stream(staff_client, transport):
     transport.ensure_group("orders", "inventory")
     transport.publish([("orders", {"type": "tests.Nothing", "event": "{}"})] * 3)
@@ -158,7 +165,7 @@ def test_the_headline_rate_is_the_last_complete_buckets(staff_client, transport)
     assert handled["per_second"][-1][1] > 3.0
 
 
-def test_stage_latencies_are_p50_and_p99_per_bucket_and_over_the_window(staff_client, transport):
+def test_stage_latencies_are_p50_and_p99_over_the_window_and_over_each_buckets_trailing_minute(staff_client, transport):
     now = time.time()
     recent, earlier = bucket_start(now - 60), bucket_start(now - 300)
     recorder = timeseries.Recorder()
@@ -174,9 +181,12 @@ def test_stage_latencies_are_p50_and_p99_per_bucket_and_over_the_window(staff_cl
     confirmed = stages["confirmed"]
     assert (confirmed["p50"], confirmed["p99"], confirmed["count"]) == (0.005, 0.5, 110)
     points = {start: rest for start, *rest in confirmed["points"]}
-    assert points[recent] == [0.005, 0.5, 100]
-    assert points[earlier] == [0.02, 0.02, 10]
-    assert sum(count for _, _, count in points.values()) == 110
+    # Placed within their histogram buckets: 50th of 90 in (2, 5] ms, 99th the last in (0.2, 0.5] s.
+    assert points[recent] == [pytest.approx(0.002 * 2.5 ** (50 / 90), abs=1e-6), 0.5, 100]
+    assert points[earlier] == [pytest.approx(0.01 * 2**0.5, abs=1e-6), pytest.approx(0.01 * 2**0.99, abs=1e-6), 10]
+    # Each point is the trailing minute: a line for a minute after the orders, then a gap.
+    assert points[earlier + 50] == points[earlier]
+    assert points[earlier + 60] == [None, None, 0]
     notified = stages["notified"]
     assert (notified["p50"], notified["p99"], notified["count"]) == (None, None, 1), "past the ceiling, not empty"
     assert (stages["reserved"]["p50"], stages["reserved"]["count"]) == (None, 0)
