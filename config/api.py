@@ -8,6 +8,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.db import InterfaceError, OperationalError
 from django.http import Http404
@@ -15,11 +16,43 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, permissions, serializers, status
 from rest_framework.response import Response
 
-from config.errorpages import DATABASE_UNAVAILABLE
+from config.errorpages import DATABASE_UNAVAILABLE, suspicious_request
 from config.errors import Conflict, InvalidInput, LimitReached, NotFound, Unprocessable
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Every error answer has `detail` (for a person) and `code` (stable, for a program: the
+    schema lists them, config.openapi.ERROR_CODES); a 400 about fields also has a message per
+    field beside them."""
+    response = _error_response(exc, context)
+    if response is not None:
+        response.data = _with_code(response.data, exc)
+    return response
+
+
+INVALID = "The request is not valid: see the message for each field."
+
+
+def _with_code(data: Any, exc: Exception) -> Any:
+    if isinstance(data, dict) and "detail" in data and "code" in data:
+        return data
+    if isinstance(exc, (exceptions.ValidationError, InvalidInput)):
+        if isinstance(data, list):  # ValidationError("...") on the whole request
+            return {"detail": " ".join(str(m) for m in data) or INVALID, "code": "invalid"}
+        general = data.get("non_field_errors") if isinstance(data, dict) else None
+        detail = " ".join(str(m) for m in general) if isinstance(general, list) and general else INVALID
+        return {"detail": detail, "code": "invalid", **data}
+    if isinstance(data, dict) and "detail" in data:
+        codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else None
+        code = codes if isinstance(codes, str) else _DJANGO_CODES.get(type(exc), "error")
+        return {**data, "code": code}
+    return data
+
+
+_DJANGO_CODES: dict[type[Exception], str] = {Http404: "not_found", DjangoPermissionDenied: "permission_denied"}
+
+
+def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, InvalidInput):
         return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, Conflict):
@@ -42,7 +75,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
         )
     if isinstance(exc, SuspiciousOperation):  # too many form fields, and the like
-        return Response({"detail": str(exc), "code": "bad_request"}, status=status.HTTP_400_BAD_REQUEST)
+        detail, code = suspicious_request(exc)
+        return Response({"detail": detail, "code": code}, status=status.HTTP_400_BAD_REQUEST)
     # Imported here: rest_framework.views reads the REST_FRAMEWORK settings when it is imported,
     # and they name this module's classes, so importing it above would be circular whenever
     # this module is imported first (as a system check that reads the pagination class does).

@@ -83,6 +83,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "config.middleware.RequestIdMiddleware",
+    "config.middleware.HostCheckMiddleware",
     "config.metrics.RequestMetricsMiddleware",
     "config.middleware.BodyLimitMiddleware",
     "config.middleware.DatabaseUnavailableMiddleware",
