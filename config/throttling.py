@@ -109,6 +109,10 @@ class _Breaker:
                     log.warning("rate limits are back on: Redis answers again")
         return result
 
+    def is_open(self) -> bool:
+        """Whether Redis is being left alone after a failure (the limits are off, sign-in is paused)."""
+        return time.monotonic() < self._open_until
+
     def retry_after(self) -> int:
         """Whole seconds until the breaker asks Redis again (at least 1)."""
         return max(1, int(self._open_until - time.monotonic() + 0.999))

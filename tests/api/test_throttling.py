@@ -296,6 +296,7 @@ def test_with_redis_stalled_sign_in_fails_closed_while_the_api_fails_open(stalle
     for response in refused:
         assert_throttled(response)
         assert response.json()["code"] == "throttled"
+        assert response.json()["detail"].startswith("Sign-in is paused while its attempts cannot be counted")
     assert served.status_code == 200, "the other limits fail open"
 
 
