@@ -8,6 +8,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.db import InterfaceError, OperationalError
 from django.http import Http404
@@ -15,34 +16,66 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, permissions, serializers, status
 from rest_framework.response import Response
 
-from config.errorpages import DATABASE_UNAVAILABLE
+from config.errorpages import DATABASE_UNAVAILABLE, suspicious_request
 from config.errors import Conflict, DomainError, InvalidInput, LimitReached, NotFound, Unauthenticated, Unprocessable
 
 
-def domain_error_answer(exc: DomainError) -> tuple[int, Any, dict[str, str]] | None:
-    """The HTTP answer to a domain error, as (status, JSON body, headers): the one mapping that
-    DRF's views (exception_handler) and the web's order desk (orders.intake) both answer with."""
-    if isinstance(exc, InvalidInput):
-        return status.HTTP_400_BAD_REQUEST, exc.errors, {}
-    if isinstance(exc, Unauthenticated):
-        return status.HTTP_401_UNAUTHORIZED, {"detail": str(exc), "code": exc.code}, {"WWW-Authenticate": "Token"}
-    if isinstance(exc, Conflict):
-        return status.HTTP_409_CONFLICT, {"detail": str(exc), "code": "conflict"}, {}
-    if isinstance(exc, Unprocessable):
-        return status.HTTP_422_UNPROCESSABLE_ENTITY, {"detail": str(exc), "code": exc.code}, {}
-    if isinstance(exc, LimitReached):
-        return (
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            {"detail": str(exc), "code": exc.code},
-            {"Retry-After": str(exc.retry_after_s)},
-        )
-    return None
-
-
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    if isinstance(exc, DomainError) and (answer := domain_error_answer(exc)) is not None:
-        code, body, headers = answer
-        return Response(body, status=code, headers=headers)
+    """Every error answer has `detail` (for a person) and `code` (stable, for a program: the
+    schema lists them, config.openapi.ERROR_CODES); a 400 about fields also has a message per
+    field beside them."""
+    response = _error_response(exc, context)
+    if response is not None:
+        response.data = _with_code(response.data, exc)
+    return response
+
+
+def domain_error_answer(exc: DomainError) -> tuple[int, Any, dict[str, str]]:
+    """The HTTP answer to a domain error, as (status, JSON body, headers): what the exception
+    handler answers, for the web's order desk (orders.desk), which answers outside DRF."""
+    response = exception_handler(exc, {})
+    assert response is not None, exc
+    return response.status_code, response.data, dict(response.items())
+
+
+INVALID = "The request is not valid: see the message for each field."
+
+
+def _with_code(data: Any, exc: Exception) -> Any:
+    if isinstance(data, dict) and "detail" in data and "code" in data:
+        return data
+    if isinstance(exc, (exceptions.ValidationError, InvalidInput)):
+        if isinstance(data, list):  # ValidationError("...") on the whole request
+            return {"detail": " ".join(str(m) for m in data) or INVALID, "code": "invalid"}
+        general = data.get("non_field_errors") if isinstance(data, dict) else None
+        detail = " ".join(str(m) for m in general) if isinstance(general, list) and general else INVALID
+        return {"detail": detail, "code": "invalid", **data}
+    if isinstance(data, dict) and "detail" in data:
+        codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else None
+        code = codes if isinstance(codes, str) else _DJANGO_CODES.get(type(exc), "error")
+        return {**data, "code": code}
+    return data
+
+
+_DJANGO_CODES: dict[type[Exception], str] = {Http404: "not_found", DjangoPermissionDenied: "permission_denied"}
+
+
+def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, InvalidInput):
+        return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, Unauthenticated):
+        return Response({"detail": str(exc), "code": exc.code}, status=status.HTTP_401_UNAUTHORIZED,
+                        headers={"WWW-Authenticate": "Token"})  # fmt: skip
+    if isinstance(exc, Conflict):
+        return Response({"detail": str(exc), "code": "conflict"}, status=status.HTTP_409_CONFLICT)
+    if isinstance(exc, Unprocessable):
+        return Response({"detail": str(exc), "code": exc.code}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
+    if isinstance(exc, LimitReached):
+        return Response(
+            {"detail": str(exc), "code": exc.code},
+            status=status.HTTP_429_TOO_MANY_REQUESTS,
+            headers={"Retry-After": str(exc.retry_after_s)},
+        )
     if isinstance(exc, NotFound):
         exc = Http404(str(exc))
     if isinstance(exc, (OperationalError, InterfaceError)):
@@ -53,7 +86,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
         )
     if isinstance(exc, SuspiciousOperation):  # too many form fields, and the like
-        return Response({"detail": str(exc), "code": "bad_request"}, status=status.HTTP_400_BAD_REQUEST)
+        detail, code = suspicious_request(exc)
+        return Response({"detail": detail, "code": code}, status=status.HTTP_400_BAD_REQUEST)
     # Imported here: rest_framework.views reads the REST_FRAMEWORK settings when it is imported,
     # and they name this module's classes, so importing it above would be circular whenever
     # this module is imported first (as a system check that reads the pagination class does).

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import sys
 
-from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.core.exceptions import DisallowedHost, RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 
-__all__ = ["bad_request", "error_response", "page_not_found", "permission_denied", "server_error", "wants_json"]
+__all__ = [
+    "bad_request", "error_response", "page_not_found", "permission_denied", "server_error", "suspicious_request",
+    "wants_json",
+]  # fmt: skip
 
 API_PREFIX = "/api/"
 
@@ -54,14 +57,27 @@ def too_large(request: HttpRequest) -> HttpResponse:
     )
 
 
+BAD_HOST = "The Host header names no site this server serves."
+
+
+def suspicious_request(exception: Exception) -> tuple[str, str]:
+    """(detail, code) for a request Django finds suspicious: said in the API's words, never
+    Django's message (which may repeat what the client sent, such as its Host, or name a
+    setting)."""
+    if isinstance(exception, DisallowedHost):
+        return BAD_HOST, "bad_host"
+    if isinstance(exception, (TooManyFieldsSent, TooManyFilesSent)):
+        return "The request has more fields than the server takes.", "too_many_fields"
+    return "Bad request.", "bad_request"
+
+
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     """Django calls this for a SuspiciousOperation: a body over DATA_UPLOAD_MAX_MEMORY_SIZE is a
     413, too many fields or a malformed request a 400."""
     if isinstance(exception, RequestDataTooBig):
         return too_large(request)
     if wants_json(request):
-        detail = str(exception) if isinstance(exception, SuspiciousOperation) else "Bad request."
-        return error_response(request, 400, detail or "Bad request.", "bad_request")
+        return error_response(request, 400, *suspicious_request(exception))
     return defaults.bad_request(request, exception)
 
 

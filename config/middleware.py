@@ -7,16 +7,17 @@ from collections.abc import Callable
 
 from csp.middleware import CSPMiddleware
 from django.conf import settings
+from django.core.exceptions import DisallowedHost
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 
-from config.errorpages import database_unavailable, too_large
+from config.errorpages import BAD_HOST, database_unavailable, error_response, too_large
 from eventbus.logcontext import bound
 
 __all__ = [
-    "BodyLimitMiddleware", "DatabaseUnavailableMiddleware", "HtmlPolicyMiddleware", "RequestIdMiddleware",
-    "request_id_from",
+    "BodyLimitMiddleware", "DatabaseUnavailableMiddleware", "HostCheckMiddleware", "HtmlPolicyMiddleware",
+    "RequestIdMiddleware", "request_id_from",
 ]  # fmt: skip
 
 
@@ -46,6 +47,22 @@ class RequestIdMiddleware:
             response = self.get_response(request)
         response["X-Request-ID"] = str(request_id)
         return response
+
+
+class HostCheckMiddleware:
+    """A Host not in ALLOWED_HOSTS is a 400 that does not repeat it, in DEBUG too: Django's own
+    answer (its debug page, or its message under /api/) echoes the host with a hint on the
+    setting to change."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            request.get_host()
+        except DisallowedHost:
+            return error_response(request, 400, BAD_HOST, "bad_host")
+        return self.get_response(request)
 
 
 class BodyLimitMiddleware:

@@ -10,29 +10,71 @@ from typing import Any
 
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 
-__all__ = ["ERROR_COMPONENTS", "ListSerializerBounds", "document_errors"]
+__all__ = ["ERROR_CODES", "ERROR_COMPONENTS", "ListSerializerBounds", "document_errors"]
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _VALIDATION = {"$ref": "#/components/schemas/ValidationError"}
+
+# Every `code` an error answer under /api/ can carry (config.api.exception_handler,
+# config.errorpages, the order intake), and what it means. Stable: a program may branch on them.
+ERROR_CODES: dict[str, str] = {
+    "invalid": "A field breaks a rule: see the message for each field.",
+    "parse_error": "The body is not the JSON (or form) it claims to be.",
+    "bad_request": "The request is malformed.",
+    "bad_host": "The Host header names no site this server serves.",
+    "too_many_fields": "The request has more fields than the server takes.",
+    "not_authenticated": "No credentials were sent.",
+    "authentication_failed": "The credentials sent are not valid.",
+    "permission_denied": "Signed in, but not allowed.",
+    "not_found": "No such object for this user, or no such page.",
+    "method_not_allowed": "This method is not allowed here.",
+    "not_acceptable": "No answer in a media type the Accept header allows.",
+    "conflict": "The object's current state does not allow it.",
+    "request_too_large": "The body is larger than the server takes.",
+    "unsupported_media_type": "The body is not in a media type this endpoint takes.",
+    "unprocessable": "Well-formed, but contradicts an earlier request.",
+    "idempotency_key_reused": "This Idempotency-Key was used for another request.",
+    "throttled": "Too many requests: wait the seconds in Retry-After.",
+    "limit_reached": "The client holds as much as it may for now: wait the seconds in Retry-After.",
+    "too_many_pending_orders": "The customer has as many orders waiting as one may hold.",
+    "database_unavailable": "The database is unavailable: retry after the seconds in Retry-After.",
+    "busy": "The server is too busy to take this now: retry after the seconds in Retry-After.",
+    "server_error": "Something failed on the server.",
+    "error": "Any other error.",
+}
+_CODE = {
+    "type": "string",
+    "enum": list(ERROR_CODES),
+    "description": "Stable, for a program: "
+    + "; ".join(f"`{code}`: {meaning}" for code, meaning in ERROR_CODES.items()),
+    "example": "not_found",
+}
 
 ERROR_COMPONENTS: dict[str, dict[str, Any]] = {
     "Error": {
         "type": "object",
         "description": "What went wrong, for a person, and a code for a program.",
-        "properties": {
-            "detail": {"type": "string", "example": "Not found."},
-            "code": {"type": "string", "example": "not_found"},
-        },
-        "required": ["detail"],
+        "properties": {"detail": {"type": "string", "example": "Not found."}, "code": _CODE},
+        "required": ["detail", "code"],
     },
     "ValidationError": {
         "type": "object",
         "description": (
-            "Field name -> list of messages; for a list field (items), one object per line in order, "
-            "`{}` for a good line. A body that is not JSON at all gives `detail` and `code` instead."
+            "`detail` and `code` (`invalid`), and beside them field name -> list of messages; for a list "
+            "field (items), one object per line in order, `{}` for a good line. A body that is not JSON at "
+            "all gives `detail` and `code` alone."
         ),
+        "properties": {
+            "detail": {"type": "string", "example": "The request is not valid: see the message for each field."},
+            "code": _CODE,
+        },
+        "required": ["detail", "code"],
         "additionalProperties": True,
-        "example": {"items": [{}, {"quantity": ["Ensure this value is less than or equal to 1000."]}]},
+        "example": {
+            "detail": "The request is not valid: see the message for each field.",
+            "code": "invalid",
+            "items": [{}, {"quantity": ["Ensure this value is less than or equal to 1000."]}],
+        },
     },
 }
 

@@ -4,27 +4,66 @@ import rest_framework.views (or anything that does) itself."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 from rest_framework import exceptions, pagination, parsers, renderers
 
-__all__ = ["MAX_JSON_DEPTH", "BrowsableAPIRenderer", "JSONParser", "Pagination"]
+__all__ = ["MAX_INT_DIGITS", "MAX_JSON_DEPTH", "BrowsableAPIRenderer", "JSONParser", "Pagination", "TooLongNumber"]
 
 # No request this API takes nests deeper than 3; anything far deeper is an attack on the parser
 # (a body nested ~1,000 deep makes Python's json raise RecursionError) or on whatever walks it.
 MAX_JSON_DEPTH = 32
 
 
+# Python refuses to turn a longer digit string into an int (sys.get_int_max_str_digits()), with a
+# message naming its own internals; a number that long is no quantity or id anyway.
+MAX_INT_DIGITS = 4000
+
+
+class TooLongNumber:
+    """What the parser makes of an integer with more than MAX_INT_DIGITS digits: no field takes
+    it (not an int, not a string), so the serializer answers with its own message for that field."""
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+    def __str__(self) -> str:
+        return f"a number of {self.digits} digits"
+
+    __repr__ = __str__
+
+
+def _parse_int(text: str) -> int | TooLongNumber:
+    if len(text) > MAX_INT_DIGITS:
+        return TooLongNumber(len(text.lstrip("-")))
+    return int(text)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 class JSONParser(parsers.JSONParser):
-    """DRF's JSON parser, refusing with a 400 (not a RecursionError and a 500) a document nested
-    deeper than MAX_JSON_DEPTH."""
+    """DRF's JSON parser, answering 400 with a message about the document, never one of Python's
+    internals: a document nested deeper than MAX_JSON_DEPTH (not a RecursionError and a 500),
+    bytes that are not UTF-8, NaN or Infinity, and integers too long for Python (each one a
+    TooLongNumber, which the field it is given to refuses)."""
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        encoding = parsers.get_encoding(parser_context or {})
         try:
-            data = super().parse(stream, media_type, parser_context)
+            text = stream.read().decode(encoding)
+            data = json.loads(text, parse_int=_parse_int, parse_constant=_no_constant)
         except RecursionError:
             raise exceptions.ParseError(f"JSON parse error - nested deeper than {MAX_JSON_DEPTH} levels") from None
+        except UnicodeDecodeError:
+            raise exceptions.ParseError(f"JSON parse error - the body is not {encoding} text") from None
+        except json.JSONDecodeError as exc:
+            raise exceptions.ParseError(f"JSON parse error - {exc.msg}: line {exc.lineno} column {exc.colno}") from None
+        except (ValueError, LookupError) as exc:
+            raise exceptions.ParseError(f"JSON parse error - {exc}") from None
         if _depth_exceeds(data, MAX_JSON_DEPTH):
             raise exceptions.ParseError(f"JSON parse error - nested deeper than {MAX_JSON_DEPTH} levels")
         return data

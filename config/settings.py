@@ -83,6 +83,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "config.middleware.RequestIdMiddleware",
+    "config.middleware.HostCheckMiddleware",
     "config.metrics.RequestMetricsMiddleware",
     "config.middleware.BodyLimitMiddleware",
     "config.middleware.DatabaseUnavailableMiddleware",
@@ -347,7 +348,8 @@ CACHES = {
     },
 }
 # Rate limits (config.throttling): N/unit, several separated by commas (all must hold). They
-# fail open while Redis is unreachable. THROTTLES_ENABLED=false turns them all off (benchmarks).
+# fail open while Redis is unreachable, except sign-in's, which fail closed (429).
+# THROTTLES_ENABLED=false turns them all off (benchmarks).
 THROTTLES_ENABLED = env.bool("THROTTLES_ENABLED", default=True)
 THROTTLE_CACHE = "default"
 THROTTLE_RATES = {
@@ -357,8 +359,13 @@ THROTTLE_RATES = {
     "writes": env.str("THROTTLE_WRITES", default="300/min"),
     # placing an order, per customer: a person's pace with room for a burst
     "orders": env.str("THROTTLE_ORDERS", default="60/min"),
-    # failed sign-ins per client address and per username, then 429 until the window ends
-    "login_failures": env.str("THROTTLE_LOGIN_FAILURES", default="10/min"),
+    # failed sign-ins per client address and username, then 429 until the window ends
+    "login_failures": env.str("THROTTLE_LOGIN_FAILURES", default="10/min,20/hour"),
+    # failed sign-ins per client address, whatever the username (password spraying)
+    "login_failures_address": env.str("THROTTLE_LOGIN_FAILURES_ADDRESS", default="30/min"),
+    # failed sign-ins per username, from any address: slower and larger, so that no one address
+    # can lock its owner out (config.throttling._login_limits)
+    "login_failures_user": env.str("THROTTLE_LOGIN_FAILURES_USER", default="100/hour"),
     # every sign-in attempt per client address: generous, offices share an address
     "login": env.str("THROTTLE_LOGIN", default="300/min"),
 }

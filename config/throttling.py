@@ -3,9 +3,11 @@ every web worker and host shares them.
 
 Counts are fixed windows (`60/min`: at most 60 in each clock minute), each one an atomic
 SET NX EX + INCR, several in one round trip. While Redis is unreachable or slow (the cache
-client gives up after 100 ms), the limits fail open: requests are served unthrottled, a
+client gives up after 100 ms), the API's limits fail open: requests are served unthrottled, a
 breaker stops asking Redis for a few seconds at a time, and one line is logged when the outage
 starts and one when it ends. Taking orders with Redis down matters more than rate limits.
+Sign-in fails closed instead (429 with Retry-After until Redis answers): unlimited password
+guessing is worth more to an attacker than a short wait costs a person.
 """
 
 from __future__ import annotations
@@ -107,6 +109,14 @@ class _Breaker:
                     log.warning("rate limits are back on: Redis answers again")
         return result
 
+    def is_open(self) -> bool:
+        """Whether Redis is being left alone after a failure (the limits are off, sign-in is paused)."""
+        return time.monotonic() < self._open_until
+
+    def retry_after(self) -> int:
+        """Whole seconds until the breaker asks Redis again (at least 1)."""
+        return max(1, int(self._open_until - time.monotonic() + 0.999))
+
     def reset(self) -> None:
         self._open_until = 0.0
         self._down = False
@@ -200,46 +210,54 @@ def order_waits(user_ids: Sequence[int]) -> list[int | None]:
 # --- sign-in ---------------------------------------------------------------------------------------
 
 
-def _login_keys(request: HttpRequest, username: str) -> tuple[str, str]:
-    return f"login-failed:ip:{client_ip(request)}", f"login-failed:user:{username.strip().lower()[:150]}"
+def _login_limits(request: HttpRequest, username: str) -> list[tuple[str, tuple[Rate, ...]]]:
+    """Failed sign-ins are counted three ways, so that no one address can lock an owner out:
+
+    - per address and username, THROTTLE_RATES["login_failures"]: the attacker's own address is
+      blocked for that username, the owner's is not;
+    - per address, any username, THROTTLE_RATES["login_failures_address"]: one address trying
+      many usernames (password spraying);
+    - per username, any address, THROTTLE_RATES["login_failures_user"]: slower and larger, for
+      guesses spread over many addresses; an address reaches it alone only past its own hourly
+      limit above, so locking an owner out takes several addresses, for an hour at most."""
+    address, user = client_ip(request), username.strip().lower()[:150]
+    rates = settings.THROTTLE_RATES
+    return [
+        (f"login-failed:pair:{address}:{user}", parse_rate(rates["login_failures"])),
+        (f"login-failed:ip:{address}", parse_rate(rates["login_failures_address"])),
+        (f"login-failed:user:{user}", parse_rate(rates["login_failures_user"])),
+    ]
 
 
 def login_blocked_for(request: HttpRequest, username: str) -> int | None:
     """Seconds the client must wait before trying to sign in again, or None if it may try now.
 
-    Blocked while its address or the username has THROTTLE_RATES["login_failures"] failed
-    attempts in the current window (a success resets nothing: another address's failures on the
-    same username still count). Every attempt from one address also counts against the generous
-    THROTTLE_RATES["login"], so an office or a test rig sharing an address is not held up."""
+    Blocked while any count of failed attempts of `_login_limits` is at its limit (a success
+    resets nothing: another address's failures on the same username still count). Every attempt
+    from one address also counts against the generous THROTTLE_RATES["login"], so an office or a
+    test rig sharing an address is not held up. Fails closed: while Redis does not answer, every
+    attempt waits for it (the breaker's pause)."""
     if not settings.THROTTLES_ENABLED:
         return None
     now = time.time()
-    failures = parse_rate(settings.THROTTLE_RATES["login_failures"])
     attempts = parse_rate(settings.THROTTLE_RATES["login"])
-    by_ip, by_user = _login_keys(request, username)
     attempt_windows = [_window_key(f"login:{client_ip(request)}", rate, now) for rate in attempts]
-    failure_keys = [_window_key(key, rate, now)[0] for rate in failures for key in (by_ip, by_user)]
-    counted = breaker.count(attempt_windows, read=failure_keys)
+    failures = [(key, rate) for key, rates in _login_limits(request, username) for rate in rates]
+    counted = breaker.count(attempt_windows, read=[_window_key(key, rate, now)[0] for key, rate in failures])
     if counted is None:
-        return None
+        return breaker.retry_after()
     made, failed = counted
     waits = [_seconds_left(rate, now) for rate, n in zip(attempts, made, strict=True) if n > rate.count]
-    pairs = [rate for rate in failures for _ in (by_ip, by_user)]
-    waits += [_seconds_left(rate, now) for rate, n in zip(pairs, failed, strict=True) if n >= rate.count]
+    waits += [_seconds_left(rate, now) for (_, rate), n in zip(failures, failed, strict=True) if n >= rate.count]
     return max(waits) if waits else None
 
 
 def login_attempt_failed(request: HttpRequest, username: str) -> None:
-    """Count a failed sign-in against the client's address and the username."""
+    """Count a failed sign-in (see _login_limits)."""
     if not settings.THROTTLES_ENABLED:
         return
     now = time.time()
-    windows = [
-        _window_key(key, rate, now)
-        for rate in parse_rate(settings.THROTTLE_RATES["login_failures"])
-        for key in _login_keys(request, username)
-    ]
-    breaker.count(windows)
+    breaker.count([_window_key(key, rate, now) for key, rates in _login_limits(request, username) for rate in rates])
 
 
 @receiver(user_login_failed, dispatch_uid="config.throttling.count_failed_login")

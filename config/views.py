@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import DatabaseError, InterfaceError, connection
 from django.http import HttpRequest, JsonResponse
 
+from config.metrics import _allowed as reader_allowed  # who may read /metrics may see the pipeline
 from eventbus import registry
 from eventbus.heartbeats import live_processes
 from eventbus.transport import get_transport
@@ -43,7 +44,9 @@ def readyz(request: HttpRequest) -> JsonResponse:
     """Whether this web process can take orders: 200 when the database answers (Redis down is
     shown, but orders are still taken then, so it is not "not ready"). With `?pipeline=1`, for
     a monitor rather than a load balancer, it also needs Redis, a live consumer in every group
-    and a live relay (by their heartbeats), and lists what is missing."""
+    and a live relay (by their heartbeats) and lists what is missing: the pipeline's shape, so
+    only to staff signed in or to whoever may read /metrics (config.metrics); anyone else gets
+    the status."""
     checks = _servers()
     ready = checks["database"] == "ok"
     body: dict[str, object] = dict(checks)
@@ -65,4 +68,11 @@ def readyz(request: HttpRequest) -> JsonResponse:
                 missing.append("relay")
         body["missing"] = missing
         ready = ready and not missing
+        if not _may_see_pipeline(request):
+            body = {}
     return JsonResponse({"status": "ready" if ready else "not ready", **body}, status=200 if ready else 503)
+
+
+def _may_see_pipeline(request: HttpRequest) -> bool:
+    user = getattr(request, "user", None)
+    return bool(user and user.is_authenticated and user.is_staff) or reader_allowed(request)

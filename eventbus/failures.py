@@ -8,11 +8,15 @@
   EVENTBUS["NEWER_VERSION_WAIT_S"] after it first failed.
 - After the last attempt, at the end of that wait, or at once for an error no retry can fix, it
   is dead-lettered: a DeadLetter row, a copy on the group's dead-letter stream, then acknowledged.
+  No retry fixes a PermanentError, nor a value the database or Python refuses whatever the moment
+  (`cannot_succeed`: a DataError such as an integer out of range, an invalid decimal, a
+  ValueError or TypeError from a bad payload, a validation error).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import logging
 import random
 import time
@@ -21,22 +25,33 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import DatabaseError
+from django.core.exceptions import ValidationError
+from django.db import DatabaseError, DataError
 
 from eventbus.deadletters import deadletter_record, fields_as_text
-from eventbus.events import Envelope, NewerEventVersion
+from eventbus.events import Envelope, NewerEventVersion, PermanentError
 from eventbus.redis_client import text
 from eventbus.retry_store import MessageKey
 from eventbus.transport import Message, Transport
 from eventbus.worker import DatabaseUnavailable
 
 __all__ = [
-    "Failure", "FailurePolicy", "Outcome", "RetryPolicy", "error_text", "event_type", "message_fields", "one_line",
+    "Failure", "FailurePolicy", "Outcome", "RetryPolicy", "cannot_succeed", "error_text", "event_type",
+    "message_fields", "one_line",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
 DEFAULT_NEWER_VERSION_WAIT_S = 3600.0
+
+# Errors that say the message itself is wrong: the same message fails the same way every time.
+# (A DataError is a value the column cannot hold; a broken connection is an OperationalError.)
+_CANNOT_SUCCEED = (PermanentError, DataError, decimal.InvalidOperation, ValueError, TypeError, ValidationError)
+
+
+def cannot_succeed(error: BaseException | str) -> bool:
+    """Whether no retry can fix this error, so the message goes to the dead letters at once."""
+    return isinstance(error, _CANNOT_SUCCEED)
 
 
 @dataclass(frozen=True)
@@ -132,7 +147,7 @@ class FailurePolicy:
                 newer.add(f"{version.type} v{version.version} (knows v{version.known})")
                 outcome.waiting += 1
                 outcome.by_type[(event_type(f), "retry")] += 1
-            elif f.permanent or attempts >= self.retry.max_attempts:
+            elif f.permanent or cannot_succeed(f.error) or attempts >= self.retry.max_attempts:
                 self._dead_letter(f, error_text(f.error), attempts, first[f.key])
                 outcome.dead += 1
                 outcome.by_type[(event_type(f), "dead")] += 1

@@ -92,7 +92,7 @@ def test_request_without_credentials_is_401_and_changes_nothing(anonymous, order
 
     assert response.status_code == 401
     assert response["WWW-Authenticate"] == "Token"
-    assert response.json() == {"detail": "Authentication credentials were not provided."}
+    assert response.json() == {"detail": "Authentication credentials were not provided.", "code": "not_authenticated"}
     assert order_rows() == before
     assert Order.objects.get(pk=order.pk).status == "pending"
     product.refresh_from_db()

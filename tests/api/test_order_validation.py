@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from orders.placing import MAX_LINES, MAX_QUANTITY
+from tests.api.answers import field_errors
 from tests.factories import ProductFactory
 
 pytestmark = pytest.mark.django_db
@@ -21,7 +22,7 @@ def refused(api, order_rows):
         response = api.post("/api/orders/", body, format="json")
         assert response.status_code == 400, response.content
         assert order_rows() == before
-        return response.json()
+        return field_errors(response)
 
     return post
 

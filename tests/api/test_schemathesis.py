@@ -29,7 +29,8 @@ def test_the_api_answers_fuzzed_requests_as_its_schema_says(processes, role, tmp
     # The fuzzer's requests should reach the handlers, not the rate limits (tests of their own).
     processes.env_overrides.update(
         THROTTLE_WRITES="100000/min", THROTTLE_ORDERS="100000/min", THROTTLE_ANON="100000/min",
-        THROTTLE_LOGIN_FAILURES="100000/min", THROTTLE_LOGIN="100000/min",
+        THROTTLE_LOGIN_FAILURES="100000/min", THROTTLE_LOGIN_FAILURES_ADDRESS="100000/min",
+        THROTTLE_LOGIN_FAILURES_USER="100000/min", THROTTLE_LOGIN="100000/min",
         MAX_PENDING_ORDERS_PER_CUSTOMER="0", DEBUG="false",
     )  # fmt: skip
     web = processes.start_web(threads=8)

@@ -45,15 +45,38 @@ def test_ten_wrong_passwords_block_the_address_even_for_the_right_one():
     assert blocked["Content-Type"] == "application/json"
 
 
-def test_failures_on_one_username_from_many_addresses_block_that_username():
+def test_ten_wrong_passwords_from_an_attackers_address_do_not_lock_the_owner_out_from_theirs():
+    UserFactory(username="alice")
+    for _ in range(10):
+        sign_in("alice", "wrong", ip="198.51.100.66")
+
+    assert_throttled(sign_in("alice", "secret-password", ip="198.51.100.66"))
+    assert sign_in("alice", "secret-password", ip="203.0.113.7").status_code == 200
+
+
+def test_failures_on_one_username_from_many_addresses_block_that_username(settings):
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "login_failures_user": "30/hour"}
     UserFactory(username="alice")
     for i in range(10):
-        sign_in("alice", "wrong", ip=f"198.51.100.{i}")
+        for _ in range(3):
+            sign_in("alice", "wrong", ip=f"198.51.100.{i}")
 
     assert_throttled(sign_in("alice", "secret-password", ip="198.51.100.200"))
 
 
-def test_a_success_elsewhere_does_not_reset_an_address_counter():
+def test_one_address_alone_cannot_reach_the_per_username_limit(settings):
+    settings.THROTTLE_RATES = {
+        **settings.THROTTLE_RATES, "login_failures": "100/min,5/hour", "login_failures_user": "6/hour"
+    }  # fmt: skip
+    UserFactory(username="alice")
+    answers = [sign_in("alice", "wrong", ip="198.51.100.66").status_code for _ in range(10)]
+
+    assert answers == [400] * 5 + [429] * 5
+    assert sign_in("alice", "secret-password", ip="203.0.113.7").status_code == 200
+
+
+def test_a_success_elsewhere_does_not_reset_an_address_counter(settings):
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "login_failures_address": "10/min"}
     UserFactory(username="alice")
     UserFactory(username="bob")
     for i in range(9):
@@ -103,7 +126,7 @@ def test_failed_sign_ins_on_the_admin_count_against_the_api_token_endpoint():
             "/admin/login/", {"username": "root", "password": "wrong"}, format="multipart", REMOTE_ADDR="203.0.113.10"
         )
 
-    assert_throttled(sign_in("root", "secret-password", ip="203.0.113.11"))
+    assert_throttled(sign_in("root", "secret-password", ip="203.0.113.10"))
 
 
 # --- the API ------------------------------------------------------------------------------------
@@ -260,3 +283,29 @@ def test_with_redis_stalled_orders_are_still_taken_promptly_and_the_outage_is_lo
     assert timings[int(len(timings) * 0.99) - 1] < 1.0, f"p99 {timings[-1]:.3f}s"
     outage_lines = [r for r in caplog.records if "rate limits are off" in r.getMessage()]
     assert len(outage_lines) == 1
+
+
+def test_with_redis_stalled_sign_in_fails_closed_while_the_api_fails_open(stalled_redis, api):
+    UserFactory(username="alice")
+    assert sign_in("alice", "secret-password").status_code == 200  # connections made while Redis answers
+    stalled_redis.hold.set()
+
+    refused = [sign_in("alice", "secret-password") for _ in range(3)]
+    served = api.get("/api/products/")
+
+    for response in refused:
+        assert_throttled(response)
+        assert response.json()["code"] == "throttled"
+        assert response.json()["detail"].startswith("Sign-in is paused while its attempts cannot be counted")
+    assert served.status_code == 200, "the other limits fail open"
+
+
+def test_sign_in_works_again_once_redis_answers(stalled_redis):
+    UserFactory(username="alice")
+    stalled_redis.hold.set()
+    assert_throttled(sign_in("alice", "secret-password"))
+
+    stalled_redis.release()
+    breaker.reset()  # the breaker's pause is over
+
+    assert sign_in("alice", "secret-password").status_code == 200

@@ -143,7 +143,10 @@ def test_bad_requests_get_the_apis_own_answers(processes, shop):
 
     status, _, body = post(web, token, [(10**9, 1)])
     assert status == 400
-    assert body == {"items": [{"product_id": [f"Product {10**9} does not exist."]}]}
+    assert body == {
+        "detail": "The request is not valid: see the message for each field.", "code": "invalid",
+        "items": [{"product_id": [f"Product {10**9} does not exist."]}],
+    }  # fmt: skip
     assert post(web, "not-a-token", [(product, 1)])[0] == 401
     assert post(web, token, [(product, 0)])[0] == 400
     assert post(web, token, [])[0] == 400

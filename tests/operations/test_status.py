@@ -98,10 +98,16 @@ def test_readyz_is_ready_when_the_database_answers():
     assert response.json()["status"] == "ready"
 
 
-def test_readyz_for_the_pipeline_needs_a_consumer_in_every_group_and_a_relay(transport):
-    missing = APIClient().get("/readyz?pipeline=1")
+def monitor(settings) -> APIClient:
+    """A client with the metrics token: the only kind (with staff) shown the pipeline's details."""
+    settings.METRICS_TOKEN = "monitor-token"
+    return APIClient(HTTP_AUTHORIZATION="Bearer monitor-token")
+
+
+def test_readyz_for_the_pipeline_needs_a_consumer_in_every_group_and_a_relay(transport, settings):
+    missing = monitor(settings).get("/readyz?pipeline=1")
     beat_everything(transport)
-    ready = APIClient().get("/readyz?pipeline=1")
+    ready = monitor(settings).get("/readyz?pipeline=1")
 
     assert missing.status_code == 503
     assert set(missing.json()["missing"]) == {f"consumer of group {g}" for g in GROUPS} | {"relay"}
@@ -109,9 +115,9 @@ def test_readyz_for_the_pipeline_needs_a_consumer_in_every_group_and_a_relay(tra
     assert ready.json()["consumers"] == dict.fromkeys(GROUPS, 1)
 
 
-def test_with_redis_down_readyz_stays_ready_but_the_pipeline_is_not(redis_down):
+def test_with_redis_down_readyz_stays_ready_but_the_pipeline_is_not(redis_down, settings):
     plain = APIClient().get("/readyz")
-    pipeline = APIClient().get("/readyz?pipeline=1")
+    pipeline = monitor(settings).get("/readyz?pipeline=1")
 
     assert (plain.status_code, plain.json()["redis"]) == (200, "unavailable")
     assert pipeline.status_code == 503
