@@ -4,9 +4,35 @@ the Procfile's command line."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from typing import Any
 
 from eventbus.logcontext import set_role
+
+# The web pools its database connections (config/settings.py, docs/operations.md "Database
+# connections") unless DATABASE_POOL says otherwise or PgBouncer pools them; without a pool it
+# connects per request (under ASGI a persistent connection outlives its request's thread).
+os.environ.setdefault("DATABASE_POOL", "true")
+os.environ.setdefault("CONN_MAX_AGE", "0")
+_OWN_METRICS_DIR = "EVENTSHOP_WEB_OWN_METRICS_DIR"
+
+
+def on_starting(server: Any) -> None:
+    """Without PROMETHEUS_MULTIPROC_DIR each worker would count alone and /metrics would answer
+    whichever worker took the scrape (161 orders, then 139). The master makes an empty
+    directory of its own before any worker forks, so every scrape adds up all the workers;
+    on_exit removes it. A directory given (make run's, shared with the relay and consumers) is
+    left to whoever gave it."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        directory = tempfile.mkdtemp(prefix="eventshop-web-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.environ[_OWN_METRICS_DIR] = directory
+
+
+def on_exit(server: Any) -> None:
+    directory = os.environ.pop(_OWN_METRICS_DIR, "")
+    if directory:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def child_exit(server: Any, worker: Any) -> None:
