@@ -15,7 +15,10 @@ from eventbus.logcontext import set_role
 # connects per request (under ASGI a persistent connection outlives its request's thread).
 os.environ.setdefault("DATABASE_POOL", "true")
 os.environ.setdefault("CONN_MAX_AGE", "0")
+# The metrics directory this master made (a master started by USR2 inherits the old one's
+# environment, not this): only its maker removes it.
 _OWN_METRICS_DIR = "EVENTSHOP_WEB_OWN_METRICS_DIR"
+_made_metrics_dir = ""
 
 
 def on_starting(server: Any) -> None:
@@ -24,15 +27,18 @@ def on_starting(server: Any) -> None:
     directory of its own before any worker forks, so every scrape adds up all the workers;
     on_exit removes it. A directory given (make run's, shared with the relay and consumers) is
     left to whoever gave it."""
+    global _made_metrics_dir
+    inherited = os.environ.pop(_OWN_METRICS_DIR, "")
+    if inherited and os.environ.get("PROMETHEUS_MULTIPROC_DIR") == inherited:
+        del os.environ["PROMETHEUS_MULTIPROC_DIR"]  # the replaced master's (USR2): it removes it
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        directory = tempfile.mkdtemp(prefix="eventshop-web-metrics-")
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.environ[_OWN_METRICS_DIR] = directory
+        _made_metrics_dir = tempfile.mkdtemp(prefix="eventshop-web-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.environ[_OWN_METRICS_DIR] = _made_metrics_dir
 
 
 def on_exit(server: Any) -> None:
-    directory = os.environ.pop(_OWN_METRICS_DIR, "")
-    if directory:
-        shutil.rmtree(directory, ignore_errors=True)
+    if _made_metrics_dir:
+        shutil.rmtree(_made_metrics_dir, ignore_errors=True)
 
 
 def child_exit(server: Any, worker: Any) -> None:
