@@ -4,9 +4,41 @@ the Procfile's command line."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from typing import Any
 
 from eventbus.logcontext import set_role
+
+# The web pools its database connections (config/settings.py, docs/operations.md "Database
+# connections") unless DATABASE_POOL says otherwise or PgBouncer pools them; without a pool it
+# connects per request (under ASGI a persistent connection outlives its request's thread).
+os.environ.setdefault("DATABASE_POOL", "true")
+os.environ.setdefault("CONN_MAX_AGE", "0")
+# The metrics directory this master made (a master started by USR2 inherits the old one's
+# environment, not this): only its maker removes it.
+_OWN_METRICS_DIR = "EVENTSHOP_WEB_OWN_METRICS_DIR"
+_made_metrics_dir = ""
+
+
+def on_starting(server: Any) -> None:
+    """Without PROMETHEUS_MULTIPROC_DIR each worker would count alone and /metrics would answer
+    whichever worker took the scrape (161 orders, then 139). The master makes an empty
+    directory of its own before any worker forks, so every scrape adds up all the workers;
+    on_exit removes it. A directory given (make run's, shared with the relay and consumers) is
+    left to whoever gave it."""
+    global _made_metrics_dir
+    inherited = os.environ.pop(_OWN_METRICS_DIR, "")
+    if inherited and os.environ.get("PROMETHEUS_MULTIPROC_DIR") == inherited:
+        del os.environ["PROMETHEUS_MULTIPROC_DIR"]  # the replaced master's (USR2): it removes it
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        _made_metrics_dir = tempfile.mkdtemp(prefix="eventshop-web-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.environ[_OWN_METRICS_DIR] = _made_metrics_dir
+
+
+def on_exit(server: Any) -> None:
+    if _made_metrics_dir:
+        shutil.rmtree(_made_metrics_dir, ignore_errors=True)
 
 
 def child_exit(server: Any, worker: Any) -> None:

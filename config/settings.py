@@ -144,15 +144,32 @@ else:
     # Bind parameters on the server: psycopg then prepares statements it runs repeatedly (the
     # hot paths run the same few thousands of times a second) instead of quoting every value
     # into the SQL text in Python.
-    _db["OPTIONS"].setdefault("server_side_binding", env.bool("DATABASE_SERVER_SIDE_BINDING", default=True))
-    if env.bool("DATABASE_POOL", default=False):
-        # psycopg's pool: threads of one process share a few connections (gunicorn gthread).
+    # Behind PgBouncer in transaction mode (docs/operations.md, "Database connections") each
+    # transaction may run on another server connection, so nothing may outlive one: no pool of
+    # our own (PgBouncer is the pool), no server-side cursors, no prepared statements unless
+    # PgBouncer keeps them (>= 1.21 with max_prepared_statements: DATABASE_SERVER_SIDE_BINDING=true).
+    _pgbouncer = env.bool("DATABASE_PGBOUNCER", default=False)
+    _db["DISABLE_SERVER_SIDE_CURSORS"] = _pgbouncer
+    _db["OPTIONS"].setdefault("server_side_binding", env.bool("DATABASE_SERVER_SIDE_BINDING", default=not _pgbouncer))
+    # How many connections a process holds (docs/operations.md, "Database connections"). The web
+    # pools them (config/gunicorn.py turns DATABASE_POOL on unless it is given): under ASGI each
+    # request's thread would otherwise open a connection of its own, a crowd of 300 held 204.
+    # A request takes a connection at its first query and gives it back when it ends; one that
+    # waits DATABASE_POOL_TIMEOUT seconds for one is answered 503 with Retry-After.
+    if env.bool("DATABASE_POOL", default=False) and not _pgbouncer:
+        _db["CONN_MAX_AGE"] = 0  # Django's pool requires it: "closing" a connection returns it
+        # The pool checks a connection before lending it: one the server dropped (restart,
+        # failover) is replaced instead of failing a request.
+        _db["CONN_HEALTH_CHECKS"] = True
         _db["OPTIONS"]["pool"] = {
             "min_size": env.int("DATABASE_POOL_MIN", default=2),
-            "max_size": env.int("DATABASE_POOL_MAX", default=16),
+            "max_size": env.int("DATABASE_POOL_MAX", default=10),
             "timeout": env.float("DATABASE_POOL_TIMEOUT", default=5.0),
         }
     else:
+        # Commands (relay, consumers) keep one connection per thread that queries, for as long
+        # as they run: a fixed few per process. The web sets CONN_MAX_AGE=0 (config/gunicorn.py):
+        # under ASGI a persistent connection would outlive its request's thread.
         _db["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
         _db["CONN_HEALTH_CHECKS"] = True
     _db["OPTIONS"].setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5))

@@ -71,17 +71,38 @@ def count_published(events: Iterable[tuple[str, str]]) -> None:
 class PipelineCollector(Collector):
     """Gauges read at scrape time: each group's lag, pending and retrying messages, its live
     consumers (by heartbeat), dead letters by group and status, the outbox backlog and the age
-    of its oldest unpublished event, and each stream's length. Redis being down leaves the
-    Redis-side gauges out of the scrape, never fails it."""
+    of its oldest unpublished event, and each stream's length. A source that refuses (the
+    database, Redis) leaves its own gauges out of the scrape and says so in
+    `eventshop_scrape_source_up{source}` (0); it never fails the scrape."""
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        from django.db import Error as DatabaseError
+
+        from eventbus.transport import TransportUnavailable
+
+        up = GaugeMetricFamily(
+            "eventshop_scrape_source_up",
+            "1 when this scrape read the source (database, redis); 0 when it refused, and its gauges are missing.",
+            labels=["source"],
+        )
+        for source, read, refusals in (
+            ("database", self._database, DatabaseError),
+            ("redis", self._redis, (TransportUnavailable, DatabaseError)),
+        ):
+            try:
+                families = list(read())
+            except refusals:
+                up.add_metric([source], 0)
+                continue
+            up.add_metric([source], 1)
+            yield from families
+        yield up
+
+    def _database(self) -> Iterator[GaugeMetricFamily]:
         from django.db.models import Count, Min
 
         from eventbus import registry
-        from eventbus.heartbeats import live_processes
         from eventbus.models import DeadLetter, OutboxEvent
-        from eventbus.monitor import pipeline_backlog
-        from eventbus.transport import TransportUnavailable, get_transport
 
         outbox = OutboxEvent.objects.filter(published_at__isnull=True).aggregate(
             n=Count("id"), oldest=Min("created_at")
@@ -109,13 +130,16 @@ class PipelineCollector(Collector):
                 dead.add_metric([group, status], counts.get((group, status), 0))
         yield dead
 
-        try:
-            transport = get_transport()
-            state = pipeline_backlog(transport)
-            alive = live_processes(transport)
-            lengths = {s: transport.stream_length(s) for s in sorted({g.stream for g in state.groups})}
-        except TransportUnavailable:
-            return
+    def _redis(self) -> Iterator[GaugeMetricFamily]:
+        from eventbus import registry
+        from eventbus.heartbeats import live_processes
+        from eventbus.monitor import group_states
+        from eventbus.transport import get_transport
+
+        transport = get_transport()
+        states = group_states(transport)
+        alive = live_processes(transport)
+        lengths = {s: transport.stream_length(s) for s in sorted({g.stream for g in states})}
         lag = GaugeMetricFamily(
             "eventbus_consumer_lag", "Entries on the stream not yet delivered to the group.", labels=["group", "stream"]
         )
@@ -123,11 +147,11 @@ class PipelineCollector(Collector):
             "eventbus_pending_messages", "Delivered to the group, not yet acknowledged.", labels=["group", "stream"]
         )
         retrying = GaugeMetricFamily("eventbus_retrying_messages", "Waiting for a retry.", labels=["group"])
-        for g in state.groups:
+        for g in states:
             lag.add_metric([g.group, g.stream], g.lag)
             pending.add_metric([g.group, g.stream], g.pending)
         for group in registry.groups():
-            retrying.add_metric([group], sum(g.retrying for g in state.groups if g.group == group))
+            retrying.add_metric([group], sum(g.retrying for g in states if g.group == group))
         consumers = GaugeMetricFamily(
             "eventbus_consumers", "Consumers of the group alive by their heartbeat.", labels=["group"]
         )

@@ -9,7 +9,7 @@ from eventbus import partitions, registry
 from eventbus.models import DeadLetter, OutboxEvent
 from eventbus.transport import Transport, get_transport
 
-__all__ = ["Backlog", "GroupState", "pipeline_backlog"]
+__all__ = ["Backlog", "GroupState", "group_states", "lag", "pipeline_backlog"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,15 @@ class Backlog:
 
 def pipeline_backlog(transport: Transport | None = None) -> Backlog:
     transport = transport or get_transport()
+    return Backlog(
+        outbox=OutboxEvent.objects.filter(published_at__isnull=True).count(),
+        groups=group_states(transport),
+        dead_letters=DeadLetter.objects.filter(status=DeadLetter.Status.DEAD).count(),
+    )
+
+
+def group_states(transport: Transport) -> list[GroupState]:
+    """Each group's state on each of its streams, read from Redis alone (no database)."""
     groups = []
     for group in registry.groups():
         retrying = transport.retries.count(group)
@@ -62,8 +71,4 @@ def pipeline_backlog(transport: Transport | None = None) -> Backlog:
                         owner=owners.get(stream) or "",
                     )
                 )
-    return Backlog(
-        outbox=OutboxEvent.objects.filter(published_at__isnull=True).count(),
-        groups=groups,
-        dead_letters=DeadLetter.objects.filter(status=DeadLetter.Status.DEAD).count(),
-    )
+    return groups
