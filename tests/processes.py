@@ -134,6 +134,7 @@ class Processes:
             CLAIM_INTERVAL_S="0.5",
             CONSUMER_BLOCK_MS="500",
             RELAY_POLL_INTERVAL="0.5",
+            EMAIL_POLL_INTERVAL_S="0.2",
             PYTHONUNBUFFERED="1",
         )
         env.update(self.env_overrides)
@@ -173,6 +174,12 @@ class Processes:
     def start_relay(self, name: str = "relay") -> subprocess.Popen:
         proc = self.start(name, "relay_outbox")
         self.wait_for_log(name, "relay started")
+        return proc
+
+    def start_mailer(self, name: str = "mailer", *extra: str) -> subprocess.Popen:
+        """The Procfile's mailer (`send_emails`): e-mails what the notifications group records."""
+        proc = self.start(name, "send_emails", *extra)
+        self.wait_for_log(name, "mailer started")
         return proc
 
     def log(self, name: str) -> str:
