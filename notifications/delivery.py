@@ -67,7 +67,7 @@ def _smtp_code(exc: BaseException) -> int | None:
 def classify(exc: BaseException) -> Failure:
     """The failure policy (see the module's docstring)."""
     text = f"{type(exc).__name__}: {exc}"[:1000]
-    if isinstance(exc, TimeoutError):
+    if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):  # smtplib wraps some
         return Failure("timeout", f"no answer within EMAIL_TIMEOUT ({settings.EMAIL_TIMEOUT:g} s): {text}",
                        connection_lost=True)  # fmt: skip
     if isinstance(exc, (smtplib.SMTPServerDisconnected, ssl.SSLError, ConnectionError)):

@@ -90,7 +90,8 @@ class Mailer(Worker):
 
     def run(self, *, once: bool = False) -> int:
         """Send until stopped (or, with once=True, until nothing is due). Returns how many
-        e-mails a server accepted."""
+        e-mails a server accepted meanwhile."""
+        before = self.sent
         log.info(
             "mailer started (batch %d, timeout %gs, rate %s, retry window %gs)", self.batch_size,
             settings.EMAIL_TIMEOUT, f"{self.rate_per_s:g}/s" if self.rate_per_s else "unlimited",
@@ -98,7 +99,7 @@ class Mailer(Worker):
         )  # fmt: skip
         self.loop(once=once)
         log.info("mailer stopped: %d e-mails sent, %d retries scheduled, %d dead", self.sent, self.retried, self.dead)
-        return self.sent
+        return self.sent - before
 
     # --- one step ---------------------------------------------------------------------------
 
@@ -109,8 +110,8 @@ class Mailer(Worker):
             return True
         batch = services.notifications_claim_due(limit=self.batch_size, claim_for=self.claim_for)
         if not batch:
-            if self._down:
-                self._probe()
+            if self._down and self._probe():
+                return False  # the server is back: what waited is due now
             self._idle = True
             return True
         self._in_hand = len(batch)
@@ -193,10 +194,11 @@ class Mailer(Worker):
         )  # fmt: skip
         self._down, self._down_tries, self._pause_until = None, 0, 0.0
 
-    def _probe(self) -> None:
+    def _probe(self) -> bool:
         """Nothing is due while the server is down: ask it whether it answers again."""
         failure = server_answers()
         if failure is None:
             self._server_back()
-        else:
-            self._server_down(failure, waiting=0)
+            return True
+        self._server_down(failure, waiting=0)
+        return False
