@@ -176,11 +176,18 @@ class Processes:
         self.wait_for_log(name, "relay started")
         return proc
 
-    def start_mailer(self, name: str = "mailer", *extra: str) -> subprocess.Popen:
-        """The Procfile's mailer (`send_emails`): e-mails what the notifications group records."""
-        proc = self.start(name, "send_emails", *extra)
+    def start_mailer(self, name: str = "mailer") -> subprocess.Popen:
+        """The Procfile's mailer (`send_emails`, exactly as the Procfile starts it): e-mails what
+        the notifications group records."""
+        self.env_overrides["PATH"] = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        self.procs[name] = subprocess.Popen(
+            ["/bin/sh", "-c", procfile_command("mailer")], cwd=ROOT, env=self.env(), stdout=log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        log.close()
         self.wait_for_log(name, "mailer started")
-        return proc
+        return self.procs[name]
 
     def log(self, name: str) -> str:
         return (self.logs / f"{name}.log").read_text(errors="replace")
