@@ -6,6 +6,7 @@ connection from this process, with nothing recorded anywhere."""
 from __future__ import annotations
 
 import smtplib
+import socket
 import threading
 import time
 import uuid
@@ -68,9 +69,11 @@ def email(ctx: Any) -> dict:
     n = QUICK_BACKLOG if ctx.quick else BACKLOG
     groups = ctx.fleet.stop_pipeline()
     sink = _Sink()
-    controller = Controller(sink, hostname="127.0.0.1", port=0, ready_timeout=10)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    controller = Controller(sink, hostname="127.0.0.1", port=port, ready_timeout=10)
     controller.start()
-    port = controller.server.sockets[0].getsockname()[1]
     mailer = Fleet(ctx.key_prefix, ctx.run_dir / "logs" / "email")
     try:
         ceiling = _smtp_ceiling(port, CEILING_MESSAGES // (10 if ctx.quick else 1))
