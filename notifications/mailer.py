@@ -7,8 +7,9 @@ tried again with exponential backoff and jitter (EMAIL_RETRY_BASE_S doubling up 
 EMAIL_RETRY_MAX_S) for EMAIL_RETRY_WINDOW_S, then it is a dead letter; an SMTP 5xx answer makes
 it one at once. While the server does not answer, the mailer itself backs off (up to
 SERVER_PAUSE_MAX_S) and then checks it; the moment it answers again, every waiting e-mail is due
-at once, with no operator step. It beats like the relay and the consumers, and stops cleanly on
-SIGTERM after the batch in hand.
+at once, with no operator step. It wakes when the notifications group commits
+(notifications.wakeup) and polls every EMAIL_POLL_INTERVAL_S as a backstop. It beats like the
+relay and the consumers, and stops cleanly on SIGTERM after the batch in hand.
 """
 
 from __future__ import annotations
@@ -19,15 +20,16 @@ import os
 import random
 import socket
 import time
+from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
 
 from eventbus.heartbeats import Heartbeat
 from eventbus.logcontext import bound
-from eventbus.transport import Transport
+from eventbus.transport import Transport, TransportUnavailable
 from eventbus.worker import Worker
-from notifications import services
+from notifications import services, wakeup
 from notifications.delivery import Failure, Outcome, send_batch, server_answers
 from notifications.metrics import EMAILS_FAILED, EMAILS_SENT
 from notifications.models import Notification
@@ -77,6 +79,7 @@ class Mailer(Worker):
         self._down_since = 0.0
         self._down_tries = 0
         self._pause_until = 0.0
+        self._wakeups: Any = None  # the subscription to wake-ups (notifications.wakeup)
 
     @property
     def who(self) -> str:
@@ -97,7 +100,10 @@ class Mailer(Worker):
             settings.EMAIL_TIMEOUT, f"{self.rate_per_s:g}/s" if self.rate_per_s else "unlimited",
             settings.EMAIL_RETRY_WINDOW_S,
         )  # fmt: skip
-        self.loop(once=once)
+        try:
+            self.loop(once=once)
+        finally:
+            self._close_wakeups()
         log.info("mailer stopped: %d e-mails sent, %d retries scheduled, %d dead", self.sent, self.retried, self.dead)
         return self.sent - before
 
@@ -126,10 +132,23 @@ class Mailer(Worker):
     def between_steps(self) -> None:
         if not self._idle:
             return
-        wait = self.poll_interval
         if self._down:
             wait = min(max(self._pause_until - time.monotonic(), 0.0), self.poll_interval * 4) or self.poll_interval
-        self.interruptibly(lambda: time.sleep(wait), otherwise=None)
+            self.interruptibly(lambda: time.sleep(wait), otherwise=None)
+            return
+        try:
+            if self._wakeups is None:
+                self._wakeups = wakeup.subscribe(self.transport)
+            wakeups = self._wakeups
+            self.interruptibly(lambda: wakeups.wait(self.poll_interval), otherwise=False)
+        except TransportUnavailable:  # the mailer needs no Redis to send: poll until it is back
+            self._close_wakeups()
+            self.interruptibly(lambda: time.sleep(self.poll_interval), otherwise=None)
+
+    def _close_wakeups(self) -> None:
+        if self._wakeups is not None:
+            self._wakeups.close()
+            self._wakeups = None
 
     # --- outcomes ---------------------------------------------------------------------------
 

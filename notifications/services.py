@@ -25,6 +25,7 @@ from django.utils import timezone
 import bulk
 from config.metrics import order_stage_reached
 from notifications.models import Notification
+from notifications.wakeup import wake_mailers
 
 __all__ = [
     "OrderNotice",
@@ -107,6 +108,7 @@ def notifications_for_orders(*, notices: Sequence[OrderNotice]) -> list[Notifica
             for r in rows
         ],
     )  # fmt: skip
+    bulk.on_commit_once("notifications.wake-mailers", rows, wake_mailers)
     return rows
 
 

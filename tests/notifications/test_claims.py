@@ -3,17 +3,22 @@ e-mails in hand leaves them to the next one when its claim runs out."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
+import time
 
 import pytest
 from django.db import connection, connections
 from django.utils import timezone
 
+from eventbus.worker import ShutdownRequested
 from notifications.mailer import Mailer
 from notifications.models import Notification
 from notifications.services import notifications_claim_due
+from notifications.wakeup import wake_mailers
 from tests.notifications.smtpserver import SmtpServer
+from tests.processes import wait_until
 
 CLAIM = dt.timedelta(minutes=5)
 
@@ -81,3 +86,22 @@ def test_three_mailers_at_once_send_every_email_exactly_once(smtp: SmtpServer, r
     assert not errors
     assert smtp.by_event() == {str(n.event_id): 1 for n in notifications}
     assert Notification.objects.filter(status="sent").count() == 150
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_waiting_mailer_is_woken_by_the_commit_of_a_notification_not_by_its_poll(smtp: SmtpServer, record, transport):
+    smtp.start()
+    mailer = Mailer(poll_interval=30, transport=transport)
+    thread = threading.Thread(target=mailer.run)
+    thread.start()
+    try:
+        time.sleep(0.5)  # the mailer found nothing and waits: for a wake-up, or 30 s
+        (notification,) = record(1)
+        wait_until(lambda: len(smtp.received) == 1, timeout=5, what="the e-mail, long before the 30 s poll")
+    finally:
+        with contextlib.suppress(ShutdownRequested):  # meant for a signal handler in its own thread
+            mailer.request_stop()
+        wake_mailers([])  # end its wait now rather than at the poll
+        thread.join(timeout=10)
+        connections.close_all()
+    assert smtp.by_event() == {str(notification.event_id): 1}
