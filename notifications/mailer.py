@@ -157,7 +157,7 @@ class Mailer(Worker):
             services.notifications_sent(notifications=outcome.sent, accepted_at=outcome.accepted_at or timezone.now())
             EMAILS_SENT.inc(len(outcome.sent))
             self.sent += len(outcome.sent)
-            for n in outcome.sent:
+            for n in outcome.sent if log.isEnabledFor(logging.DEBUG) else ():
                 with bound(order_id=n.order_id, correlation_id=n.correlation_id, event_id=n.event_id):
                     log.debug("e-mail for %s accepted (attempt %d)", _about(n), n.attempts + 1)
             self._server_back()
