@@ -116,12 +116,13 @@ class Fleet:
         return self.pids[key]
 
     def start_pipeline(self, groups: list[str], *, per_group: int = 1, env: dict[str, str] | None = None) -> None:
-        """The relay and `per_group` consumer processes per group (each group is a process of the
-        Procfile), with `env` added."""
+        """The relay, `per_group` consumer processes per group (each group is a process of the
+        Procfile) and the mailer, with `env` added."""
         self.start("relay", env=env)
         for name in groups:
             for instance in range(1, per_group + 1):
                 self.start(name, env=env, instance=instance)
+        self.start("mailer", env=env)
 
     def start_web(self, port: int, *, workers: int, threads: int) -> None:
         """The web for the http and burst scenarios: `workers` x `threads`, a connection pool
@@ -164,7 +165,7 @@ class Fleet:
         running = [n for n in self.honchos if n != "web"]
         for name in running:
             self._stop(name, timeout=30)
-        return sorted({n.partition("#")[0] for n in running} - {"relay"})
+        return sorted({n.partition("#")[0] for n in running} - {"relay", "mailer"})
 
     def procfile_command(self, name: str) -> str:
         """The command the Procfile runs for `name`, as it reads now."""

@@ -23,6 +23,8 @@ GOALS = {
     "consumer_rss_growth_mb": ("<=", 10.0),
     "spike_lost": ("==", 0),
     "spike_duplicate_orders": ("==", 0),
+    "email_per_s": (">=", 100),
+    "email_drain_s": ("<=", 120.0),
 }
 SPIKE_OUTCOMES = ("taken", "refused", "other_4xx", "5xx", "other", "timed_out", "reset")
 
@@ -78,6 +80,8 @@ def flatten(results: dict[str, Any]) -> dict[str, Any]:
             "ceiling_xadd_per_s": s["ceiling"]["xadd_per_s"],
             "loadgen_cpu_s": s["loadgen_cpu_s"],
         }
+    if "email" in results:
+        out["email"] = {k: results["email"][k] for k in ("backlog", "emails_per_s", "drain_s", "ceiling_smtplib_per_s")}
     return out
 
 
@@ -105,6 +109,9 @@ def _goal_values(flat: dict[str, Any]) -> dict[str, Any]:
     if "spike" in flat:
         values["spike_lost"] = flat["spike"]["lost"]
         values["spike_duplicate_orders"] = flat["spike"]["duplicate_orders"]
+    if "email" in flat:
+        values["email_per_s"] = flat["email"]["emails_per_s"]
+        values["email_drain_s"] = flat["email"]["drain_s"]
     return values
 
 
@@ -179,6 +186,12 @@ def table(results: dict[str, Any], flat: dict[str, Any]) -> str:
         rows += _spike_rows(results["spike"], goal)
     if "scale" in results:
         rows += _scale_rows(results["scale"])
+    if "email" in results:
+        e = results["email"]
+        add("email: one mailer, e-mails/s", f"{e['emails_per_s']:,}",
+            f"smtplib alone {e['ceiling_smtplib_per_s']:,}/s, ratio {e['ratio']:.2f}", "email_per_s")  # fmt: skip
+        add(f"email: drain {e['backlog']:,} waiting, s", f"{e['drain_s']}", f"unsent after: {e['unsent_after']}",
+            "email_drain_s")  # fmt: skip
 
     widths = [max(len(r[i]) for r in [("metric", "measured", "ceiling / detail", "goal"), *rows]) for i in range(4)]
     line = "  ".join("-" * w for w in widths)

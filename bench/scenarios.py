@@ -29,6 +29,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from tqdm import tqdm
 
+from bench.email import email
 from bench.fleet import ROOT, Fleet
 from bench.profile import Profiler
 from bench.stats import summary
@@ -981,6 +982,7 @@ SCENARIOS: dict[str, Callable[..., dict]] = {
     "memory": memory,
     "spike": spike,
     "scale": scale,
+    "email": email,
 }
 
 __all__ = ["SCENARIOS", "Context"]

@@ -19,7 +19,7 @@ def email_is_sent(app_configs: list[AppConfig] | None, **kwargs: Any) -> list[ch
         return []
     return [
         checks.Warning(
-            "EMAIL_URL is not set: customer e-mails are written to the console of consume_notifications, not sent.",
+            "EMAIL_URL is not set: customer e-mails are written to the console of the mailer (send_emails), not sent.",
             hint="Set EMAIL_URL, e.g. smtp+tls://user:password@mail.example.com:587.",
             id="eventshop.W001",
         )

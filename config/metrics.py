@@ -34,6 +34,7 @@ from prometheus_client import (
 import bulk
 from eventbus.metrics import DURATION_BUCKETS, PipelineCollector
 from eventbus.timeseries import recorder
+from notifications.metrics import EmailCollector
 
 __all__ = [
     "INTAKE_ANSWERS",
@@ -101,6 +102,7 @@ def orders_counted(counter: Counter | Any, n: int = 1) -> None:
 
 
 _pipeline_collector = PipelineCollector()
+_email_collector = EmailCollector()
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -111,9 +113,11 @@ def _registry() -> CollectorRegistry:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         registry.register(_pipeline_collector)
+        registry.register(_email_collector)
         return registry
     if _pipeline_collector not in REGISTRY._collector_to_names:  # registered once per process
         REGISTRY.register(_pipeline_collector)
+        REGISTRY.register(_email_collector)
     return REGISTRY
 
 

@@ -285,6 +285,17 @@ EMAIL_USE_TLS = bool(_email.get("EMAIL_USE_TLS", False))
 EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL", False))
 EMAIL_FILE_PATH = _email["EMAIL_FILE_PATH"]
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="shop@localhost")
+# Delivery (notifications.mailer, `manage.py send_emails`; docs/operations.md, "E-mail delivery").
+# EMAIL_BACKEND overrides the URL's backend (e.g. anymail.backends.postmark.EmailBackend).
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default=EMAIL_BACKEND)
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)  # seconds for any one SMTP step (Django's own setting)
+EMAIL_RATE_PER_S = env.float("EMAIL_RATE_PER_S", default=0.0)  # per mailer process; 0: as fast as the server takes
+EMAIL_BATCH_SIZE = env.int("EMAIL_BATCH_SIZE", default=50)  # e-mails claimed and sent over one connection
+EMAIL_POLL_INTERVAL_S = env.float("EMAIL_POLL_INTERVAL_S", default=0.5)  # how often an idle mailer looks
+EMAIL_RETRY_BASE_S = env.float("EMAIL_RETRY_BASE_S", default=5.0)  # first retry after ~this, doubling
+EMAIL_RETRY_MAX_S = env.float("EMAIL_RETRY_MAX_S", default=300.0)  # never longer between tries
+EMAIL_RETRY_WINDOW_S = env.float("EMAIL_RETRY_WINDOW_S", default=86_400.0)  # then a dead letter
+EMAIL_MAX_AGE_S = env.float("EMAIL_MAX_AGE_S", default=600.0)  # `status` and the alert complain past this
 
 # --- orders ------------------------------------------------------------------------------------
 # A customer may hold this many orders waiting for confirmation (0: no limit), so nobody can

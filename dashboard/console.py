@@ -79,6 +79,7 @@ def console_state() -> dict[str, Any]:
         },
         "stages": [_stage(stage, series.get(f"stage:{stage}", [])) for stage in STAGES],
         "dead_letters_waiting": status.dead_letters,
+        "email": status.extras.get("email"),
         "dead_letters": _dead_letter_rows(since=timezone.now() - SETTLED_SHOWN_FOR),
         "orders": _orders_by_status(since=timezone.now() - ORDERS_WINDOW),
     }

@@ -164,6 +164,8 @@ def _notification_entries(order: Order) -> list[Entry]:
         )
         if n.sent_at:
             entries.append(Entry(n.sent_at, "notification", f"{n.get_kind_display()} e-mail sent", detail, link))
-        elif n.status == Notification.Status.FAILED:
-            entries.append(Entry(n.created_at, "notification", f"e-mail failed: {n.error[:200]}", detail, link))
+        elif n.status == Notification.Status.DEAD:
+            entries.append(Entry(n.created_at, "notification", f"e-mail dead: {n.error[:200]}", detail, link))
+        elif n.error:
+            entries.append(Entry(n.created_at, "notification", f"e-mail retrying: {n.error[:200]}", detail, link))
     return entries

@@ -5,6 +5,7 @@ and what is wrong. `manage.py status` prints it, the operations console shows it
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -16,7 +17,7 @@ from eventbus.models import DeadLetter, OutboxEvent
 from eventbus.monitor import GroupState, pipeline_backlog
 from eventbus.transport import Transport, TransportUnavailable, get_transport
 
-__all__ = ["PipelineStatus", "pipeline_status"]
+__all__ = ["PipelineStatus", "pipeline_status", "report_also"]
 
 
 @dataclass
@@ -30,6 +31,8 @@ class PipelineStatus:
     dead_letters: int = 0
     redis: str = "ok"
     problems: list[str] = field(default_factory=list)
+    # What the apps add (report_also): name -> {"summary": one line, ...their figures}.
+    extras: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def healthy(self) -> bool:
@@ -39,6 +42,17 @@ class PipelineStatus:
         data = asdict(self)
         data["healthy"] = self.healthy
         return data
+
+
+# name -> a reader of the app's state: (figures with a one-line "summary", problems).
+Extra = Callable[["PipelineStatus"], tuple[dict[str, Any], list[str]]]
+_extras: dict[str, Extra] = {}
+
+
+def report_also(name: str, read: Extra) -> None:
+    """Add an app's own backlog to the status (an app calls this from its AppConfig.ready): the
+    bus knows no app, the app knows what is wrong with it."""
+    _extras[name] = read
 
 
 def pipeline_status(
@@ -72,4 +86,7 @@ def pipeline_status(
         ]
     if status.outbox_oldest_age_s > outbox_max_age_s:
         status.problems.append(f"the oldest unpublished outbox event is {status.outbox_oldest_age_s:.0f} s old")
+    for name, read in _extras.items():
+        status.extras[name], problems = read(status)
+        status.problems += problems
     return status

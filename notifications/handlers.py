@@ -1,4 +1,5 @@
-"""The `notifications` consumer group: tell the customer what happened to their order."""
+"""The `notifications` consumer group: record what to tell the customer about their order. The
+mailer (notifications.mailer, `manage.py send_emails`) sends it, off this path."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 from eventbus.events import Envelope
-from eventbus.registry import handles, housekeeping
+from eventbus.registry import handles
 from notifications.models import Notification
-from notifications.services import OrderNotice, notifications_deliver, notifications_for_orders
+from notifications.services import OrderNotice, notifications_for_orders
 from orders.events import OrderCancelled, OrderConfirmed, OrderRejected
 
 # event type -> (kind of notification, what its template needs from the event)
@@ -29,13 +30,9 @@ def notify_customers(envelopes: list[Envelope[OrderConfirmed | OrderRejected | O
         kind, context = _NOTICES[e.type]
         event = e.payload
         notices.append(
-            OrderNotice(e.event_id, event.customer_id, event.order_id, kind, context(event), e.correlation_started_at)
-        )
+            OrderNotice(
+                e.event_id, event.customer_id, event.order_id, kind, context(event), e.correlation_started_at,
+                e.correlation_id,
+            )
+        )  # fmt: skip
     notifications_for_orders(notices=notices)
-
-
-@housekeeping(group="notifications", every_s=30)
-def send_stragglers() -> None:
-    """E-mail notifications whose consumer died between committing them and sending them.
-    Claims are exclusive (pending -> sending under SKIP LOCKED), so this never sends twice."""
-    notifications_deliver()

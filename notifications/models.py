@@ -6,7 +6,9 @@ from django.db import models
 
 class Notification(models.Model):
     """A message to a customer about an order, one per event (the unique event_id is what keeps
-    a customer from getting two e-mails for the same event)."""
+    a customer from getting two e-mails for the same event), and the state of its e-mail: waiting
+    (pending, or sending: claimed by a mailer until next_attempt_at), sent (sent_at: when a mail
+    server accepted it), or dead (refused for good, or not accepted within the retry window)."""
 
     class Kind(models.TextChoices):
         ORDER_CONFIRMED = "order_confirmed", "order confirmed"
@@ -20,7 +22,7 @@ class Notification(models.Model):
         PENDING = "pending"
         SENDING = "sending"
         SENT = "sent"
-        FAILED = "failed"
+        DEAD = "dead"
 
     # No index of its own: notification_user_recent (user, -created_at) serves look-ups by user.
     user = models.ForeignKey(
@@ -33,16 +35,26 @@ class Notification(models.Model):
     subject = models.CharField(max_length=200)
     body = models.TextField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    error = models.TextField(blank=True)
+    error = models.TextField(blank=True)  # the last failure, kept once sent
     created_at = models.DateTimeField()
-    sent_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)  # when a mail server accepted it
+    attempts = models.PositiveIntegerField(default=0)
+    # Due at (pending), or claimed until (sending: a mailer that died leaves it to the next one).
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # Retried until queued_at + EMAIL_RETRY_WINDOW_S; a replay queues it again.
+    queued_at = models.DateTimeField(null=True, blank=True)
+    correlation_id = models.UUIDField(null=True, blank=True)  # for the log lines about its e-mail
+    order_placed_at = models.DateTimeField(null=True, blank=True)  # for the "notified" stage
 
     class Meta:
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["user", "-created_at"], name="notification_user_recent"),
             models.Index(fields=["order_id"], name="notification_order"),
-            models.Index(fields=["status", "created_at"], name="notification_status"),
+            # What a mailer claims next, and the backlog; the sent (nearly all rows) stay out of it.
+            models.Index(
+                fields=["status", "next_attempt_at"], name="notification_unsent", condition=~models.Q(status="sent")
+            ),
         ]
 
     def __str__(self) -> str:

@@ -1,33 +1,44 @@
-"""Notifications writes: record a customer notification for an order event and e-mail it.
+"""Notifications writes: record a customer notification for an order event, and the state of
+its e-mail as the mailer (notifications.mailer) works through them.
 
-The Notification row commits with the consumer's inbox row; the e-mail goes out after that
-commit (never for a rolled-back event). A row is claimed (pending -> sending) before its
-e-mail is sent, so two processes never send the same one.
+The Notification row commits with the consumer's inbox row and is due at once; the consumer
+never sends. A mailer claims due rows (pending -> sending until a deadline, skipping rows
+another mailer holds), sends them, and records each outcome: sent (when a server accepted it),
+retried later with backoff, or dead. A row whose mailer died while it was claimed is due again
+at its claim's deadline.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.mail import EmailMessage, get_connection
 from django.db import transaction
+from django.db.models import F
 from django.template.loader import render_to_string
 from django.utils import timezone
 
 import bulk
 from config.metrics import order_stage_reached
 from notifications.models import Notification
+from notifications.wakeup import wake_mailers
 
-__all__ = ["OrderNotice", "notification_for_order", "notifications_deliver", "notifications_for_orders"]
-
-log = logging.getLogger(__name__)
+__all__ = [
+    "OrderNotice",
+    "notification_for_order",
+    "notifications_claim_due",
+    "notifications_due_now",
+    "notifications_for_orders",
+    "notifications_give_up",
+    "notifications_release",
+    "notifications_replay",
+    "notifications_retry_later",
+    "notifications_sent",
+]
 
 _SUBJECTS = {
     Notification.Kind.ORDER_CONFIRMED: "Your order {ref} is confirmed",
@@ -47,6 +58,7 @@ class OrderNotice:
     context: dict[str, Any] = field(default_factory=dict)
     # When the order was placed (its events' correlation start), for the "notified" stage metric.
     order_placed_at: dt.datetime | None = None
+    correlation_id: uuid.UUID | None = None
 
 
 def notification_for_order(
@@ -60,8 +72,8 @@ def notification_for_order(
 
 @transaction.atomic
 def notifications_for_orders(*, notices: Sequence[OrderNotice]) -> list[Notification]:
-    """Record one notification per order event (two queries per batch); their e-mails are sent
-    after commit, never for a rolled-back event."""
+    """Record one notification per order event (two queries per batch), due for e-mailing at
+    once: the mailer sends it once this commits, never for a rolled-back event."""
     User = get_user_model()
     users = {
         pk: User(pk=pk, email=email, first_name=first_name, username=username)
@@ -71,6 +83,7 @@ def notifications_for_orders(*, notices: Sequence[OrderNotice]) -> list[Notifica
     }
     now = timezone.now()
     rows = []
+    placed = {}
     for n in notices:
         user = users[n.customer_id]
         ref = str(n.order_id)[:8]
@@ -81,87 +94,97 @@ def notifications_for_orders(*, notices: Sequence[OrderNotice]) -> list[Notifica
                 channel=Notification.Channel.EMAIL, status=Notification.Status.PENDING,
                 subject=_SUBJECTS[n.kind].format(ref=ref),
                 body=render_to_string(f"notifications/{n.kind}.txt", ctx), created_at=now,
+                correlation_id=n.correlation_id,
             )
         )  # fmt: skip
+        placed[n.event_id] = n.order_placed_at
     bulk.insert(
         Notification,
         [
             {"user": r.user_id, "order_id": r.order_id, "event_id": r.event_id, "kind": r.kind, "channel": r.channel,
-             "subject": r.subject, "body": r.body, "status": r.status, "error": "", "created_at": r.created_at}
+             "subject": r.subject, "body": r.body, "status": r.status, "error": "", "created_at": r.created_at,
+             "attempts": 0, "next_attempt_at": now, "queued_at": now, "correlation_id": r.correlation_id,
+             "order_placed_at": placed[r.event_id]}
             for r in rows
         ],
     )  # fmt: skip
-    # One delivery (one mail connection) per transaction, however many handlers of a consumer's
-    # batch created notifications; _deliver claims each row first, so a rolled-back one is never sent.
-    bulk.on_commit_once("notifications.deliver", rows, _deliver)
-    order_stage_reached("notified", (n.order_placed_at for n in notices))
+    bulk.on_commit_once("notifications.wake-mailers", rows, wake_mailers)
     return rows
 
 
-def notifications_deliver(*, ids: Iterable[int] | None = None, older_than: dt.timedelta | None = None) -> int:
-    """Send pending notifications (the given ones, or all pending older than `older_than`).
-    Returns how many were sent. Failures are recorded on the row, never raised."""
-    pending = Notification.objects.filter(status=Notification.Status.PENDING)
-    if ids is not None:
-        pending = pending.filter(pk__in=list(ids))
-    if older_than is not None:
-        pending = pending.filter(created_at__lt=timezone.now() - older_than)
-    # The oldest first, along notification_status (status, created_at), then their users by key:
-    # a plan that stays cheap on a large table whatever its statistics say.
-    oldest = list(pending.order_by("created_at").values_list("pk", flat=True)[:1000])
-    if not oldest:
-        return 0
-    return _deliver(list(Notification.objects.filter(pk__in=oldest).select_related("user").order_by("created_at")))
-
-
-def _deliver(notifications: list[Notification]) -> int:
-    """Claim (pending -> sending, one update: exclusive, so never sent twice), send, record."""
-    claimed = {
-        event_id
-        for (event_id,) in bulk.update(
-            Notification,
-            {"status": Notification.Status.SENDING},
-            where={"event_id__in": [n.event_id for n in notifications], "status": Notification.Status.PENDING},
-            returning=["event_id"],
+def notifications_claim_due(*, limit: int, claim_for: dt.timedelta) -> list[Notification]:
+    """Claim up to `limit` notifications whose e-mail is due, the longest due first, for
+    `claim_for` (pending -> sending): rows another mailer is claiming are skipped (row locks,
+    SKIP LOCKED on PostgreSQL; SQLite runs one mailer), and a claimed row is nobody else's until
+    its claim runs out. Returns them with their users."""
+    now = timezone.now()
+    with transaction.atomic():
+        due = Notification.objects.select_for_update(skip_locked=True).filter(
+            status__in=[Notification.Status.PENDING, Notification.Status.SENDING], next_attempt_at__lte=now
         )
-    }
-    batch = [n for n in notifications if n.event_id in claimed]
-    if not batch:
-        return 0
-    sent: list[uuid.UUID] = []
-    failed: dict[str, list[uuid.UUID]] = {}
-    mail = get_connection()
-    try:
-        mail.open()
-        for n in batch:
-            if not n.user.email:
-                failed.setdefault("the customer has no e-mail address", []).append(n.event_id)
-                continue
-            message = EmailMessage(
-                n.subject, n.body, settings.DEFAULT_FROM_EMAIL, [n.user.email],
-                headers={"X-Event-Id": str(n.event_id), "X-Order-Id": str(n.order_id)},
-                connection=mail,
-            )  # fmt: skip
-            try:
-                message.send()
-                sent.append(n.event_id)
-            except Exception as exc:  # noqa: BLE001 - any mail failure is recorded on the row
-                failed.setdefault(f"{type(exc).__name__}: {exc}", []).append(n.event_id)
-    except Exception as exc:  # noqa: BLE001 - the mail server cannot be reached at all
-        unsent = [n.event_id for n in batch if n.event_id not in sent]
-        failed.setdefault(f"{type(exc).__name__}: {exc}", []).extend(unsent)
-    finally:
-        mail.close()
+        ids = list(due.order_by("next_attempt_at").values_list("pk", flat=True)[:limit])
+        if not ids:
+            return []
+        Notification.objects.filter(pk__in=ids).update(
+            status=Notification.Status.SENDING, next_attempt_at=now + claim_for
+        )
+    return list(Notification.objects.filter(pk__in=ids).select_related("user").order_by("created_at"))
 
-    if sent:
-        with transaction.atomic():
-            bulk.relaxed_commit()  # lost in a crash, the row stays 'sending': never sent twice
-            bulk.update(
-                Notification,
-                {"status": Notification.Status.SENT, "sent_at": timezone.now()},
-                where={"event_id__in": sent},
-            )
-    for error, event_ids in failed.items():
-        log.warning("could not e-mail %d notification(s): %s", len(event_ids), error)
-        Notification.objects.filter(event_id__in=event_ids).update(status=Notification.Status.FAILED, error=error)
-    return len(sent)
+
+@transaction.atomic
+def notifications_sent(*, notifications: Sequence[Notification], accepted_at: dt.datetime) -> None:
+    """A mail server accepted these e-mails: sent, for good. The "notified" stage of their
+    orders is measured now."""
+    if not notifications:
+        return
+    Notification.objects.filter(pk__in=[n.pk for n in notifications]).update(
+        status=Notification.Status.SENT, sent_at=accepted_at, attempts=F("attempts") + 1, next_attempt_at=None
+    )
+    order_stage_reached("notified", (n.order_placed_at for n in notifications))
+
+
+@transaction.atomic
+def notifications_retry_later(*, due: Mapping[Notification, dt.datetime], error: str) -> None:
+    """These e-mails failed for a reason that may pass (server down or silent, a 4xx answer):
+    each is due again at its own time."""
+    if not due:
+        return
+    Notification.objects.filter(pk__in=[n.pk for n in due]).update(
+        status=Notification.Status.PENDING, attempts=F("attempts") + 1, error=error
+    )
+    bulk.update_each(Notification, "next_attempt_at", {n.pk: at for n, at in due.items()})
+
+
+def notifications_give_up(*, notifications: Sequence[Notification], error: str) -> None:
+    """These e-mails will not be accepted (a 5xx answer, no address, the retry window is over):
+    dead letters, until someone replays them."""
+    Notification.objects.filter(pk__in=[n.pk for n in notifications]).update(
+        status=Notification.Status.DEAD, attempts=F("attempts") + 1, error=error, next_attempt_at=None
+    )
+
+
+def notifications_release(*, notifications: Sequence[Notification], due_at: dt.datetime) -> None:
+    """Claimed e-mails that were not tried (the connection broke first, or the mailer stops):
+    waiting again, due at `due_at`, with no attempt counted."""
+    Notification.objects.filter(pk__in=[n.pk for n in notifications], status=Notification.Status.SENDING).update(
+        status=Notification.Status.PENDING, next_attempt_at=due_at
+    )
+
+
+def notifications_due_now() -> int:
+    """The mail server answers again: every waiting e-mail is due now rather than at the end
+    of its backoff. Returns how many were brought forward."""
+    now = timezone.now()
+    return Notification.objects.filter(status=Notification.Status.PENDING, next_attempt_at__gt=now).update(
+        next_attempt_at=now
+    )
+
+
+def notifications_replay(*, ids: Iterable[int] | None = None) -> int:
+    """Queue dead e-mails again (the given ones, or all): due now, with a fresh retry window.
+    Returns how many."""
+    dead = Notification.objects.filter(status=Notification.Status.DEAD)
+    if ids is not None:
+        dead = dead.filter(pk__in=list(ids))
+    now = timezone.now()
+    return dead.update(status=Notification.Status.PENDING, next_attempt_at=now, queued_at=now, attempts=0)

@@ -29,6 +29,7 @@ from eventbus import embedded, registry
 from eventbus.consumer import Consumer
 from eventbus.relay import Relay
 from eventbus.transport import Transport, get_transport, reset_transport
+from notifications.mailer import Mailer
 from tests.factories import UserFactory
 from tests.processes import Processes
 
@@ -123,8 +124,8 @@ Pump = Callable[..., dict[str, int]]
 
 @pytest.fixture
 def pump(transport: Transport) -> Pump:
-    """Run the relay and every consumer group in-process until nothing moves any more, the
-    way the real processes would, and return what each group processed."""
+    """Run the relay, every consumer group and the mailer in-process until nothing moves any
+    more, the way the real processes would, and return what each group processed."""
 
     def run(max_rounds: int = 50) -> dict[str, int]:
         relay = Relay(transport=transport)
@@ -140,6 +141,7 @@ def pump(transport: Transport) -> Pump:
                 after = c.stats.processed + c.stats.duplicates + c.stats.skipped + c.stats.dead + c.stats.retried
                 moved += after - before
                 totals[c.group] = c.stats.processed
+            moved += Mailer(poll_interval=0, transport=transport).run(once=True)  # the mailer: e-mails what is due
             if not moved:
                 return totals
         raise AssertionError(f"the pipeline did not settle in {max_rounds} rounds")

@@ -141,6 +141,7 @@ class Processes:
             CLAIM_INTERVAL_S="0.5",
             CONSUMER_BLOCK_MS="500",
             RELAY_POLL_INTERVAL="0.5",
+            EMAIL_POLL_INTERVAL_S="0.2",
             PYTHONUNBUFFERED="1",
         )
         env.update(self.env_overrides)
@@ -181,6 +182,19 @@ class Processes:
         proc = self.start(name, "relay_outbox")
         self.wait_for_log(name, "relay started")
         return proc
+
+    def start_mailer(self, name: str = "mailer") -> subprocess.Popen:
+        """The Procfile's mailer (`send_emails`, exactly as the Procfile starts it): e-mails what
+        the notifications group records."""
+        self.env_overrides["PATH"] = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        self.procs[name] = subprocess.Popen(
+            ["/bin/sh", "-c", procfile_command("mailer")], cwd=ROOT, env=self.env(), stdout=log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        log.close()
+        self.wait_for_log(name, "mailer started")
+        return self.procs[name]
 
     def log(self, name: str) -> str:
         return (self.logs / f"{name}.log").read_text(errors="replace")

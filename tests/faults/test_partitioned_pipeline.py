@@ -38,6 +38,7 @@ def partitioned(settings, processes: Processes) -> Processes:
     for group in registry.groups():
         for n in range(3):
             processes.start_consumer(group, f"{group}-{n}")
+    processes.start_mailer()
     return processes
 
 

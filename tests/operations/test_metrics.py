@@ -113,6 +113,7 @@ def test_after_orders_flow_the_webs_metrics_count_what_every_process_did(process
     processes.start_relay()
     for group in GROUPS:
         processes.start_consumer(group, f"metrics-{group}")
+    processes.start_mailer()
     key = Token.objects.get_or_create(user=customer)[0].key
 
     def place(product_id: int, quantity: int) -> None:
@@ -141,6 +142,8 @@ def test_after_orders_flow_the_webs_metrics_count_what_every_process_did(process
     assert value(scraped, "eventshop_order_stage_seconds_count", stage="reserved") == 5
     assert value(scraped, "eventshop_order_stage_seconds_count", stage="confirmed") == 5
     assert value(scraped, "eventshop_order_stage_seconds_count", stage="notified") == 6
+    assert value(scraped, "eventshop_emails_sent_total") == 6, "notified: a mail server accepted the e-mail"
+    assert value(scraped, "eventshop_emails_waiting") == 0
     placed = {"group": "inventory", "type": "orders.OrderPlaced", "outcome": "ok"}
     assert value(scraped, "eventbus_events_handled_total", **placed) == 6
     assert total(scraped, "eventbus_events_handled_total", group="notifications", outcome="ok") == 6

@@ -157,6 +157,21 @@
   const relayWork = el("span", { class: "ops-relay-work" });
   const relayRole = el("p", { class: "ops-quiet ops-relay-role" });
   byId("ops-relay").append(el("p", {}, "Relay: ", relayState, " · ", relayWork), relayRole, relayTable.node);
+  // The e-mail backlog (notifications' mailer): waiting, the oldest's age, dead letters.
+  const emails = el("span", { class: "num" });
+  const emailsOldest = el("span", { class: "num" });
+  const emailsDead = el("a", { class: "num", href: "/admin/notifications/notification/?status__exact=dead" });
+  byId("ops-relay").append(
+    el("p", {}, "E-mail, not yet accepted: ", emails, " · oldest: ", emailsOldest, " · dead: ", emailsDead),
+  );
+
+  function drawEmail(email) {
+    if (!email) return;
+    setText(emails, count(email.waiting));
+    setText(emailsOldest, email.waiting ? duration(email.oldest_age_s) : "none waiting");
+    setText(emailsDead, count(email.dead));
+    emailsDead.classList.toggle("bad", email.dead > 0);
+  }
 
   function drawRelay(relay) {
     if (relay.alive === null) setState(relayState, "muted", "unknown");
@@ -327,6 +342,7 @@
     drawProblems();
     sync(byId("ops-groups"), state.groups, (g) => g.group, buildGroup, updateGroup);
     drawRelay(state.relay);
+    drawEmail(state.email);
     sync(byId("ops-stages"), state.stages, (s) => s.stage, buildStage, updateStage);
     drawDeadLetters(state.dead_letters);
     drawOrders(state.orders);

@@ -83,6 +83,7 @@ class Command(BaseCommand):
             "",
             f"Outbox: {status.outbox_backlog} unpublished, oldest {status.outbox_oldest_age_s:.1f} s old",
             f"Dead letters waiting: {status.dead_letters}",
+            *(extra["summary"] for extra in status.extras.values()),
             "",
         ]
         lines += [f"PROBLEM: {p}" for p in status.problems] or ["OK: every group has a live consumer, a relay is alive"]
