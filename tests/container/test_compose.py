@@ -126,6 +126,7 @@ def stack() -> Iterator[Stack]:
         if ids.split():
             run("podman", "rm", "-f", "-t", "2", *ids.split(), env=env, check=False)
         run(*compose, "down", "-v", env=env, timeout=300, check=False)
+        run("podman", "network", "rm", "-f", f"{stack.project}_default", env=env, check=False)
         print(f"container stack timings (s): {', '.join(f'{k} {v:.0f}' for k, v in stack.timings.items())}")
 
 
