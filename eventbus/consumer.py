@@ -11,8 +11,6 @@ worker base (eventbus.worker) owns the rest: stop requests, Redis and database o
 from __future__ import annotations
 
 import functools
-import os
-import socket
 import time
 from collections import defaultdict
 
@@ -22,7 +20,7 @@ from django.db import InterfaceError, OperationalError, connection
 from eventbus import logcontext, partitions, registry
 from eventbus.batch import BatchProcessor, Stats
 from eventbus.failures import DEFAULT_NEWER_VERSION_WAIT_S, FailurePolicy, RetryPolicy
-from eventbus.heartbeats import Heartbeat
+from eventbus.heartbeats import Heartbeat, process_name
 from eventbus.leases import LeasedReading
 from eventbus.transport import GroupMissing, Message, Transport
 from eventbus.worker import ShutdownRequested, Worker
@@ -31,9 +29,8 @@ __all__ = ["Consumer", "RetryPolicy", "ShutdownRequested", "Stats", "default_con
 
 
 def default_consumer_name() -> str:
-    """Host and pid: unique among the live consumers. A restarted process gets another name,
-    so what its previous run left pending is reclaimed after CLAIM_MIN_IDLE_MS."""
-    return f"{socket.gethostname()}-{os.getpid()}"
+    """Unique among the live consumers, in containers too (eventbus.heartbeats.process_name)."""
+    return process_name()
 
 
 class Consumer(LeasedReading, Worker):

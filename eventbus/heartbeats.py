@@ -10,13 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import secrets
 import socket
 import time
 from dataclasses import asdict, dataclass, field
 
 from eventbus.transport import Transport
 
-__all__ = ["BEAT_INTERVAL_S", "BEAT_TTL_S", "Heartbeat", "forget", "live_processes", "send"]
+__all__ = ["BEAT_INTERVAL_S", "BEAT_TTL_S", "Heartbeat", "forget", "live_processes", "process_name", "send"]
 
 # A process beats this often (between batches, and from its wait), and its beat lives this long:
 # a killed process is gone from `status` within BEAT_TTL_S.
@@ -25,6 +26,15 @@ BEAT_TTL_S = 10
 
 # All beats share one hash slot on a Redis Cluster (the {...} tag), so one MGET reads them all.
 _INDEX = "{eventbus:heartbeats}:index"
+
+
+def process_name(prefix: str = "") -> str:
+    """A name no other live process has: host, pid and a random part. Host and pid alone are not
+    unique in containers, where every process is PID 1 and, with host networking, shares the
+    host's name; two processes sharing a name share a beat (so `status` misses one) and, in
+    one group, a consumer's pending entries. The name is new at each start, so what a previous
+    run left pending is reclaimed after CLAIM_MIN_IDLE_MS."""
+    return f"{prefix}{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 def _key(name: str) -> str:

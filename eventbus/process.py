@@ -89,7 +89,7 @@ class ConsumeCommand(BaseCommand):
     group: str
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--consumer", help="consumer name within the group (default: host and pid)")
+        parser.add_argument("--consumer", help="consumer name within the group (default: host, pid and a random part)")
         parser.add_argument(
             "--batch-size", type=bounded_int(1, 10_000), help="messages read and applied per transaction"
         )

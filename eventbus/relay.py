@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import socket
 import time
 
 from django.conf import settings
@@ -26,7 +24,7 @@ from django.utils import timezone
 
 import bulk
 from eventbus import partitions, recovery, registry, tracing, wakeup
-from eventbus.heartbeats import Heartbeat
+from eventbus.heartbeats import Heartbeat, process_name
 from eventbus.metrics import count_published
 from eventbus.models import ConsumerBatch, OutboxEvent, ProcessedEvent
 from eventbus.outbox_table import ordered_index_scan, purge, vacuum_if_churned
@@ -82,7 +80,7 @@ class Relay(Worker):
         self._resume_after: int | None = None
         self._hinted = 0
         self.published = 0
-        self.name = f"relay-{socket.gethostname()}-{os.getpid()}"
+        self.name = process_name("relay-")
         self._started_at = time.time()
         self._last_batch_at: float | None = None
         self._last_batch_size = 0
