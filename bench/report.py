@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench import report_extra
+
 GOALS = {
     "relay_events_per_s": (">=", 50_000),
     "pipeline_orders_per_s": (">=", 1_000),
@@ -24,6 +26,7 @@ GOALS = {
     "spike_lost": ("==", 0),
     "spike_duplicate_orders": ("==", 0),
 }
+GOALS.update(report_extra.GOALS)  # issue 23: peers, the database's ceiling, the relay's ratio
 SPIKE_OUTCOMES = ("taken", "refused", "other_4xx", "5xx", "other", "timed_out", "reset")
 
 
@@ -78,6 +81,7 @@ def flatten(results: dict[str, Any]) -> dict[str, Any]:
             "ceiling_xadd_per_s": s["ceiling"]["xadd_per_s"],
             "loadgen_cpu_s": s["loadgen_cpu_s"],
         }
+    out.update(report_extra.flatten(results))
     return out
 
 
@@ -105,6 +109,7 @@ def _goal_values(flat: dict[str, Any]) -> dict[str, Any]:
     if "spike" in flat:
         values["spike_lost"] = flat["spike"]["lost"]
         values["spike_duplicate_orders"] = flat["spike"]["duplicate_orders"]
+    values.update(report_extra.goal_values(flat))
     return values
 
 
@@ -179,6 +184,7 @@ def table(results: dict[str, Any], flat: dict[str, Any]) -> str:
         rows += _spike_rows(results["spike"], goal)
     if "scale" in results:
         rows += _scale_rows(results["scale"])
+    rows += report_extra.rows(results, goal)
 
     widths = [max(len(r[i]) for r in [("metric", "measured", "ceiling / detail", "goal"), *rows]) for i in range(4)]
     line = "  ".join("-" * w for w in widths)
