@@ -33,9 +33,8 @@ from bench.world import wait_until_notified
 from eventbus.transport import redis_url
 
 THREADS = 4
-WARMUP = 200
-FULL = {"orders": 5_000, "rates": ((100, 10.0), (20, 30.0))}
-QUICK = {"orders": 200, "rates": ((100, 2.0), (20, 3.0))}
+FULL = {"orders": 5_000, "rates": ((100, 10.0), (20, 30.0)), "warmup": 200}
+QUICK = {"orders": 200, "rates": ((100, 2.0), (20, 3.0)), "warmup": 50}
 
 Workload = list[tuple[int, list[tuple[int, int]]]]  # (customer index, [(product index, qty)])
 
@@ -242,8 +241,8 @@ def peers(ctx: Any) -> dict:
     phases = [("throughput", spec["orders"], 0.0)] + [(f"{r}_per_s", int(r * s), float(r)) for r, s in spec["rates"]]
     out: dict[str, dict] = {"celery": {}, "project": {}}
     with CeleryPeer(ctx, products) as celery:
-        with ctx.bar(WARMUP, "peers: Celery warm-up", "order"):
-            warm = celery.place(workload(WARMUP, products, seed=43))
+        with ctx.bar(spec["warmup"], "peers: Celery warm-up", "order"):
+            warm = celery.place(workload(spec["warmup"], products, seed=43))
             celery.wait(warm["ids"], timeout=120)  # also: the worker is up
         for i, (name, n, rate) in enumerate(phases):
             with ctx.bar(n, f"peers: Celery {name}", "order"):
