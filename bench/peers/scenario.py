@@ -45,7 +45,7 @@ def workload(n: int, products: int, seed: int) -> Workload:
     return [(rng.randrange(10_000), [(p, rng.randint(1, 3)) for p in rng.sample(range(products), 2)]) for _ in range(n)]
 
 
-def place(fn: Callable[[int, list[tuple[int, int]]], Any], orders: Workload, rate: float = 0) -> dict:
+def place(fn: Callable[[int, list[tuple[int, int]]], Any], orders: Workload, rate: float = 0, bar: Any = None) -> dict:
     """The baseline's placer: THREADS threads, thread k places orders k, k+THREADS, ...; with a
     rate, order i is due at start + i / rate (open loop). Returns the ids and the wall time."""
     n = len(orders)
@@ -63,6 +63,8 @@ def place(fn: Callable[[int, list[tuple[int, int]]], Any], orders: Workload, rat
                     if delay > 0:
                         time.sleep(delay)
                 ids[i] = fn(*orders[i]).pk
+                if bar is not None:
+                    bar.update(1)
         except Exception as exc:  # noqa: BLE001 - raised below, in the benchmark's thread
             errors.append(f"{type(exc).__name__}: {exc}")
         finally:
@@ -160,11 +162,11 @@ class CeleryPeer:
             for model in reversed(self.models.MODELS):
                 cursor.execute(f"DROP TABLE IF EXISTS {model._meta.db_table} CASCADE")
 
-    def place(self, orders: Workload, rate: float = 0) -> dict:
+    def place(self, orders: Workload, rate: float = 0, bar: Any = None) -> dict:
         from bench.peers.tasks import place_order
 
         ids = self.product_ids
-        return place(lambda user, items: place_order(user, [(ids[p], q) for p, q in items]), orders, rate)
+        return place(lambda user, items: place_order(user, [(ids[p], q) for p, q in items]), orders, rate, bar)
 
     def wait(self, ids: list[int], timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -206,7 +208,7 @@ def _figures(n: int, first: Any, last: Any, confirmed: list[float], notified: li
 # --- this project's side ------------------------------------------------------------------------
 
 
-def project_place(world: Any, orders: Workload, rate: float = 0) -> dict:
+def project_place(world: Any, orders: Workload, rate: float = 0, bar: Any = None) -> dict:
     from orders.services import order_place
 
     customers, products = world.customers, world.product_ids
@@ -214,7 +216,7 @@ def project_place(world: Any, orders: Workload, rate: float = 0) -> dict:
     def one(user: int, items: list[tuple[int, int]]) -> Any:
         return order_place(customer=customers[user % len(customers)], items=[(products[p], q) for p, q in items])
 
-    return place(one, orders, rate)
+    return place(one, orders, rate, bar)
 
 
 def project_figures(ids: list) -> dict:
@@ -241,12 +243,12 @@ def peers(ctx: Any) -> dict:
     phases = [("throughput", spec["orders"], 0.0)] + [(f"{r}_per_s", int(r * s), float(r)) for r, s in spec["rates"]]
     out: dict[str, dict] = {"celery": {}, "project": {}}
     with CeleryPeer(ctx, products) as celery:
-        with ctx.bar(spec["warmup"], "peers: Celery warm-up", "order"):
-            warm = celery.place(workload(spec["warmup"], products, seed=43))
+        with ctx.bar(spec["warmup"], "peers: Celery warm-up", "order") as bar:
+            warm = celery.place(workload(spec["warmup"], products, seed=43), bar=bar)
             celery.wait(warm["ids"], timeout=120)  # also: the worker is up
         for i, (name, n, rate) in enumerate(phases):
-            with ctx.bar(n, f"peers: Celery {name}", "order"):
-                placed = celery.place(workload(n, products, seed=42 + 10 * i), rate)
+            with ctx.bar(n, f"peers: Celery {name}", "order") as bar:
+                placed = celery.place(workload(n, products, seed=42 + 10 * i), rate, bar)
                 celery.wait(placed["ids"], timeout=600)
             out["celery"][name] = {
                 **celery.figures(placed["ids"]),
@@ -254,8 +256,8 @@ def peers(ctx: Any) -> dict:
             }
     for i, (name, n, rate) in enumerate(phases):
         since = timezone.now()
-        with ctx.bar(n, f"peers: project {name}", "order"):
-            placed = project_place(ctx.world, workload(n, products, seed=42 + 10 * i), rate)
+        with ctx.bar(n, f"peers: project {name}", "order") as bar:
+            placed = project_place(ctx.world, workload(n, products, seed=42 + 10 * i), rate, bar)
             wait_until_notified(ctx.world, since, n, timeout=600)
         out["project"][name] = {
             **project_figures(placed["ids"]),
