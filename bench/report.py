@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench import report_extra
+
 GOALS = {
     "relay_events_per_s": (">=", 50_000),
     "pipeline_orders_per_s": (">=", 1_000),
@@ -26,6 +28,7 @@ GOALS = {
     "email_per_s": (">=", 100),
     "email_drain_s": ("<=", 120.0),
 }
+GOALS.update(report_extra.GOALS)  # issue 23: peers, the database's ceiling, the relay's ratio
 SPIKE_OUTCOMES = ("taken", "refused", "other_4xx", "5xx", "other", "timed_out", "reset")
 
 
@@ -82,6 +85,7 @@ def flatten(results: dict[str, Any]) -> dict[str, Any]:
         }
     if "email" in results:
         out["email"] = {k: results["email"][k] for k in ("backlog", "emails_per_s", "drain_s", "ceiling_smtplib_per_s")}
+    out.update(report_extra.flatten(results))
     return out
 
 
@@ -112,6 +116,7 @@ def _goal_values(flat: dict[str, Any]) -> dict[str, Any]:
     if "email" in flat:
         values["email_per_s"] = flat["email"]["emails_per_s"]
         values["email_drain_s"] = flat["email"]["drain_s"]
+    values.update(report_extra.goal_values(flat))
     return values
 
 
@@ -192,6 +197,7 @@ def table(results: dict[str, Any], flat: dict[str, Any]) -> str:
             f"smtplib alone {e['ceiling_smtplib_per_s']:,}/s, ratio {e['ratio']:.2f}", "email_per_s")  # fmt: skip
         add(f"email: drain {e['backlog']:,} waiting, s", f"{e['drain_s']}", f"unsent after: {e['unsent_after']}",
             "email_drain_s")  # fmt: skip
+    rows += report_extra.rows(results, goal)
 
     widths = [max(len(r[i]) for r in [("metric", "measured", "ceiling / detail", "goal"), *rows]) for i in range(4)]
     line = "  ".join("-" * w for w in widths)

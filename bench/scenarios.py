@@ -29,8 +29,11 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from tqdm import tqdm
 
+from bench.ceiling import against_database
 from bench.email import email
 from bench.fleet import ROOT, Fleet
+from bench.hops import hop_table
+from bench.peers.scenario import peers
 from bench.profile import Profiler
 from bench.stats import summary
 from bench.world import World, bulk_customers, place_in_processes, wait_until_notified
@@ -202,8 +205,11 @@ def pipeline(ctx: Context) -> dict:
     """Orders placed as fast as the placing threads can through the real services (by default
     2 processes of 8 threads, as the web's 2 gunicorn workers place them), relay and one
     process per consumer group running; orders/s from the first placement to the last
-    notification. Ceiling: single-row commits/s from the same number of connections."""
-    return _pipeline_run(ctx, 300 if ctx.quick else 10_000)
+    notification. Ceiling: single-row commits/s from the same number of connections; then the
+    database's own ceiling for this design's writes (bench.ceiling, pgbench)."""
+    since = timezone.now()
+    result = _pipeline_run(ctx, 300 if ctx.quick else 10_000)
+    return {**result, "database": against_database(result, since, quick=ctx.quick)}
 
 
 def _pipeline_run(ctx: Context, n: int) -> dict:
@@ -343,12 +349,14 @@ def stage_latencies(order_ids: list) -> dict[str, list[float]]:
 
 
 def latency(ctx: Context) -> dict:
-    """100 orders/s for 30 s, then 500 orders/s; p50/p95/p99/max of placed -> reserved,
-    -> confirmed, -> notified, from the commit timestamps each step records."""
+    """20 orders/s for 15 s, 100 orders/s for 30 s, then 500 orders/s for 20 s; p50/p95/p99/max
+    of placed -> reserved, -> confirmed, -> notified, from the commit timestamps each step
+    records, and per hop (bench.hops)."""
     assert ctx.world is not None
-    phases = [(100, 3.0), (500, 2.0)] if ctx.quick else [(100, 30.0), (500, 30.0)]
+    phases = [(20, 2.0), (100, 3.0), (500, 2.0)] if ctx.quick else [(20, 15.0), (100, 30.0), (500, 20.0)]
     out: dict = {}
     samples: dict = {}
+    hops: dict = {}
     for rate, seconds in phases:
         since = timezone.now()
         with ctx.bar(int(rate * seconds), f"latency: {rate} orders/s", "order") as bar:
@@ -357,7 +365,8 @@ def latency(ctx: Context) -> dict:
         stages = stage_latencies(ids)
         samples[rate] = stages
         out[f"{rate}_per_s"] = {stage: summary(values) for stage, values in stages.items()}
-    return {"phases": out, "_samples": samples}
+        hops[f"{rate}_per_s"] = hop_table(ids)  # bench.hops: where each millisecond goes
+    return {"phases": out, "hops": hops, "_samples": samples}
 
 
 # --- 4. HTTP --------------------------------------------------------------------------------------
@@ -983,6 +992,7 @@ SCENARIOS: dict[str, Callable[..., dict]] = {
     "spike": spike,
     "scale": scale,
     "email": email,
+    "peers": peers,
 }
 
 __all__ = ["SCENARIOS", "Context"]

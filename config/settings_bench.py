@@ -6,4 +6,5 @@ Procfile (bench/fleet.py)."""
 
 from config.settings import *  # noqa: F403
 
-INSTALLED_APPS = [*INSTALLED_APPS, "bench"]  # noqa: F405
+# bench.peers: the Celery peer of the `peers` scenario (its tables are created by the scenario).
+INSTALLED_APPS = [*INSTALLED_APPS, "bench", "bench.peers"]  # noqa: F405

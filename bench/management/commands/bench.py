@@ -21,7 +21,7 @@ from eventbus import registry
 from eventbus.models import OutboxEvent
 from eventbus.relay import Relay
 
-ORDER = ["relay", "pipeline", "latency", "http", "burst", "memory", "spike", "scale", "email"]
+ORDER = ["relay", "pipeline", "latency", "peers", "http", "burst", "memory", "spike", "scale", "email"]
 
 
 class Command(BaseCommand):
