@@ -9,7 +9,7 @@ from eventbus import partitions, registry
 from eventbus.models import DeadLetter, OutboxEvent
 from eventbus.transport import Transport, get_transport
 
-__all__ = ["Backlog", "GroupState", "group_states", "lag", "pipeline_backlog"]
+__all__ = ["Backlog", "GroupState", "group_states", "pipeline_backlog"]
 
 
 @dataclass(frozen=True)
