@@ -51,6 +51,11 @@ class OrderBrowsableAPIRenderer(BrowsableAPIRenderer):
         view = renderer_context["view"]
         # DRF links each extra action, and a link is a GET: cancel would open on a 405 page.
         context["extra_actions"] = None
+        results = data.get("results") if isinstance(data, Mapping) else None
+        if isinstance(results, list):  # the order list: each order's page, one click away
+            context["order_links"] = [
+                (o["id"], o["status"], o["total"], o["url"]) for o in results if isinstance(o, Mapping) and o.get("url")
+            ]
         order_id, status = (data.get("id"), data.get("status")) if isinstance(data, Mapping) else (None, None)
         if order_id and status:
             action = getattr(view, "action", None)

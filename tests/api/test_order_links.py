@@ -1,9 +1,6 @@
 """Every representation of an order leads to its page: the order list, as JSON and as the
 browsable API's page, links each order to its detail URL (where its Cancel button is), so no one
-types an order's URL by hand.
-
-(Written for issue 22 ahead of the serializers' `url` field, which the lead adds to the one
-representation of an order used in list, detail, 201 and 202.)"""
+types an order's URL by hand."""
 
 from __future__ import annotations
 
@@ -17,10 +14,7 @@ from orders.services import order_place
 from tests.clients import token_client
 from tests.factories import ProductFactory
 
-# Until the serializers give an order its `url`: strict, so the change that adds it fails here
-# until it removes this mark too.
-AWAITING_URL = pytest.mark.xfail(reason="issue 22: the order's `url` field, added by the lead", strict=True)
-pytestmark = [pytest.mark.django_db, AWAITING_URL]
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
