@@ -83,7 +83,7 @@ def test_the_domain_apps_hold_no_sql_text_and_touch_no_django_internals():
 
 BUS_MAX_LINES = 300
 REDIS_ADAPTER = {
-    "redis_client.py", "redis_streams.py", "redis_groups.py", "redis_records.py", "redis_intake.py", "redis_leases.py",
+    "redis_client.py", "redis_streams.py", "redis_groups.py", "redis_records.py", "redis_leases.py",
     "redis_cluster.py", "redis_slots.py", "retry_store.py",
 }  # fmt: skip
 

@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
 from django.core.cache import caches
-from orders.taking import held_key, record_key
 
 from config import throttling
 from eventbus.redis_client import TransportUnavailable
@@ -86,19 +84,16 @@ def test_wait_counts_nothing_published_while_the_replica_of_its_master_is_paused
         transport.close()
 
 
-def test_every_key_the_intake_script_touches_shares_the_intake_streams_slot(settings):
-    """The keys as the code builds them (records, holds, the rate limits of placing an order),
-    and a key holding what a client typed with braces of its own: one slot, the intake's."""
+def test_every_key_of_the_cache_shares_one_slot(settings):
+    """The rate limits' keys as the code builds them (a request counts several in one MULTI), and
+    a key holding what a client typed with braces of its own: one slot."""
     on_cluster = cluster_settings(settings, "redis+cluster://127.0.0.1:1", "p:")
     on_cluster["CACHES"]["default"]["KEY_PREFIX"] = "p:cache"
     settings.INTAKE_SLOT_TAG, settings.CACHES = on_cluster["INTAKE_SLOT_TAG"], on_cluster["CACHES"]
-    intake = slot("p:orders.intake")
-    keys = ["p:" + record_key(uuid.uuid4()), "p:" + held_key(5)]
-    keys += [key for key, _, _ in throttling.order_windows(5, time.time())]
-    keys.append(caches["default"].make_and_validate_key("login-failed:user:{x}"))
-    assert len(keys) >= 5
-    assert {k: slot(k) for k in keys} == dict.fromkeys(keys, intake)
-    assert slot(wake_channel("p:orders.intake")) == intake
+    cache = caches["default"]
+    keys = [cache.make_and_validate_key(f"throttle:{scope}:5:60:1") for scope in ("orders", "writes")]
+    keys.append(cache.make_and_validate_key("login-failed:user:{x}"))
+    assert {k: slot(k) for k in keys} == dict.fromkeys(keys, slot("p:orders.intake"))
     assert slot(wake_channel("p:orders:{p3}")) == slot("p:orders:{p3}")
 
 
