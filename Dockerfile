@@ -23,8 +23,8 @@ ENV PYTHONUNBUFFERED=1 \
     PROMETHEUS_MULTIPROC_DIR=/tmp/metrics \
     PORT=8000
 
-RUN groupadd --system --gid 10001 app \
- && useradd --system --uid 10001 --gid app --home-dir /app --no-create-home --shell /usr/sbin/nologin app \
+RUN groupadd --gid 10001 app \
+ && useradd --uid 10001 --gid app --home-dir /app --no-create-home --shell /usr/sbin/nologin app \
  && python3 -m venv /opt/venv
 
 COPY requirements.txt /tmp/requirements.txt
