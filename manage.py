@@ -30,11 +30,11 @@ def main() -> None:
         # A setting the user can fix (bad DATABASE_URL, missing SECRET_KEY): one line, no traceback.
         sys.exit(f"configuration error: {' '.join(str(exc).split())}")
     except OperationalError as exc:
-        from eventbus.outage import database_unreachable_message
+        from eventbus.runtime.outage import database_unreachable_message
 
         sys.exit(database_unreachable_message(exc))
     except Exception as exc:
-        from eventbus.transport import TransportUnavailable, get_transport, unreachable_message
+        from eventbus.redis.transport import TransportUnavailable, get_transport, unreachable_message
 
         if isinstance(exc, TransportUnavailable):
             sys.exit(unreachable_message(get_transport().url, exc))

@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 from django.conf import settings
 
-from eventbus.transport import redis_url
+from eventbus.redis.transport import redis_url
 
 ROOT = Path(__file__).resolve().parent.parent
 PROCFILE = ROOT / "Procfile"

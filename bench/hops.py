@@ -5,7 +5,7 @@
   group's inbox row (ProcessedEvent.message_id) keeps it: 1 ms resolution, truncated, so a
   hop into or out of "published" carries up to 1 ms of rounding (a hop can show -0.9 ms);
 - read: the inbox row's `processed_at`, the start of the consumer's batch (just after
-  XREADGROUP returned; timezone.now() in eventbus.batch);
+  XREADGROUP returned; timezone.now() in eventbus.runtime.batch);
 - reserved: the first Reservation's `created_at`; confirmed: the order's `confirmed_at`;
   notified: its Notification's `created_at`.
 

@@ -37,13 +37,13 @@ from bench.peers.scenario import peers
 from bench.profile import Profiler
 from bench.stats import summary
 from bench.world import World, bulk_customers, place_in_processes, wait_until_notified
-from eventbus import registry
-from eventbus.events import Envelope, encode
+from eventbus.messages import registry
+from eventbus.messages.events import Envelope, encode
 from eventbus.models import OutboxEvent, ProcessedEvent
-from eventbus.monitor import pipeline_backlog
-from eventbus.outbox_table import vacuum_if_churned
-from eventbus.relay import Relay
-from eventbus.transport import Transport
+from eventbus.redis.transport import Transport
+from eventbus.runtime.monitor import pipeline_backlog
+from eventbus.runtime.relay import Relay
+from eventbus.store.outbox_table import vacuum_if_churned
 from inventory.models import Reservation
 from notifications.models import Notification
 from orders.events import OrderLine, OrderPlaced
@@ -70,7 +70,7 @@ class Context:
 
 def transport_for(prefix: str) -> Transport:
     """A transport of the benchmark's own, as production would build it (WAIT included)."""
-    from eventbus.transport import redis_url
+    from eventbus.redis.transport import redis_url
 
     conf = settings.EVENTBUS
     return Transport(
@@ -839,7 +839,7 @@ def _check_spike_orders(orders: QuerySet, told: dict[tuple[int, str], tuple[int,
 def _xadd_ceiling(ctx: Context, seconds: float) -> dict:
     """Raw XADDs per second from CEILING_CLIENTS concurrent redis-py clients in
     CEILING_PROCESSES processes, one XADD per call, to a throwaway stream (deleted after)."""
-    from eventbus.transport import redis_url
+    from eventbus.redis.transport import redis_url
 
     stream = f"{ctx.key_prefix}spike:xadd-ceiling"
     config = {
@@ -961,7 +961,7 @@ def _local_cluster(ctx: Context) -> Iterator[dict[str, str]]:
     """A local Redis Cluster (3 masters, 3 replicas: tests.rediscluster) under the run's
     directory; this process and the placing processes it forks talk to it meanwhile, under
     a key prefix of their own. Yields the environment the pipeline's processes need."""
-    from eventbus.transport import reset_transport
+    from eventbus.redis.transport import reset_transport
     from tests.rediscluster import LocalCluster, cluster_settings
 
     cluster = LocalCluster(ctx.run_dir / "redis-cluster")

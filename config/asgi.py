@@ -10,8 +10,8 @@ import warnings
 
 from django.core.asgi import get_asgi_application
 
-from eventbus.logcontext import set_role
-from eventbus.tracing import configure_tracing
+from eventbus.runtime.logcontext import set_role
+from eventbus.runtime.tracing import configure_tracing
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 set_role("web")

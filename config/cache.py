@@ -22,7 +22,7 @@ from django.utils.functional import cached_property
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from eventbus.redis_client import TransportUnavailable, make_client
+from eventbus.redis.client import TransportUnavailable, make_client
 
 __all__ = ["CacheUnavailable", "RedisCache"]
 
@@ -80,7 +80,7 @@ class RedisCache(DjangoRedisCache):
     @cached_property
     def _cache(self) -> Any:
         if not any(self._servers):  # the embedded server: started now, on first use, not when
-            from eventbus.transport import redis_url  # Django's checks build the cache object
+            from eventbus.redis.transport import redis_url  # Django's checks build the cache object
 
             self._servers = [redis_url()]
         return super()._cache

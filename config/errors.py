@@ -13,7 +13,7 @@ class DomainError(Exception):
 class InvalidInput(DomainError, ValueError):
     """Input that breaks a business rule; `errors` has DRF's shape: field -> messages (HTTP 400).
     A ValueError: the same input breaks the same rule again, so a consumer does not retry it
-    (eventbus.failures.cannot_succeed)."""
+    (eventbus.store.failures.cannot_succeed)."""
 
     def __init__(self, errors: dict[str, Any]) -> None:
         super().__init__(str(errors))

@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from typing import Any
 
-from eventbus.logcontext import set_role
+from eventbus.runtime.logcontext import set_role
 
 # The web pools its database connections (config/settings.py, docs/operations.md "Database
 # connections") unless DATABASE_POOL says otherwise or PgBouncer pools them; without a pool it

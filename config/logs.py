@@ -2,7 +2,7 @@
 default with DEBUG off) for log pipelines, short text lines for a person (`make run`).
 
 A JSON line has time, level, logger, message, the process role and every field bound by
-eventbus.logcontext (request_id; on lines about an event: event_id, event_type, correlation_id,
+eventbus.runtime.logcontext (request_id; on lines about an event: event_id, event_type, correlation_id,
 causation_id, aggregate_id, group, consumer, stream, message_id, attempt, duration_ms).
 Built without Django's settings, so gunicorn's configuration can use it before Django starts.
 """
@@ -141,7 +141,7 @@ def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "filters": {
-            "context": {"()": "eventbus.logcontext.ContextFilter"},
+            "context": {"()": "eventbus.runtime.logcontext.ContextFilter"},
             "static": {"()": StaticFilesFilter},
             "access": {"()": AccessFields},
         },

@@ -32,8 +32,8 @@ from prometheus_client import (
 )
 
 import bulk
-from eventbus.metrics import DURATION_BUCKETS, PipelineCollector
-from eventbus.timeseries import recorder
+from eventbus.redis.timeseries import recorder
+from eventbus.runtime.metrics import DURATION_BUCKETS, PipelineCollector
 from notifications.metrics import EmailCollector
 
 __all__ = [

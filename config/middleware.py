@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 
 from config.errorpages import BAD_HOST, database_unavailable, error_response, too_large
-from eventbus.logcontext import bound
+from eventbus.runtime.logcontext import bound
 
 __all__ = [
     "BodyLimitMiddleware", "DatabaseUnavailableMiddleware", "HostCheckMiddleware", "HtmlPolicyMiddleware",
@@ -34,7 +34,7 @@ def request_id_from(header: str | None) -> uuid.UUID:
 class RequestIdMiddleware:
     """Give every request an id: the client's X-Request-ID if it is a UUID, else a new one. It is
     answered in X-Request-ID, bound to every log line of the request, and becomes the
-    correlation id of the events the request causes (eventbus.outbox), so one id leads from an
+    correlation id of the events the request causes (eventbus.store.outbox), so one id leads from an
     HTTP answer to every line of every process about that order."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:

@@ -224,7 +224,7 @@ EVENTBUS = {
     "PUBLISH_TIMEOUT_S": env.float("PUBLISH_TIMEOUT_S", default=0.25),
     # With replicas: an event counts as published (its outbox row marked) only once this many
     # replicas have it (Redis WAIT, up to WAIT_TIMEOUT_MS), so a failover cannot lose it. 0: the
-    # primary's acknowledgement is enough (then a failover relies on eventbus.recovery).
+    # primary's acknowledgement is enough (then a failover relies on eventbus.store.recovery).
     "WAIT_REPLICAS": env.int("PUBLISH_WAIT_REPLICAS", default=0),
     "WAIT_TIMEOUT_MS": env.int("PUBLISH_WAIT_TIMEOUT_MS", default=500),
     "RELAY_BATCH_SIZE": env.int("RELAY_BATCH_SIZE", default=1000),
@@ -233,7 +233,7 @@ EVENTBUS = {
     "RELAY_POLL_INTERVAL": env.float("RELAY_POLL_INTERVAL", default=1.0),
     # Published outbox rows are kept (marked published) this long, then purged: if Redis loses
     # data (restarted without persistence, flushed, failed over to a replica that missed writes)
-    # the relay publishes them again (eventbus.recovery). 0 deletes rows as they are published:
+    # the relay publishes them again (eventbus.store.recovery). 0 deletes rows as they are published:
     # a little faster, and nothing to recover from.
     "OUTBOX_RETENTION_S": env.int("OUTBOX_RETENTION_S", default=3600),
     # The reconciler (in the relay) publishes again a kept event that a group handling it has
@@ -244,7 +244,7 @@ EVENTBUS = {
     # Inbox rows older than this are purged; redelivery after this long is not expected.
     "INBOX_RETENTION_S": env.int("INBOX_RETENTION_S", default=7 * 24 * 3600),
     "CONSUMER_BATCH_SIZE": env.int("CONSUMER_BATCH_SIZE", default=100),
-    # Split each stream into this many partitions by aggregate id (eventbus.partitions); within
+    # Split each stream into this many partitions by aggregate id (eventbus.runtime.partitions); within
     # a group each partition is read by one consumer at a time, holding a lease of this length.
     # 1 keeps one stream per event family (and today's key names). Change it only drained
     # (docs/scaling.md).

@@ -6,9 +6,9 @@ from django.db import DatabaseError, InterfaceError, connection
 from django.http import HttpRequest, JsonResponse
 
 from config.metrics import _allowed as reader_allowed  # who may read /metrics may see the pipeline
-from eventbus import registry
-from eventbus.heartbeats import live_processes
-from eventbus.transport import get_transport
+from eventbus.messages import registry
+from eventbus.redis.transport import get_transport
+from eventbus.runtime.heartbeats import live_processes
 
 # Well inside a load balancer's health check timeout: a stalled Redis is reported, and the
 # node stays in.

@@ -1,7 +1,7 @@
 """What the operations console shows, read in one go and shaped as JSON for its script: each
 group's streams and live consumers, the relay, events handled per second and stage latencies
 over the last 15 minutes, dead letters by group and error, orders by status in the last hour,
-and the problems `eventbus.status` finds.
+and the problems `eventbus.runtime.status` finds.
 
 Everything here reads; the console's buttons call the event bus's own services. Times are
 seconds since the epoch (the heartbeats' unit), and the state carries the server's `now`, so
@@ -23,10 +23,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from dashboard.invariants import run_checks
-from eventbus import partitions, registry, timeseries
+from eventbus.messages import registry
 from eventbus.models import DeadLetter
-from eventbus.status import PipelineStatus, pipeline_status
-from eventbus.transport import TransportUnavailable, get_transport
+from eventbus.redis import timeseries
+from eventbus.redis.transport import TransportUnavailable, get_transport
+from eventbus.runtime import partitions
+from eventbus.runtime.status import PipelineStatus, pipeline_status
 from orders.models import Order
 
 __all__ = [

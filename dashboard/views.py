@@ -15,8 +15,8 @@ from django.utils.decorators import method_decorator
 from django.views import View
 
 from dashboard.console import console_state, deadletters_waiting, invariants_report
-from eventbus.deadletters import deadletter_discard, deadletter_replay
-from eventbus.transport import TransportUnavailable
+from eventbus.redis.transport import TransportUnavailable
+from eventbus.store.deadletters import deadletter_discard, deadletter_replay
 
 View_ = Callable[..., HttpResponse]
 

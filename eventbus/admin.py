@@ -7,9 +7,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from eventbus.deadletters import deadletter_discard, deadletter_replay
 from eventbus.models import BusMemory, DeadLetter, OutboxEvent, ProcessedEvent
-from eventbus.transport import TransportUnavailable
+from eventbus.redis.transport import TransportUnavailable
+from eventbus.store.deadletters import deadletter_discard, deadletter_replay
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -101,7 +101,7 @@ class DeadLetterAdmin(ReadOnlyAdmin):
 
 @admin.register(BusMemory)
 class BusMemoryAdmin(ReadOnlyAdmin):
-    """What the relay last verified of Redis (eventbus.recovery): read-only."""
+    """What the relay last verified of Redis (eventbus.store.recovery): read-only."""
 
     list_display = ["key_prefix", "token", "checked_at", "settled_before"]
     readonly_fields = ["key_prefix", "token", "checked_at", "settled_before", "seen"]

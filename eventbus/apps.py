@@ -12,6 +12,6 @@ class EventbusConfig(AppConfig):
         # Every app's published events and handlers register themselves on import, so a
         # consumer or the relay knows all event types and all groups before it reads a message.
         autodiscover_modules("events", "handlers")
-        from eventbus import transport
+        from eventbus.redis import transport
 
         transport.connect_signals()

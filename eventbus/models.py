@@ -145,7 +145,7 @@ class BusMemory(models.Model):
     and the time before which every group had handled every event (`settled_before`). If Redis
     forgets (restarted without persistence, flushed, failed over to a replica that missed
     writes), the token, an id or a group no longer matches, and the relay publishes again every
-    kept outbox row published since `settled_before` (eventbus.recovery)."""
+    kept outbox row published since `settled_before` (eventbus.store.recovery)."""
 
     key_prefix = models.CharField(max_length=200, primary_key=True, blank=True)
     token = models.CharField(max_length=64)

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 
-from eventbus.events import Event
+from eventbus.messages.events import Event
 from orders.events import OrderLine
 
 # The lines inventory reserves and releases are the order's lines: one class, one set of checks.

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from eventbus.events import Envelope
-from eventbus.registry import handles
+from eventbus.messages.events import Envelope
+from eventbus.messages.registry import handles
 from inventory import services
 from orders.events import OrderCancelled, OrderPlaced
 

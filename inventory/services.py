@@ -20,8 +20,8 @@ from django.utils import timezone
 import bulk
 from config.errors import InvalidInput
 from config.metrics import order_stage_reached
-from eventbus import outbox
-from eventbus.events import Envelope
+from eventbus.messages.events import Envelope
+from eventbus.store import outbox
 from inventory.events import (
     InventoryReleased,
     InventoryReservationFailed,

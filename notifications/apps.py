@@ -7,7 +7,7 @@ class NotificationsConfig(AppConfig):
     name = "notifications"
 
     def ready(self) -> None:
-        from eventbus.status import report_also
+        from eventbus.runtime.status import report_also
         from notifications.selectors import email_status
 
         report_also("email", email_status)

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from eventbus.events import Envelope
-from eventbus.registry import handles
+from eventbus.messages.events import Envelope
+from eventbus.messages.registry import handles
 from notifications.models import Notification
 from notifications.services import OrderNotice, notifications_for_orders
 from orders.events import OrderCancelled, OrderConfirmed, OrderRejected

@@ -25,10 +25,10 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from eventbus.heartbeats import Heartbeat
-from eventbus.logcontext import bound
-from eventbus.transport import Transport, TransportUnavailable
-from eventbus.worker import Worker
+from eventbus.redis.transport import Transport, TransportUnavailable
+from eventbus.runtime.heartbeats import Heartbeat
+from eventbus.runtime.logcontext import bound
+from eventbus.runtime.worker import Worker
 from notifications import services, wakeup
 from notifications.delivery import Failure, Outcome, send_batch, server_answers
 from notifications.metrics import EMAILS_FAILED, EMAILS_SENT

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from eventbus.breaker import Breaker
-from eventbus.transport import Transport, get_transport
+from eventbus.redis.breaker import Breaker
+from eventbus.redis.transport import Transport, get_transport
 
 __all__ = ["CHANNEL", "subscribe", "wake_mailers"]
 

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 
-from eventbus.events import Event
+from eventbus.messages.events import Event
 
 
 class OrderEvent(Event, stream="orders", aggregate_type="order", prefix="orders"):

@@ -3,8 +3,8 @@ catalog copy current."""
 
 from __future__ import annotations
 
-from eventbus.events import Envelope
-from eventbus.registry import handles
+from eventbus.messages.events import Envelope
+from eventbus.messages.registry import handles
 from inventory.events import InventoryReservationFailed, InventoryReserved, ProductChanged
 from orders import services
 

@@ -36,8 +36,9 @@ from django.http.request import split_domain_port, validate_host
 from config.metrics import HTTP_DURATION, HTTP_REQUESTS, INTAKE_ANSWERS
 from config.middleware import request_id_from
 from config.requesthead import read_head
-from eventbus import outbox, tracing
-from eventbus.durability import say_what_redis_keeps
+from eventbus.redis.durability import say_what_redis_keeps
+from eventbus.runtime import tracing
+from eventbus.store import outbox
 from orders.api.serializers import parse_lines
 from orders.desk import EXPIRED, Desk, Ticket, busy
 from orders.intake_lookups import Tokens

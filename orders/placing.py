@@ -41,7 +41,7 @@ from django.utils import timezone
 import bulk
 from config.errors import DomainError, InvalidInput, LimitReached, Unauthenticated, Unprocessable
 from config.metrics import ORDERS_PLACED, orders_counted
-from eventbus import outbox
+from eventbus.store import outbox
 from orders.events import OrderLine, OrderPlaced
 from orders.models import Order, OrderItem
 from orders.selectors import catalog_products

@@ -23,8 +23,8 @@ from django.utils import timezone
 import bulk
 from config.errors import Conflict, NotFound
 from config.metrics import ORDERS_FINALIZED, order_stage_reached, orders_counted
-from eventbus import outbox
-from eventbus.events import Envelope
+from eventbus.messages.events import Envelope
+from eventbus.store import outbox
 from orders.events import OrderCancelled, OrderConfirmed, OrderLine, OrderRejected
 from orders.models import CatalogProduct, Order, OrderItem
 from orders.placing import order_place

@@ -25,10 +25,11 @@ from django.contrib.auth.models import AbstractBaseUser
 from rest_framework.test import APIClient
 
 from config.throttling import breaker
-from eventbus import embedded, registry
-from eventbus.consumer import Consumer
-from eventbus.relay import Relay
-from eventbus.transport import Transport, get_transport, reset_transport
+from eventbus.messages import registry
+from eventbus.redis import embedded
+from eventbus.redis.transport import Transport, get_transport, reset_transport
+from eventbus.runtime.consumer import Consumer
+from eventbus.runtime.relay import Relay
 from notifications.mailer import Mailer
 from tests.factories import UserFactory
 from tests.processes import Processes

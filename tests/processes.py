@@ -17,7 +17,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 
-from eventbus import embedded
+from eventbus.redis import embedded
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -82,10 +82,7 @@ def test_the_domain_apps_hold_no_sql_text_and_touch_no_django_internals():
 # --- the event bus ---------------------------------------------------------------------------------
 
 BUS_MAX_LINES = 300
-REDIS_ADAPTER = {
-    "redis_client.py", "redis_streams.py", "redis_groups.py", "redis_records.py", "redis_leases.py",
-    "redis_cluster.py", "redis_slots.py", "retry_store.py",
-}  # fmt: skip
+SUBPACKAGES = ("messages", "redis", "runtime", "store")
 
 
 def test_the_event_bus_imports_nothing_from_config_or_the_apps():
@@ -104,5 +101,13 @@ def test_no_module_of_the_event_bus_grows_past_about_300_lines():
 
 
 def test_only_the_redis_adapter_imports_redis():
-    importing = {p.name for p in modules("eventbus") if any(n.split(".")[0] == "redis" for n in all_imports(p))}
-    assert importing == REDIS_ADAPTER
+    importing = {p.relative_to(ROOT / "eventbus") for p in modules("eventbus")
+                 if any(n.split(".")[0] == "redis" for n in all_imports(p))}  # fmt: skip
+    assert importing
+    assert {p.parts[0] for p in importing} == {"redis"}, importing
+
+
+def test_the_event_bus_is_its_subpackages_by_role_and_nothing_loose():
+    loose = {p.name for p in (ROOT / "eventbus").glob("*.py")} - {"__init__.py", "admin.py", "apps.py", "models.py"}
+    assert not loose, f"put each module in one of {SUBPACKAGES}: {loose}"
+    assert {p.name for p in (ROOT / "eventbus").iterdir() if (p / "__init__.py").exists()} >= set(SUBPACKAGES)

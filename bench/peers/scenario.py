@@ -30,7 +30,7 @@ from django.utils import timezone
 from bench.fleet import ROOT, bench_env
 from bench.stats import summary
 from bench.world import wait_until_notified
-from eventbus.transport import redis_url
+from eventbus.redis.transport import redis_url
 
 THREADS = 4
 FULL = {"orders": 5_000, "rates": ((100, 10.0), (20, 30.0)), "warmup": 200}

@@ -15,7 +15,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from eventbus.models import DeadLetter, OutboxEvent
-from eventbus.transport import Transport
+from eventbus.redis.transport import Transport
 from orders.models import Order, OrderItem
 from tests.clients import token_client
 from tests.factories import ProductFactory, StaffFactory, UserFactory

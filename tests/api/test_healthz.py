@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from rest_framework.test import APIClient
 
-from eventbus.transport import reset_transport
+from eventbus.redis.transport import reset_transport
 from tests.api.database_outage import SERVER_GONE, database_down
 
 pytestmark = pytest.mark.django_db

@@ -9,8 +9,9 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from config.openapi import ERROR_CODES
-from eventbus import heartbeats, registry
-from eventbus.heartbeats import Heartbeat
+from eventbus.messages import registry
+from eventbus.runtime import heartbeats
+from eventbus.runtime.heartbeats import Heartbeat
 from tests.api.answers import field_errors
 from tests.factories import ProductFactory
 

@@ -244,7 +244,7 @@ def test_racing_placements_never_pass_the_pending_order_limit(customer, settings
 def stalled_redis(settings, redis_server) -> ReplyHoldingProxy:
     """Redis behind a proxy that stops answering every command once `hold` is set: the cache
     and the publishing web process both talk to it."""
-    from eventbus.transport import reset_transport
+    from eventbus.redis.transport import reset_transport
 
     if not redis_server.startswith("redis://"):
         pytest.skip("the proxy speaks TCP; REDIS_URL is a Unix socket here (CI runs it against the Redis server)")

@@ -12,10 +12,10 @@ import time
 import pytest
 from playwright.sync_api import Page, expect
 
-from eventbus import timeseries
-from eventbus.deadletters import deadletter_record
 from eventbus.models import DeadLetter
-from eventbus.transport import Message
+from eventbus.redis import timeseries
+from eventbus.redis.transport import Message
+from eventbus.store.deadletters import deadletter_record
 from orders.services import order_place
 from tests.browser.test_console_in_chromium import (
     beating,

@@ -28,11 +28,12 @@ from playwright.sync_api import Locator, Page, expect
 from pytest_django.live_server_helper import LiveServer
 from rest_framework.authtoken.models import Token
 
-from eventbus import heartbeats, timeseries
-from eventbus.deadletters import deadletter_record
-from eventbus.heartbeats import Heartbeat
 from eventbus.models import DeadLetter, OutboxEvent
-from eventbus.transport import Message, Transport
+from eventbus.redis import timeseries
+from eventbus.redis.transport import Message, Transport
+from eventbus.runtime import heartbeats
+from eventbus.runtime.heartbeats import Heartbeat
+from eventbus.store.deadletters import deadletter_record
 from inventory.models import Product, Reservation
 from orders.services import order_cancel, order_place
 from tests.browser.test_pages_in_chromium import contrast

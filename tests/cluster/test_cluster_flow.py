@@ -17,10 +17,11 @@ import redis
 from django.core.management import call_command
 from rest_framework.authtoken.models import Token
 
-from eventbus import partitions, registry
+from eventbus.messages import registry
 from eventbus.models import OutboxEvent
-from eventbus.redis_slots import slot
-from eventbus.transport import get_transport, reset_transport
+from eventbus.redis.slots import slot
+from eventbus.redis.transport import get_transport, reset_transport
+from eventbus.runtime import partitions
 from orders.models import Order
 from tests.cluster.conftest import LocalCluster
 from tests.factories import ProductFactory, UserFactory

@@ -13,9 +13,9 @@ import pytest
 from django.core.cache import caches
 
 from config import throttling
-from eventbus.redis_client import TransportUnavailable
-from eventbus.redis_slots import ShardedSubscription, slot, wake_channel
-from eventbus.redis_streams import Transport
+from eventbus.redis.client import TransportUnavailable
+from eventbus.redis.slots import ShardedSubscription, slot, wake_channel
+from eventbus.redis.streams import Transport
 from tests.cluster.conftest import LocalCluster
 from tests.rediscluster import cluster_settings
 

@@ -3,7 +3,7 @@ an embedded Redis on this host is asked for. The embedded mode needs nothing set
 
 from __future__ import annotations
 
-from eventbus.transport import unreachable_message
+from eventbus.redis.transport import unreachable_message
 
 
 def test_a_database_without_redis_url_refuses_to_start_in_one_line(start, production_env):

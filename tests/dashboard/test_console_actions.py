@@ -11,9 +11,9 @@ import pytest
 from django.http import HttpResponse
 from django.test import Client
 
-from eventbus.deadletters import REPLAY_FIELD, deadletter_record, fields_as_text
 from eventbus.models import DeadLetter
-from eventbus.transport import Message, Transport
+from eventbus.redis.transport import Message, Transport
+from eventbus.store.deadletters import REPLAY_FIELD, deadletter_record, fields_as_text
 from tests.factories import StaffFactory
 
 pytestmark = pytest.mark.django_db

@@ -13,11 +13,12 @@ from django.db.models import F
 from django.test import Client
 from django.utils import timezone
 
-from eventbus import heartbeats, timeseries
-from eventbus.deadletters import deadletter_record
-from eventbus.heartbeats import Heartbeat
 from eventbus.models import DeadLetter
-from eventbus.transport import Message
+from eventbus.redis import timeseries
+from eventbus.redis.transport import Message
+from eventbus.runtime import heartbeats
+from eventbus.runtime.heartbeats import Heartbeat
+from eventbus.store.deadletters import deadletter_record
 from inventory.models import Product
 from orders.models import Order
 from orders.services import order_cancel, order_place

@@ -8,9 +8,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from eventbus import events, upcasting
-from eventbus.consumer import Consumer, Stats
-from eventbus.transport import Transport
+from eventbus.messages import events, upcasting
+from eventbus.redis.transport import Transport
+from eventbus.runtime.consumer import Consumer, Stats
 
 
 @pytest.fixture

@@ -10,11 +10,11 @@ import pytest
 from django.db import connection, transaction
 from django.db.models import F
 
-from eventbus import outbox
-from eventbus.events import Envelope, Event
-from eventbus.failures import cannot_succeed
+from eventbus.messages.events import Envelope, Event
+from eventbus.messages.registry import handles
 from eventbus.models import DeadLetter
-from eventbus.registry import handles
+from eventbus.store import outbox
+from eventbus.store.failures import cannot_succeed
 from inventory.models import Product
 from tests.factories import ProductFactory
 

@@ -8,8 +8,8 @@ import subprocess
 import pytest
 import redis
 
-from eventbus import embedded
-from eventbus.durability import describe
+from eventbus.redis import embedded
+from eventbus.redis.durability import describe
 from tests.processes import Processes, RedisServer, free_port, wait_until
 
 

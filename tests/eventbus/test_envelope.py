@@ -10,8 +10,8 @@ from decimal import Decimal
 
 import pytest
 
-from eventbus.codec import decode, encode
-from eventbus.events import (
+from eventbus.messages.codec import decode, encode
+from eventbus.messages.events import (
     Envelope,
     Event,
     InvalidEvent,

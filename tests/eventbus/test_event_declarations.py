@@ -11,8 +11,8 @@ from decimal import Decimal
 
 import pytest
 
-from eventbus.codec import encode
-from eventbus.events import Envelope, event_classes
+from eventbus.messages.codec import encode
+from eventbus.messages.events import Envelope, event_classes
 from orders.events import OrderEvent, OrderLine, OrderPlaced
 
 

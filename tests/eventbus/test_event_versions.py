@@ -21,11 +21,11 @@ from typing import Any
 import pytest
 from django.db import transaction
 
-from eventbus import outbox
-from eventbus.codec import decode, encode
-from eventbus.events import Envelope, InvalidEvent, UnknownEventType
+from eventbus.messages.codec import decode, encode
+from eventbus.messages.events import Envelope, InvalidEvent, UnknownEventType
+from eventbus.messages.upcasting import upcaster
 from eventbus.models import DeadLetter, OutboxEvent
-from eventbus.upcasting import upcaster
+from eventbus.store import outbox
 from inventory.models import Product, Reservation
 from orders.events import OrderEvent, OrderLine, OrderPlaced
 from orders.models import Order

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from eventbus import embedded
-from eventbus.transport import Transport
+from eventbus.redis import embedded
+from eventbus.redis.transport import Transport
 from tests.processes import RedisServer
 from tests.rediscluster import redis_server_7
 

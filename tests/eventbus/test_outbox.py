@@ -9,9 +9,9 @@ from decimal import Decimal
 import pytest
 from django.db import transaction
 
-from eventbus import outbox
-from eventbus.codec import decode
+from eventbus.messages.codec import decode
 from eventbus.models import OutboxEvent
+from eventbus.store import outbox
 from orders.events import OrderConfirmed, OrderLine, OrderPlaced
 from orders.models import Order, OrderItem
 from orders.services import order_place

@@ -12,12 +12,14 @@ from decimal import Decimal
 import pytest
 from django.db import transaction
 
-from eventbus import outbox, partitions, registry
-from eventbus.consumer import Consumer
-from eventbus.leases import Leases
+from eventbus.messages import registry
 from eventbus.models import ConsumerBatch, OutboxEvent, ProcessedEvent
-from eventbus.redis_client import id_key
-from eventbus.relay import Relay
+from eventbus.redis.client import id_key
+from eventbus.runtime import partitions
+from eventbus.runtime.consumer import Consumer
+from eventbus.runtime.leases import Leases
+from eventbus.runtime.relay import Relay
+from eventbus.store import outbox
 from inventory.models import Product
 from orders.events import OrderConfirmed
 from orders.models import Order
@@ -237,7 +239,7 @@ def test_check_drained_sees_what_is_left_under_any_partition_count(transport, se
 def test_a_row_kept_from_before_a_partition_change_is_republished_where_its_order_goes_now(
     transport, settings, relay, customer
 ):
-    from eventbus.recovery import republish_since
+    from eventbus.store.recovery import republish_since
 
     order_id = uuid.uuid4()
     with transaction.atomic():

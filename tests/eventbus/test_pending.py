@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from eventbus.consumer import Consumer
+from eventbus.runtime.consumer import Consumer
 from inventory.models import Product, Reservation
 from orders.services import order_place
 from tests.factories import ProductFactory

@@ -10,11 +10,11 @@ from decimal import Decimal
 import pytest
 from django.db import transaction
 
-from eventbus import outbox
-from eventbus.codec import decode
+from eventbus.messages.codec import decode
 from eventbus.models import OutboxEvent
-from eventbus.relay import Relay
-from eventbus.transport import reset_transport
+from eventbus.redis.transport import reset_transport
+from eventbus.runtime.relay import Relay
+from eventbus.store import outbox
 from orders.events import OrderConfirmed
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -13,10 +13,10 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from eventbus import outbox, recovery
-from eventbus.codec import decode
+from eventbus.messages.codec import decode
 from eventbus.models import BusMemory, DeadLetter, OutboxEvent, ProcessedEvent
-from eventbus.relay import Relay
+from eventbus.runtime.relay import Relay
+from eventbus.store import outbox, recovery
 from inventory.models import Product
 from notifications.models import Notification
 from orders.events import OrderConfirmed
@@ -78,7 +78,7 @@ def test_an_emptied_redis_gets_every_event_not_yet_handled_published_again(trans
     in_flight = set(OutboxEvent.objects.filter(aggregate_id=str(second.pk)).values_list("event_id", flat=True))
     forget_everything(transport)
 
-    with caplog.at_level(logging.WARNING, logger="eventbus.recovery"):
+    with caplog.at_level(logging.WARNING, logger="eventbus.store.recovery"):
         loss = recovery.check_memory(transport)
 
     assert loss is not None

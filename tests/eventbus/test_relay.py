@@ -11,11 +11,11 @@ from django.core.management import CommandError, call_command
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
-from eventbus import outbox
-from eventbus.codec import decode
-from eventbus.events import Envelope, Event
+from eventbus.messages.codec import decode
+from eventbus.messages.events import Envelope, Event
 from eventbus.models import OutboxEvent
-from eventbus.relay import Relay
+from eventbus.runtime.relay import Relay
+from eventbus.store import outbox
 from inventory.events import InventoryReserved, ReservedLine
 from orders.events import OrderConfirmed, OrderRejected
 

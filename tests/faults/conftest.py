@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from eventbus.transport import reset_transport
+from eventbus.redis.transport import reset_transport
 from tests.processes import RedisServer
 
 pytestmark = pytest.mark.faults

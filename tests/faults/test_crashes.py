@@ -12,9 +12,9 @@ import pytest
 from django.core.management import call_command
 from django.db import connections
 
-from eventbus import registry
+from eventbus.messages import registry
 from eventbus.models import OutboxEvent
-from eventbus.transport import get_transport
+from eventbus.redis.transport import get_transport
 from inventory.models import Reservation
 from notifications.models import Notification
 from orders.models import Order

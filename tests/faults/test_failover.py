@@ -3,7 +3,7 @@
 resumes and is promoted, and clients follow the address to it (a proxy stands for the DNS name
 or virtual IP a managed Redis moves). With PUBLISH_WAIT_REPLICAS=1 nothing the primary alone
 held was ever marked published; without it, the relay notices that streams went back and
-republishes (eventbus.recovery). Either way every order settles, no stock is reserved twice,
+republishes (eventbus.store.recovery). Either way every order settles, no stock is reserved twice,
 one e-mail per event, check_invariants passes."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from eventbus.models import OutboxEvent
-from eventbus.transport import Transport, get_transport, reset_transport
+from eventbus.redis.transport import Transport, get_transport, reset_transport
 from tests.faults.test_crashes import FLOW, all_settled, settle_flow, start_flow
 from tests.processes import Processes, RedisServer, wait_until
 from tests.redisproxy import ReplyHoldingProxy

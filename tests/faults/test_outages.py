@@ -13,10 +13,10 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
-from eventbus import registry
-from eventbus.codec import encode
-from eventbus.events import Envelope
-from eventbus.transport import Transport
+from eventbus.messages import registry
+from eventbus.messages.codec import encode
+from eventbus.messages.events import Envelope
+from eventbus.redis.transport import Transport
 from orders.events import OrderLine, OrderPlaced
 from orders.models import Order
 from tests.factories import ProductFactory, UserFactory

@@ -12,7 +12,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connections
 
-from eventbus import registry
+from eventbus.messages import registry
 from eventbus.models import OutboxEvent
 from notifications.models import Notification
 from orders.events import OrderCancelled, OrderConfirmed, OrderRejected

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from django.db import transaction
 
-from eventbus import outbox
 from eventbus.models import OutboxEvent
-from eventbus.relay import Relay
-from eventbus.transport import Transport, TransportUnavailable, get_transport, reset_transport
+from eventbus.redis.transport import Transport, TransportUnavailable, get_transport, reset_transport
+from eventbus.runtime.relay import Relay
+from eventbus.store import outbox
 from orders.events import OrderConfirmed
 from tests.eventbus.test_recovery import confirmed
 from tests.processes import RedisServer, wait_until

@@ -11,9 +11,9 @@ import time
 import pytest
 from django.db import transaction
 
-from eventbus import registry
-from eventbus.relay import Relay
-from eventbus.transport import Transport
+from eventbus.messages import registry
+from eventbus.redis.transport import Transport
+from eventbus.runtime.relay import Relay
 from inventory.models import Product, Reservation
 from orders.services import order_place
 from tests.factories import ProductFactory, UserFactory

@@ -12,9 +12,9 @@ from collections.abc import Callable
 import pytest
 from django.db import IntegrityError, connection
 
-from eventbus.consumer import Consumer, Stats
 from eventbus.models import DeadLetter
-from eventbus.relay import Relay
+from eventbus.runtime.consumer import Consumer, Stats
+from eventbus.runtime.relay import Relay
 from inventory.models import Product, Reservation
 from inventory.services import stock_reserve
 from orders.models import Order

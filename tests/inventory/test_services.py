@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from eventbus.codec import decode
+from eventbus.messages.codec import decode
 from eventbus.models import OutboxEvent
 from inventory.events import InventoryReleased, InventoryReservationFailed, InventoryReserved, ShortLine
 from inventory.models import Product, Reservation

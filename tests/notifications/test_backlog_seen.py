@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from dashboard.console import console_state
-from eventbus.status import pipeline_status
+from eventbus.runtime.status import pipeline_status
 from notifications.metrics import EmailCollector
 from notifications.models import Notification
 

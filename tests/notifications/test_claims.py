@@ -12,7 +12,7 @@ import pytest
 from django.db import connection, connections
 from django.utils import timezone
 
-from eventbus.worker import ShutdownRequested
+from eventbus.runtime.worker import ShutdownRequested
 from notifications.mailer import Mailer
 from notifications.models import Notification
 from notifications.services import notifications_claim_due

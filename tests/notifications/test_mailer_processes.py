@@ -9,7 +9,8 @@ import random
 
 import pytest
 
-from eventbus import heartbeats, registry
+from eventbus.messages import registry
+from eventbus.runtime import heartbeats
 from notifications.models import Notification
 from orders.models import Order
 from orders.services import order_place

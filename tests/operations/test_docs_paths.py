@@ -40,8 +40,8 @@ def cited_paths(text: str) -> set[str]:
 
 
 def test_the_pattern_finds_paths_and_leaves_urls_and_modules_alone():
-    text = "see `eventbus/relay.py`, tests/faults/ and docs/api.md; not /api/orders/ nor config.asgi"
-    assert cited_paths(text) == {"eventbus/relay.py", "tests/faults/", "docs/api.md"}
+    text = "see `eventbus/runtime/relay.py`, tests/faults/ and docs/api.md; not /api/orders/ nor config.asgi"
+    assert cited_paths(text) == {"eventbus/runtime/relay.py", "tests/faults/", "docs/api.md"}
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())

@@ -6,8 +6,9 @@ import time
 
 import pytest
 
-from eventbus import heartbeats, timeseries
-from eventbus.heartbeats import Heartbeat
+from eventbus.redis import timeseries
+from eventbus.runtime import heartbeats
+from eventbus.runtime.heartbeats import Heartbeat
 
 pytestmark = pytest.mark.django_db
 

@@ -8,10 +8,11 @@ import socket
 
 import pytest
 
-from eventbus import heartbeats, registry
-from eventbus.consumer import Consumer
-from eventbus.relay import Relay
-from eventbus.status import pipeline_status
+from eventbus.messages import registry
+from eventbus.runtime import heartbeats
+from eventbus.runtime.consumer import Consumer
+from eventbus.runtime.relay import Relay
+from eventbus.runtime.status import pipeline_status
 
 GROUPS = ("inventory", "orders", "notifications")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from eventbus import embedded
+from eventbus.redis import embedded
 from tests.processes import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]

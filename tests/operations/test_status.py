@@ -10,8 +10,8 @@ import sys
 import pytest
 from rest_framework.test import APIClient
 
-from eventbus import heartbeats
-from eventbus.heartbeats import Heartbeat
+from eventbus.runtime import heartbeats
+from eventbus.runtime.heartbeats import Heartbeat
 from tests.processes import ROOT, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 
 from django.db import connection
 
-from eventbus.consumer import Consumer, ShutdownRequested
+from eventbus.runtime.consumer import Consumer, ShutdownRequested
 
 
 class Running:

@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from eventbus.consumer import Consumer
-from eventbus.events import Envelope
-from eventbus.transport import Transport, get_transport
+from eventbus.messages.events import Envelope
+from eventbus.redis.transport import Transport, get_transport
+from eventbus.runtime.consumer import Consumer
 from inventory.models import Product
 from tests.factories import ProductFactory
 from tests.resilience.flaky import HandlerScript, record_flaky, script

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
-from eventbus import outbox
-from eventbus.events import Envelope, Event, PermanentError
-from eventbus.registry import handles
+from eventbus.messages.events import Envelope, Event, PermanentError
+from eventbus.messages.registry import handles
+from eventbus.store import outbox
 from inventory.services import product_restock
 
 

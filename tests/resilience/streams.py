@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from eventbus.events import Envelope
-from eventbus.transport import Transport
+from eventbus.messages.events import Envelope
+from eventbus.redis.transport import Transport
 
 
 def message_id(transport: Transport, envelope: Envelope, stream: str = "orders") -> str:

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import pytest
 from django.utils import timezone
 
-from eventbus.codec import encode
-from eventbus.events import Envelope
+from eventbus.messages.codec import encode
+from eventbus.messages.events import Envelope
 from eventbus.models import DeadLetter
 from inventory.models import Product
 from tests.factories import ProductFactory

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from eventbus.consumer import RetryPolicy
 from eventbus.models import DeadLetter, ProcessedEvent
+from eventbus.runtime.consumer import RetryPolicy
 from inventory.models import Product
 from tests.factories import ProductFactory
 from tests.resilience.streams import message_id, pending, retry_schedule

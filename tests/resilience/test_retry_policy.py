@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from eventbus.consumer import RetryPolicy
+from eventbus.runtime.consumer import RetryPolicy
 
 
 @pytest.mark.parametrize(

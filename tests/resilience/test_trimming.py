@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from eventbus.relay import Relay
+from eventbus.runtime.relay import Relay
 from tests.factories import ProductFactory
 from tests.resilience.flaky import record_flaky
 from tests.resilience.streams import entry_ids, pending

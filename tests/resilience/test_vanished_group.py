@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def test_a_running_consumer_recreates_its_vanished_group_warns_and_keeps_consuming(
     publish_flaky, consumer, transport, caplog
 ):
-    caplog.set_level(logging.WARNING, logger="eventbus.consumer")
+    caplog.set_level(logging.WARNING, logger="eventbus.runtime.consumer")
     first, second = ProductFactory(stock=0), ProductFactory(stock=0)
     publish_flaky(first)
     with running(consumer(block_ms=2000)) as background:

@@ -17,9 +17,9 @@ from bench import report
 from bench.fleet import Fleet, database_url
 from bench.scenarios import SCENARIOS, Context, delete_keys, transport_for
 from bench.world import build_world, wait_for_catalog, warm_up
-from eventbus import registry
+from eventbus.messages import registry
 from eventbus.models import OutboxEvent
-from eventbus.relay import Relay
+from eventbus.runtime.relay import Relay
 
 ORDER = ["relay", "pipeline", "latency", "peers", "http", "burst", "memory", "spike", "scale", "email"]
 

@@ -6,8 +6,8 @@ import time
 from django.core.management.base import BaseCommand, CommandParser
 
 from dashboard.invariants import run_checks
-from eventbus.monitor import pipeline_backlog
-from eventbus.process import bounded_int
+from eventbus.runtime.monitor import pipeline_backlog
+from eventbus.runtime.process import bounded_int
 
 
 class Command(BaseCommand):

@@ -4,10 +4,10 @@ import time
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from eventbus import registry
+from eventbus.messages import registry
 from eventbus.models import OutboxEvent
-from eventbus.process import bounded_int
-from eventbus.transport import Transport, get_transport
+from eventbus.redis.transport import Transport, get_transport
+from eventbus.runtime.process import bounded_int
 
 
 def in_flight(transport: Transport) -> list[str]:

@@ -5,9 +5,9 @@ import json
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import QuerySet
 
-from eventbus.deadletters import deadletter_discard, deadletter_replay
 from eventbus.models import DeadLetter
-from eventbus.process import bounded_int
+from eventbus.runtime.process import bounded_int
+from eventbus.store.deadletters import deadletter_discard, deadletter_replay
 
 STATUSES = [s.value for s in DeadLetter.Status]
 

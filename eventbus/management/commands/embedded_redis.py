@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from eventbus import embedded
+from eventbus.redis import embedded
 
 
 class Command(BaseCommand):

@@ -5,9 +5,9 @@ import datetime as dt
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.dateparse import parse_datetime
 
-from eventbus.process import add_metrics_port, bounded_int, serving, stop_on_signals
-from eventbus.recovery import republish_since
-from eventbus.relay import Relay
+from eventbus.runtime.process import add_metrics_port, bounded_int, serving, stop_on_signals
+from eventbus.runtime.relay import Relay
+from eventbus.store.recovery import republish_since
 
 
 class Command(BaseCommand):

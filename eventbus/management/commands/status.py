@@ -5,8 +5,8 @@ import time
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from eventbus import partitions
-from eventbus.status import PipelineStatus, pipeline_status
+from eventbus.runtime import partitions
+from eventbus.runtime.status import PipelineStatus, pipeline_status
 
 
 def _ago(at: float | None) -> str:

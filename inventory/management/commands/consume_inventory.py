@@ -1,4 +1,4 @@
-from eventbus.process import ConsumeCommand
+from eventbus.runtime.process import ConsumeCommand
 
 
 class Command(ConsumeCommand):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from eventbus.process import add_metrics_port, bounded_int, serving, stop_on_signals
+from eventbus.runtime.process import add_metrics_port, bounded_int, serving, stop_on_signals
 from notifications.mailer import Mailer
 from notifications.services import notifications_replay
 

@@ -1,0 +1,1 @@
+"""Events, their envelope, codec, payload types, upcasting and the registry."""

@@ -1,0 +1,1 @@
+"""The Redis adapters: the only code that imports redis."""

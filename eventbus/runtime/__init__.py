@@ -1,0 +1,1 @@
+"""The process runtime: workers, the relay, consumers, heartbeats, status, metrics."""

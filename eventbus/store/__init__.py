@@ -1,0 +1,1 @@
+"""The database side of the bus: outbox, inbox, failures and dead letters, recovery."""
