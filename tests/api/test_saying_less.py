@@ -4,6 +4,9 @@ listed in the schema), and no Python internals in any message."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from django.test import Client
 from rest_framework.test import APIClient
@@ -124,6 +127,19 @@ def test_every_code_answered_is_listed_in_the_schema(api, staff_api):
 
     assert codes <= set(listed) == set(ERROR_CODES)
     assert schema["components"]["schemas"]["ValidationError"]["required"] == ["detail", "code"]
+
+
+def test_every_code_the_api_code_writes_is_listed_in_the_schema():
+    root = Path(__file__).resolve().parents[2]
+    written = {
+        match
+        for app in ("config", "orders", "inventory", "notifications")
+        for path in (root / app).rglob("*.py")
+        for match in re.findall(r'(?:"code": ?|code = )"([a-z_]+)"', path.read_text())
+    }
+
+    assert "too_many_pending_orders" in written  # the scan sees the apps' codes
+    assert written <= set(ERROR_CODES), written - set(ERROR_CODES)
 
 
 def test_a_failed_sign_in_says_why_in_its_detail():

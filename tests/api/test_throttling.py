@@ -309,3 +309,17 @@ def test_sign_in_works_again_once_redis_answers(stalled_redis):
     breaker.reset()  # the breaker's pause is over
 
     assert sign_in("alice", "secret-password").status_code == 200
+
+
+def test_with_redis_stalled_the_admin_sign_in_fails_closed_too(stalled_redis):
+    UserFactory(username="root", is_staff=True)
+    stalled_redis.hold.set()
+    client = APIClient()
+
+    refused = client.post(
+        "/admin/login/?next=/admin/", {"username": "root", "password": "secret-password", "next": "/admin/"},
+        format="multipart", REMOTE_ADDR="203.0.113.9",
+    )  # fmt: skip
+
+    assert_throttled(refused)
+    assert "_auth_user_id" not in client.session
