@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, connection
 
 from config import throttling
 from config.api import domain_error_answer
@@ -157,17 +157,15 @@ def _commit(requests: Sequence[PlaceRequest]) -> list[Answer]:
                 {"Retry-After": str(wait)},
             )  # fmt: skip
     go = [i for i, answer in enumerate(answers) if answer is None]
-    close_old_connections()
-    try:
+    try:  # on the clerk's own connection, kept from one batch to the next
         outcomes = place_committed([requests[i] for i in go]) if go else []
     except DatabaseError as exc:
+        connection.close()  # perhaps broken: the next batch connects afresh
         log.warning("order desk: the database refused a batch of %d orders (%s); answered 503", len(go), exc)
         INTAKE_ANSWERS.labels(outcome="failed").inc(len(go))
         for i in go:
             answers[i] = _encoded(503, DATABASE_UNAVAILABLE, {"Retry-After": "2"})
         return answers  # type: ignore[return-value]
-    finally:
-        close_old_connections()
     for i, outcome in zip(go, outcomes, strict=True):
         if isinstance(outcome, DomainError):
             INTAKE_ANSWERS.labels(outcome="refused").inc()

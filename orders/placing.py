@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -35,7 +36,6 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Count
 from django.utils import timezone
 
 import bulk
@@ -44,7 +44,7 @@ from config.metrics import ORDERS_PLACED, orders_counted
 from eventbus.store import outbox
 from orders.events import OrderLine, OrderPlaced
 from orders.models import Order, OrderItem
-from orders.selectors import catalog_products
+from orders.selectors import catalog_entries, catalog_select
 
 __all__ = [
     "CENT", "IDEMPOTENCY_WINDOW", "MAX_LINES", "MAX_ORDER_TOTAL", "MAX_PRODUCT_ID", "MAX_QUANTITY",
@@ -276,17 +276,14 @@ def place_many(requests: Sequence[PlaceRequest]) -> list[PlacedOrder | DomainErr
     keyed = [ids[i] for i in wanted if requests[i].idempotency_key]
     earlier = bulk.Select(Order, ["id", "customer", "request_hash", "created_at"], where={"id__in": keyed}).send() \
         if keyed else None  # fmt: skip
-    held_rows = (
-        Order.objects.filter(customer__in=customers, status=Order.Status.PENDING)
-        .values_list("customer")
-        .annotate(n=Count("id"))
-        if limit
-        else ()
-    )
-    catalog = catalog_products(sorted({p for i in wanted for p, _ in requests[i].items}))
+    # Every read goes out before the first answer is read: one round trip (bulk.pipelined).
+    pending = bulk.Select(Order, ["customer"], where={"customer__in": customers, "status": Order.Status.PENDING}) \
+        .send() if limit else None  # fmt: skip
+    products = catalog_select(sorted({p for i in wanted for p, _ in requests[i].items})).send()
     active_ids = {pk for pk, is_active in active.rows() if is_active}
     earlier_orders = {row[0]: row for row in earlier.rows()} if earlier is not None else {}
-    held = dict(held_rows)
+    held = Counter(customer for (customer,) in pending.rows()) if pending is not None else Counter()
+    catalog = catalog_entries(products)
 
     now = timezone.now()
     placed: dict[uuid.UUID, PlacedOrder] = {}

@@ -40,8 +40,17 @@ class CatalogEntry(NamedTuple):
 def catalog_products(product_ids: list[int]) -> dict[int, CatalogEntry]:
     """The catalog entries for these ids, by id: one prepared query on the placing hot path,
     read into plain tuples (no model instances)."""
-    rows = bulk.select(CatalogProduct, CatalogEntry._fields, where={"product_id__in": product_ids})
-    return {row[0]: CatalogEntry._make(row) for row in rows}
+    return catalog_entries(catalog_select(product_ids).send())
+
+
+def catalog_select(product_ids: list[int]) -> bulk.Select:
+    """catalog_products' query, to send with others in one round trip (bulk.pipelined)."""
+    return bulk.Select(CatalogProduct, CatalogEntry._fields, where={"product_id__in": product_ids})
+
+
+def catalog_entries(sent: bulk.Select) -> dict[int, CatalogEntry]:
+    """The answer to a catalog_select that was sent, by product id."""
+    return {row[0]: CatalogEntry._make(row) for row in sent.rows()}
 
 
 def catalog_orderable_ids(*, limit: int) -> list[int]:
