@@ -43,8 +43,7 @@ class Failure:
 class Outcome:
     """What became of a claimed batch."""
 
-    sent: list[Notification] = field(default_factory=list)
-    accepted_at: dt.datetime | None = None  # when the last of `sent` was accepted
+    sent: dict[Notification, dt.datetime] = field(default_factory=dict)  # -> when the server accepted it
     failed: list[tuple[Notification, Failure]] = field(default_factory=list)
     untried: list[Notification] = field(default_factory=list)
     # The server could not be reached or dropped the connection before accepting anything.
@@ -140,8 +139,7 @@ def send_batch(
                     break
                 continue
             if accepted:
-                outcome.sent.append(n)
-                outcome.accepted_at = timezone.now()
+                outcome.sent[n] = timezone.now()
             else:  # a backend that reports failure by its count rather than by raising
                 outcome.failed.append((n, Failure("other", f"{type(connection).__name__} did not accept it")))
     finally:

@@ -154,7 +154,7 @@ class Mailer(Worker):
 
     def _record(self, outcome: Outcome) -> None:
         if outcome.sent:
-            services.notifications_sent(notifications=outcome.sent, accepted_at=outcome.accepted_at or timezone.now())
+            services.notifications_sent(accepted=outcome.sent)
             EMAILS_SENT.inc(len(outcome.sent))
             self.sent += len(outcome.sent)
             for n in outcome.sent if log.isEnabledFor(logging.DEBUG) else ():

@@ -132,15 +132,16 @@ def notifications_claim_due(*, limit: int, claim_for: dt.timedelta) -> list[Noti
 
 
 @transaction.atomic
-def notifications_sent(*, notifications: Sequence[Notification], accepted_at: dt.datetime) -> None:
-    """A mail server accepted these e-mails: sent, for good. The "notified" stage of their
-    orders is measured now."""
-    if not notifications:
+def notifications_sent(*, accepted: Mapping[Notification, dt.datetime]) -> None:
+    """A mail server accepted these e-mails (each at its time): sent, for good. The "notified"
+    stage of their orders is measured now."""
+    if not accepted:
         return
-    Notification.objects.filter(pk__in=[n.pk for n in notifications]).update(
-        status=Notification.Status.SENT, sent_at=accepted_at, attempts=F("attempts") + 1, next_attempt_at=None
+    Notification.objects.filter(pk__in=[n.pk for n in accepted]).update(
+        status=Notification.Status.SENT, attempts=F("attempts") + 1, next_attempt_at=None
     )
-    order_stage_reached("notified", (n.order_placed_at for n in notifications))
+    bulk.update_each(Notification, "sent_at", {n.pk: at for n, at in accepted.items()})
+    order_stage_reached("notified", (n.order_placed_at for n in accepted))
 
 
 @transaction.atomic

@@ -92,7 +92,14 @@ def test_three_mailers_at_once_send_every_email_exactly_once(smtp: SmtpServer, r
 def test_a_waiting_mailer_is_woken_by_the_commit_of_a_notification_not_by_its_poll(smtp: SmtpServer, record, transport):
     smtp.start()
     mailer = Mailer(poll_interval=30, transport=transport)
-    thread = threading.Thread(target=mailer.run)
+
+    def run() -> None:
+        try:
+            mailer.run()
+        finally:
+            connections.close_all()  # this thread's own
+
+    thread = threading.Thread(target=run)
     thread.start()
     try:
         time.sleep(0.5)  # the mailer found nothing and waits: for a wake-up, or 30 s
@@ -103,5 +110,4 @@ def test_a_waiting_mailer_is_woken_by_the_commit_of_a_notification_not_by_its_po
             mailer.request_stop()
         wake_mailers([])  # end its wait now rather than at the poll
         thread.join(timeout=10)
-        connections.close_all()
     assert smtp.by_event() == {str(notification.event_id): 1}

@@ -5,6 +5,7 @@ refusing for good or slow; and a server that comes back gets every waiting e-mai
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import time
 
@@ -167,6 +168,9 @@ def test_a_slow_server_gets_every_email_once(smtp: SmtpServer, mailer, record):
 
     assert smtp.by_event() == {str(n.event_id): 1 for n in notifications}
     assert statuses() == ["sent"] * 3
+    accepted = sorted(Notification.objects.values_list("sent_at", flat=True))
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(accepted)]
+    assert min(gaps) >= 0.25, "each e-mail's sent_at is when the server accepted that one"
 
 
 def test_an_email_not_accepted_within_the_retry_window_becomes_a_dead_letter(
