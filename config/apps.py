@@ -17,8 +17,10 @@ class ProjectConfig(AppConfig):
 
     def ready(self) -> None:
         from config import checks  # noqa: F401 - registers the project's system checks
+        from config.intrange import check_integer_ranges
 
         make_sqlite_directories()
+        check_integer_ranges()
 
 
 class AdminConfig(DjangoAdminConfig):
