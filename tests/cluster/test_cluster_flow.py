@@ -94,9 +94,15 @@ def test_a_master_that_fails_over_to_a_replica_that_missed_writes_loses_no_order
     consumers = [p for name, p in processes.procs.items() if name not in ("relay", "web")]
     for consumer in consumers:  # nobody handles what the master alone holds before it dies
         consumer.send_signal(signal.SIGSTOP)
+    on_master, stream = redis.Redis(port=master), key_prefix + partitions.stream_name("orders", 3, 8)
     on_cluster.pause(replica)
-    redis.Redis(port=master).execute_command("CLIENT", "KILL", "TYPE", "replica")
+    on_master.execute_command("CLIENT", "KILL", "TYPE", "replica")
+    cut_at = on_master.xinfo_stream(stream)["last-generated-id"]
     threading.Event().wait(1.0)
+    # A busy machine may place nothing on this partition in a second: the variant without WAIT
+    # proves its recovery only if the master holds an entry that no replica has.
+    wait_until(lambda: on_master.xinfo_stream(stream)["last-generated-id"] != cut_at, timeout=30,
+               what="an entry on the master that its replica never got")  # fmt: skip
     unconfirmed = OutboxEvent.objects.filter(published_at__isnull=True).count()
     on_cluster.kill(master)
     on_cluster.resume(replica)
