@@ -65,6 +65,25 @@ class HostCheckMiddleware:
         return self.get_response(request)
 
 
+class ApiNotFoundMiddleware:
+    """With DEBUG (make run), Django answers a URL it does not know with its HTML debug page,
+    bypassing handler404; under /api/ the answer is the API's JSON error all the same."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (
+            response.status_code == 404
+            and settings.DEBUG
+            and request.path.startswith("/api/")
+            and response.get("Content-Type", "").startswith("text/html")
+        ):
+            return error_response(request, 404, "Not found.", "not_found")
+        return response
+
+
 class BodyLimitMiddleware:
     """Refuse a body declared larger than DATA_UPLOAD_MAX_MEMORY_SIZE with 413 before a byte of
     it is read. Django applies that limit only when it reads `request.body` or a form itself;

@@ -84,6 +84,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "config.middleware.RequestIdMiddleware",
     "config.middleware.HostCheckMiddleware",
+    "config.middleware.ApiNotFoundMiddleware",
     "config.metrics.RequestMetricsMiddleware",
     "config.middleware.BodyLimitMiddleware",
     "config.middleware.DatabaseUnavailableMiddleware",

@@ -192,3 +192,12 @@ def test_a_body_that_is_not_json_gets_a_parse_error_without_internals(api, body,
     assert response.json()["code"] == "parse_error"
     assert response.json()["detail"].startswith("JSON parse error - ")
     assert_says_no_internals(response)
+
+
+def test_an_unknown_api_url_is_a_json_404_with_a_code_in_debug_too(settings):
+    settings.DEBUG = True
+    response = APIClient().get("/api/no-such-thing/")
+
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("application/json")
+    assert response.json() == {"detail": "Not found.", "code": "not_found"}
