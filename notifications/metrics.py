@@ -25,9 +25,14 @@ class EmailCollector(Collector):
     """Gauges: e-mails waiting to be accepted, the age of the oldest, and dead ones."""
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        from django.db import Error as DatabaseError
+
         from notifications.selectors import email_backlog
 
-        backlog = email_backlog()
+        try:
+            backlog = email_backlog()
+        except DatabaseError:  # the scrape answers without them; eventshop_scrape_source_up says why
+            return
         waiting = GaugeMetricFamily("eventshop_emails_waiting", "E-mails not yet accepted by a mail server.")
         waiting.add_metric([], backlog.waiting)
         oldest = GaugeMetricFamily(

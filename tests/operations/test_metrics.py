@@ -153,7 +153,7 @@ def test_after_orders_flow_the_webs_metrics_count_what_every_process_did(process
     failed = {"group": "orders", "type": "inventory.InventoryReservationFailed"}
     assert value(scraped, "eventbus_handler_duration_seconds_count", **failed) == 1
     assert total(scraped, "eventshop_http_requests_total", view="order-list", method="POST", status="201") == 6
-    assert value(scraped, "eventshop_intake_answers_total", outcome="taken") == 6
+    assert value(scraped, "eventshop_intake_answers_total", outcome="placed") == 6
     for group in GROUPS:
         assert value(scraped, "eventbus_consumers", group=group) == 1
     assert value(scraped, "eventbus_relays") == 1

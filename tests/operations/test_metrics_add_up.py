@@ -36,7 +36,7 @@ def place(web: str, key: str, product_id: int) -> None:
         headers={"Content-Type": "application/json", "Authorization": f"Token {key}", "Connection": "close"},
     )  # fmt: skip
     with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 202
+        assert response.status == 201
 
 
 def metric_files_directory(web_pid: int) -> Path:
@@ -58,7 +58,7 @@ def test_every_scrape_of_the_two_worker_web_counts_every_order(processes):
 
     for _ in range(30):
         place(web, key, product.pk)  # each on a connection of its own: either worker may take it
-    counts = [value(scrape(web), "eventshop_intake_answers_total", outcome="taken") for _ in range(12)]
+    counts = [value(scrape(web), "eventshop_intake_answers_total", outcome="placed") for _ in range(12)]
 
     assert counts == [30] * 12
     directory = metric_files_directory(processes.procs["web"].pid)
