@@ -33,10 +33,12 @@ def numbers(document: Any, prefix: str = "") -> dict[str, float]:
 
 
 def load(directories: list[Path]) -> list[tuple[str, str, dict[str, float]]]:
-    """(label, run name, figures) for every results.json under the directories, in order."""
+    """(label, run name, figures) for every results.json under the directories, each directory's
+    runs in the order they ran."""
     runs = []
     for root in directories:
-        for path in sorted(root.rglob("results.json")):
+        # In the order they ran: a run's directory is named after its start (YYYYmmdd-HHMMSS).
+        for path in sorted(root.rglob("results.json"), key=lambda p: (p.parent.name, str(p))):
             relative = path.parent.relative_to(root)
             label = relative.parts[0] if len(relative.parts) > 1 else root.name
             runs.append((label, str(relative) if relative.parts else root.name, numbers(json.loads(path.read_text()))))

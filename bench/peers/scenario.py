@@ -276,5 +276,5 @@ def ratios(out: dict) -> dict:
         for stage in ("placed_confirmed", "placed_notified"):
             for q in ("p50", "p99"):
                 mine, theirs = p[phase][stage][q], c[phase][stage][q]
-                result[f"{phase}_{stage}_{q}"] = round(mine / theirs, 2) if theirs else None
+                result[f"{phase}_{stage}_{q}"] = round(mine / theirs, 3) if theirs else None
     return result

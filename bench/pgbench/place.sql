@@ -1,6 +1,6 @@
 -- Placing one order (orders.services.order_place): the order, its two lines and its
--- OrderPlaced outbox row, in one transaction, one commit per order. :customer is any
--- existing user (no foreign key on the scratch table, kept for the column's width).
+-- OrderPlaced outbox row, in one transaction, one commit per order (the scratch tables
+-- carry no foreign keys: customer 1 stands for any).
 \set p1 random(1, 25)
 \set p2 random(26, 50)
 \set q random(1, 3)

@@ -30,6 +30,7 @@ def bench_settings(database: Path) -> dict[str, str]:
 
 def test_production_settings_leave_the_benchmark_out():
     assert "bench" not in settings.INSTALLED_APPS
+    assert "bench.peers" not in settings.INSTALLED_APPS  # the Celery peer of the peers scenario
 
 
 def test_bench_under_production_settings_says_in_one_line_how_to_run_it():

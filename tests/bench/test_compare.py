@@ -33,8 +33,9 @@ def test_a_table_per_figure_with_each_run_and_median_and_spread_per_side(tmp_pat
     for i, (pipeline, ratio) in enumerate([(900, 5.0), (1000, 6.0), (1300, 5.5)]):
         _run(tmp_path, "after", f"2026120{i}-010000", pipeline, ratio)
     runs = load([tmp_path])
-    assert [label for label, _, _ in runs] == ["after"] * 3 + ["before"] * 3
+    assert [label for label, _, _ in runs] == ["before", "after"] * 3  # in the order they ran
     out = tables(runs)
+    assert out.index("| before | 3 |") < out.index("| after | 3 |")
     assert "### pipeline_orders_per_s" in out
     assert "### scenarios.peers.ratios.orders_per_s" in out
     assert "seconds" not in out
