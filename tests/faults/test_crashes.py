@@ -113,6 +113,7 @@ def test_relay_killed_between_publishing_and_marking_rows_publishes_again_and_ef
     place_orders(30, products, customers, seed=2).join()
     for group in registry.groups():
         processes.start_consumer(group, f"{group}-1")
+    processes.start_mailer()  # a notification is settled once its e-mail is accepted
     # The first relay talks to Redis through a proxy that keeps back the replies to its XADDs:
     # the entries land on the stream, the relay waits for the answer and never marks the rows.
     proxy = ReplyHoldingProxy(private_redis.port)
