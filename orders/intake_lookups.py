@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
-from django.conf import settings
 from django.db import Error as DatabaseError
 from django.db import close_old_connections
 from rest_framework.authtoken.models import Token
+
+from config.auth import TokenMemory
 
 __all__ = ["Tokens"]
 
@@ -31,21 +31,18 @@ def _query(fn, *args):  # type: ignore[no-untyped-def]
 
 
 class Tokens:
-    """Token key -> the id of its active user, remembered AUTH_TOKEN_CACHE_S seconds (as the
-    API's CachedTokenAuthentication does: a deleted token or deactivated user stops working
-    within that time). Unknown keys are never remembered."""
-
-    max_entries = 100_000
+    """Token key -> the id of its active user, remembered as the API's CachedTokenAuthentication
+    remembers its users (config.auth.TokenMemory)."""
 
     def __init__(self) -> None:
-        self._known: dict[str, tuple[float, int]] = {}
+        self._known: TokenMemory[int] = TokenMemory()
         self._asked: dict[str, asyncio.Future[int | None]] = {}
         self._batch: asyncio.Task[None] | None = None
 
     async def user_id(self, key: str) -> int | None:
-        hit = self._known.get(key)
-        if hit is not None and hit[0] > time.monotonic():
-            return hit[1]
+        known = self._known.get(key)
+        if known is not None:
+            return known
         future = self._asked.get(key)
         if future is None:
             future = self._asked[key] = asyncio.get_running_loop().create_future()
@@ -64,13 +61,10 @@ class Tokens:
                     if not future.done():
                         future.set_exception(exc)
                 continue
-            expires = time.monotonic() + settings.AUTH_TOKEN_CACHE_S
-            if len(self._known) + len(found) > self.max_entries:
-                self._known.clear()
             for key, future in asked.items():
                 user_id = found.get(key)
-                if user_id is not None and settings.AUTH_TOKEN_CACHE_S > 0:
-                    self._known[key] = (expires, user_id)
+                if user_id is not None:
+                    self._known.keep(key, user_id)
                 if not future.done():
                     future.set_result(user_id)
 
