@@ -31,7 +31,9 @@ from typing import Any
 
 from django.conf import settings
 from django.db import Error as DatabaseError
+from django.http import HttpResponse
 from django.http.request import split_domain_port, validate_host
+from django.middleware.security import SecurityMiddleware
 
 from config.metrics import HTTP_DURATION, HTTP_REQUESTS, INTAKE_ANSWERS
 from config.middleware import request_id_from
@@ -72,8 +74,6 @@ class Conf:
     DATA_UPLOAD_MAX_MEMORY_SIZE: int | None
     SECURE_SSL_REDIRECT: bool
     ALLOWED_HOSTS: list[str]
-    SECURE_HSTS_SECONDS: int
-    SECURE_HSTS_INCLUDE_SUBDOMAINS: bool
     INTAKE_DEADLINE_S: float
     INTAKE_MAX_WAITING: int
 
@@ -354,17 +354,27 @@ async def _send_json(send: Send, status: int, payload: Any, headers: dict[str, s
     body = payload if isinstance(payload, bytes) else json.dumps(payload, separators=(",", ":")).encode()
     raw = [
         (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-        (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin"),
-        (b"vary", b"Accept, Authorization"),
+        (b"vary", b"Accept, Authorization"), *_security_headers(secure),
     ]  # fmt: skip
-    if secure and conf().SECURE_HSTS_SECONDS:
-        hsts = f"max-age={conf().SECURE_HSTS_SECONDS}"
-        if conf().SECURE_HSTS_INCLUDE_SUBDOMAINS:
-            hsts += "; includeSubDomains"
-        raw.append((b"strict-transport-security", hsts.encode()))
     raw += [(name.lower().encode(), value.encode("latin-1")) for name, value in headers.items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
+
+
+@functools.cache
+def _security_headers(secure: bool) -> tuple[tuple[bytes, bytes], ...]:
+    """The headers Django's SecurityMiddleware adds to every answer (X-Content-Type-Options,
+    Referrer-Policy, Cross-Origin-Opener-Policy; Strict-Transport-Security over https), asked of
+    it once per process, so the intake's answers carry what Django's carry under the same settings."""
+
+    class _Request:
+        def is_secure(self) -> bool:
+            return secure
+
+    response = SecurityMiddleware(lambda request: HttpResponse()).process_response(_Request(), HttpResponse())
+    return tuple(
+        (name.lower().encode(), value.encode("latin-1")) for name, value in response.items() if name != "Content-Type"
+    )
 
 
 async def _too_large(scope: Scope, send: Send, limit: int) -> None:

@@ -17,6 +17,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def send(web: str, head: list[str], body: bytes) -> tuple[int, dict]:
+    status, _, answer = exchange(web, head, body)
+    return status, answer
+
+
+def exchange(web: str, head: list[str], body: bytes) -> tuple[int, dict[str, str], dict]:
+    """(status, headers by lower-case name, JSON body) of one request on a connection of its own."""
     host, port = web.removeprefix("http://").split(":")
     lines = ["POST /api/orders/ HTTP/1.1", *head, f"Content-Length: {len(body)}", "Connection: close", "", ""]
     with socket.create_connection((host, int(port)), timeout=20) as conn:
@@ -25,7 +31,9 @@ def send(web: str, head: list[str], body: bytes) -> tuple[int, dict]:
         while chunk := conn.recv(65536):
             data += chunk
     status_line, _, rest = data.partition(b"\r\n")
-    return int(status_line.split()[1]), json.loads(rest.partition(b"\r\n\r\n")[2] or b"{}")
+    head_block, _, answer = rest.partition(b"\r\n\r\n")
+    headers = dict(line.decode("latin-1").lower().split(": ", 1) for line in head_block.split(b"\r\n") if line)
+    return int(status_line.split()[1]), headers, json.loads(answer or b"{}")
 
 
 @pytest.fixture
@@ -65,3 +73,39 @@ def test_every_odd_request_gets_the_same_answer_from_the_intake_and_from_django(
                 assert got.get("detail"), f"{case} at {web}: {got}"
             else:
                 assert got["status"] == "pending", f"{case} at {web}: {got}"
+
+
+SECURITY = ("x-content-type-options", "referrer-policy", "cross-origin-opener-policy", "strict-transport-security")
+
+
+@pytest.fixture
+def proxied_webs(processes):
+    """The two paths behind a proxy that terminates TLS, with HSTS preload on (one setting more
+    that a copy of Django's rules would have to follow)."""
+    processes.env_overrides.update(TRUST_X_FORWARDED_PROTO="true", SECURE_HSTS_PRELOAD="true")
+    desk = processes.start_web("web-desk")
+    processes.env_overrides["ORDER_INTAKE"] = "sync"
+    sync = processes.start_web("web-sync")
+    return desk, sync
+
+
+def test_the_intake_answers_with_the_security_headers_django_gives(proxied_webs):
+    """The intake takes its security headers from Django's SecurityMiddleware: a 201 from the desk
+    carries the same ones as a 201 from Django's view, over http and (behind the proxy's
+    X-Forwarded-Proto) https, where HSTS is added."""
+    webs = proxied_webs
+    product = ProductFactory(stock=100)
+    token = Token.objects.create(user=UserFactory()).key
+    order = json.dumps({"items": [{"product_id": product.pk, "quantity": 1}]}).encode()
+    base = ["Host: localhost", f"Authorization: Token {token}", "Content-Type: application/json"]
+    for proxied in ([], ["X-Forwarded-Proto: https"]):
+        seen = []
+        for web in webs:
+            status, headers, body = exchange(web, [*base, *proxied], order)
+            assert status == 201, f"{web} {proxied}: {status} {body}"
+            seen.append({name: headers.get(name) for name in SECURITY})
+        desk, sync = seen
+        assert desk == sync, proxied
+        assert desk["x-content-type-options"] == "nosniff"
+        assert (desk["strict-transport-security"] is not None) == bool(proxied), desk
+        assert not proxied or desk["strict-transport-security"].endswith("; preload"), desk
