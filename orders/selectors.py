@@ -37,14 +37,9 @@ class CatalogEntry(NamedTuple):
     active: bool
 
 
-def catalog_products(product_ids: list[int]) -> dict[int, CatalogEntry]:
-    """The catalog entries for these ids, by id: one prepared query on the placing hot path,
-    read into plain tuples (no model instances)."""
-    return catalog_entries(catalog_select(product_ids).send())
-
-
 def catalog_select(product_ids: list[int]) -> bulk.Select:
-    """catalog_products' query, to send with others in one round trip (bulk.pipelined)."""
+    """The catalog entries for these ids: one prepared query on the placing hot path, to send
+    with others in one round trip (bulk.pipelined), read into plain tuples (catalog_entries)."""
     return bulk.Select(CatalogProduct, CatalogEntry._fields, where={"product_id__in": product_ids})
 
 
