@@ -313,8 +313,11 @@ ORDER_INTAKE = env.str("ORDER_INTAKE", default="desk")
 if ORDER_INTAKE not in ("desk", "sync"):
     raise ImproperlyConfigured(f"ORDER_INTAKE={ORDER_INTAKE!r}: use desk or sync")
 # A request not placed within this many seconds of its arrival is answered 503 with Retry-After
-# and never placed: nobody gets an order after they stopped waiting for it.
-INTAKE_DEADLINE_S = env.float("INTAKE_DEADLINE_S", default=5.0)
+# and never placed: nobody gets an order after they stopped waiting for it. 4 s: under the
+# spike (10,000 customers at once) a customer may also have waited 1-3.5 s to be accepted and
+# parsed before the web sees the order; with 4 the slowest answers stay under 10 s (p99 7.5 s in
+# three runs against 9.0-10.5 s with 5) and as many orders are taken (docs/benchmarks.md).
+INTAKE_DEADLINE_S = env.float("INTAKE_DEADLINE_S", default=4.0)
 # Requests a web worker lets wait for its desk before answering 503 (Retry-After) at once.
 INTAKE_MAX_WAITING = env.int("INTAKE_MAX_WAITING", default=5000)
 # The desk: how long it gathers orders before a transaction (while another one commits, it

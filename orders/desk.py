@@ -15,6 +15,9 @@ What it promises:
   lost);
 - nobody gets an order after they stopped waiting: a request whose client left, or that waited
   past INTAKE_DEADLINE_S, is dropped before its transaction begins;
+- nobody waits past the deadline for a refusal: an order still queued at its deadline is
+  answered 503 with Retry-After then, not when a clerk reaches it (under a surge the queue
+  behind a transaction can be thousands long);
 - Redis is not needed to place an order: OrderPlaced goes to the outbox in the same transaction
   and is published after commit, by this thread or else by the relay.
 """
@@ -57,6 +60,8 @@ class Ticket:
     deadline: float  # time.monotonic()
     wanted: Callable[[], bool]  # False once the client has gone
     answer: asyncio.Future[Answer | None] = field(default=None)  # type: ignore[assignment]
+    taken: bool = False  # in a clerk's hands: its transaction decides the answer
+    expired: bool = False  # refused at its deadline while queued
 
 
 def _encoded(status: int, body: Any, headers: dict[str, str]) -> Answer:
@@ -79,12 +84,13 @@ class Desk:
         self._arrived: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._in_hand = 0
+        self._expired_in_queue = 0  # answered at their deadline, not yet passed over by a clerk
         self._executor = ThreadPoolExecutor(self.clerks, thread_name_prefix="order-desk")
 
     @property
     def waiting(self) -> int:
         """Orders at the desk: queued, or in a transaction."""
-        return len(self._queue) + self._in_hand
+        return len(self._queue) - self._expired_in_queue + self._in_hand
 
     async def place(self, ticket: Ticket) -> Answer | None:
         """The answer to this order once its transaction committed (or why it was not placed);
@@ -92,10 +98,23 @@ class Desk:
         if self._arrived is None:
             self._arrived = asyncio.Event()
             self._tasks = [asyncio.create_task(self._clerk()) for _ in range(self.clerks)]
-        ticket.answer = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        ticket.answer = loop.create_future()
         self._queue.append(ticket)
         self._arrived.set()
-        return await ticket.answer
+        timer = loop.call_later(max(ticket.deadline - time.monotonic(), 0.0), self._expire, ticket)
+        try:
+            return await ticket.answer
+        finally:
+            timer.cancel()
+
+    def _expire(self, ticket: Ticket) -> None:
+        """The ticket's deadline: refused now if no clerk has taken it (a clerk passes it over)."""
+        if ticket.taken or ticket.answer.done():
+            return
+        _refuse_expired(ticket)
+        ticket.expired = True
+        self._expired_in_queue += 1
 
     async def close(self) -> None:
         """Finish the transactions in hand (their clients get their answers), then stop."""
@@ -134,15 +153,22 @@ class Desk:
         now = time.monotonic()
         kept = []
         for ticket in batch:
-            if not ticket.wanted():
+            if ticket.answer.done():  # refused at its deadline (_expire), or its request was cancelled
+                self._expired_in_queue -= ticket.expired
+            elif not ticket.wanted():
                 INTAKE_ANSWERS.labels(outcome="abandoned").inc()
                 ticket.answer.set_result(None)
-            elif now > ticket.deadline:
-                INTAKE_ANSWERS.labels(outcome="expired").inc()
-                ticket.answer.set_result(busy(EXPIRED))
+            elif now > ticket.deadline:  # its timer has not run yet
+                _refuse_expired(ticket)
             else:
+                ticket.taken = True
                 kept.append(ticket)
         return kept
+
+
+def _refuse_expired(ticket: Ticket) -> None:
+    INTAKE_ANSWERS.labels(outcome="expired").inc()
+    ticket.answer.set_result(busy(EXPIRED))
 
 
 def _commit(requests: Sequence[PlaceRequest]) -> list[Answer]:

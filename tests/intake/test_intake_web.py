@@ -237,3 +237,46 @@ def test_a_request_whose_client_left_before_its_transaction_began_places_nothing
     assert held[0][0] == 201
     quantities = sorted(Order.objects.values_list("items__quantity", flat=True))
     assert quantities == [1, 2]  # the one whose customer left was never placed
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="holds a row lock from another connection")
+def test_an_order_queued_behind_a_stuck_transaction_is_refused_at_its_deadline(processes, shop):
+    """The desk's one connection is held behind a lock on a customer's row; an order that arrives
+    meanwhile waits in the queue and is answered 503 with Retry-After at its deadline, not when
+    the transaction ahead of it ends, and is never placed."""
+    processes.env_overrides.update(INTAKE_DESK_CONNECTIONS="1", THROTTLES_ENABLED="false", INTAKE_DEADLINE_S="2")
+    web = processes.start_web()
+    tokens, product, alice = shop["tokens"], shop["product"], shop["alice"]
+    assert post(web, tokens["alice"], [(product, 1)])[0] == 201  # the token is cached
+    assert post(web, tokens["bob"], [(product, 1)])[0] == 201
+
+    db = connection.settings_dict
+    dsn = f"host={db['HOST'] or '127.0.0.1'} port={db['PORT'] or 5432} user={db['USER']} dbname={db['NAME']}"
+    answers: dict[str, Any] = {}
+    with psycopg.connect(dsn) as locker:
+        locker.execute("SELECT id FROM auth_user WHERE id = %s FOR UPDATE", [alice.pk])
+        stuck = threading.Thread(target=lambda: answers.update(stuck=post(web, tokens["alice"], [(product, 2)])))
+        stuck.start()
+        wait_until(
+            lambda: locker.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()[0] > 0,
+            timeout=10, what="the desk's transaction to wait for the lock",
+        )  # fmt: skip
+        started = time.monotonic()
+        queued = threading.Thread(target=lambda: answers.update(queued=post(web, tokens["bob"], [(product, 3)])))
+        queued.start()
+        queued.join(timeout=6)  # the lock is still held meanwhile
+        waited = time.monotonic() - started
+        locker.rollback()
+    stuck.join(timeout=20)
+
+    assert "queued" in answers, "the queued order was not answered while the transaction ahead of it was stuck"
+    status, headers, body = answers["queued"]
+    assert status == 503, body
+    assert body["code"] == "busy"
+    assert headers["retry-after"]
+    # Refused at its 2 s deadline while the lock still held the transaction ahead of it: not at
+    # once (nothing refuses it before its deadline), not after the lock's release (6 s or more).
+    assert 1.5 <= waited < 4, waited
+    assert answers["stuck"][0] == 201  # taken before its deadline: its transaction decided
+    quantities = sorted(Order.objects.values_list("items__quantity", flat=True))
+    assert quantities == [1, 1, 2]  # the refused one was never placed
