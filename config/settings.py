@@ -291,7 +291,8 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="shop@localhost")
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default=EMAIL_BACKEND)
 EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)  # seconds for any one SMTP step (Django's own setting)
 EMAIL_RATE_PER_S = env.float("EMAIL_RATE_PER_S", default=0.0)  # per mailer process; 0: as fast as the server takes
-EMAIL_BATCH_SIZE = env.int("EMAIL_BATCH_SIZE", default=50)  # e-mails claimed and sent over one connection
+EMAIL_BATCH_SIZE = env.int("EMAIL_BATCH_SIZE", default=50)  # e-mails claimed at once
+EMAIL_KEEPALIVE_S = env.float("EMAIL_KEEPALIVE_S", default=30.0)  # an unused SMTP session is closed after this
 EMAIL_POLL_INTERVAL_S = env.float("EMAIL_POLL_INTERVAL_S", default=0.5)  # how often an idle mailer looks
 EMAIL_RETRY_BASE_S = env.float("EMAIL_RETRY_BASE_S", default=5.0)  # first retry after ~this, doubling
 EMAIL_RETRY_MAX_S = env.float("EMAIL_RETRY_MAX_S", default=300.0)  # never longer between tries

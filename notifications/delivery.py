@@ -1,8 +1,10 @@
 """Sending claimed e-mails, and the failure policy.
 
 One connection of the configured backend (EMAIL_BACKEND: SMTP from EMAIL_URL, or any Django
-backend such as django-anymail's) carries a whole batch, paced to EMAIL_RATE_PER_S; every SMTP
-step gives up after EMAIL_TIMEOUT. Each e-mail carries a Message-ID made from its event id, so
+backend such as django-anymail's) is kept open from batch to batch (`KeptConnection`), so a
+steady trickle of orders, a batch of one or two e-mails each, goes over one SMTP session rather
+than one session per batch; sends are paced to EMAIL_RATE_PER_S; every SMTP step gives up after
+EMAIL_TIMEOUT. Each e-mail carries a Message-ID made from its event id, so
 a copy sent again after a crash is recognisably the same message.
 
 The policy: a failure that may pass (no connection, no answer in time, a 4xx answer, an HTTP
@@ -14,6 +16,7 @@ ends the batch: what was not tried yet goes back untried.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import smtplib
 import ssl
 import time
@@ -22,11 +25,16 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
+from django.core.mail.backends.base import BaseEmailBackend
 from django.utils import timezone
 
 from notifications.models import Notification
 
-__all__ = ["Failure", "Outcome", "classify", "message_id", "send_batch", "server_answers"]
+__all__ = ["Failure", "KeptConnection", "Outcome", "classify", "message_id", "send_batch", "server_answers"]
+
+# A session unused for longer than this is checked (SMTP NOOP) before it carries a batch: the
+# server may have dropped it meanwhile, and that is no failure of the server.
+CHECK_AFTER_IDLE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -100,18 +108,83 @@ def _message(n: Notification, connection: object) -> EmailMessage:
     )  # fmt: skip
 
 
+class KeptConnection:
+    """One connection of the e-mail backend, kept open from batch to batch and closed once it
+    has carried nothing for EMAIL_KEEPALIVE_S (mail servers drop idle sessions after a while:
+    RFC 5321 asks for at least 5 minutes, some providers wait less). Before a session idle for
+    more than CHECK_AFTER_IDLE_S carries a batch it is asked for a NOOP, and replaced if the
+    server has dropped it. Backends without a session (an HTTP API's, the console) just stay
+    as they are."""
+
+    def __init__(self, keepalive_s: float | None = None) -> None:
+        self.keepalive_s = settings.EMAIL_KEEPALIVE_S if keepalive_s is None else keepalive_s
+        self.opened = 0  # connections opened so far
+        self._connection: BaseEmailBackend | None = None
+        self._used_at = -math.inf
+
+    def get(self) -> BaseEmailBackend:
+        """The open connection, opened now if there is none. Raises whatever the backend raises
+        when it cannot open one."""
+        self.close_if_idle()
+        idle = time.monotonic() - self._used_at
+        if self._connection is not None and idle > CHECK_AFTER_IDLE_S and not _still_open(self._connection):
+            self.drop()
+        if self._connection is None:
+            connection = get_connection(fail_silently=False)
+            connection.open()
+            self._connection = connection
+            self.opened += 1
+        return self._connection
+
+    def used(self) -> None:
+        self._used_at = time.monotonic()
+
+    def close_if_idle(self) -> None:
+        if self._connection is not None and time.monotonic() - self._used_at > self.keepalive_s:
+            self.close()
+
+    def close(self) -> None:
+        """Close it politely (SMTP QUIT)."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                connection.close()
+            except Exception:  # noqa: BLE001 - a connection that broke closes badly; nothing to save
+                _drop(connection)
+
+    def drop(self) -> None:
+        """Forget a broken connection without a word to a server that would not answer either."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            _drop(connection)
+
+
+def _still_open(connection: BaseEmailBackend) -> bool:
+    smtp = getattr(connection, "connection", None)
+    if not isinstance(smtp, smtplib.SMTP):
+        return True
+    try:
+        return smtp.noop()[0] == 250
+    except (smtplib.SMTPException, OSError):
+        return False
+
+
 def send_batch(
-    batch: list[Notification], *, rate_per_s: float = 0.0, between: Callable[[], object] | None = None
+    batch: list[Notification],
+    kept: KeptConnection,
+    *,
+    rate_per_s: float = 0.0,
+    between: Callable[[], object] | None = None,
 ) -> Outcome:
-    """Send each e-mail of the batch over one connection, no faster than rate_per_s (0: no
+    """Send each e-mail of the batch over the kept connection, no faster than rate_per_s (0: no
     limit), calling `between` after each (the mailer's heartbeat). Never raises: every e-mail
     ends in the outcome as sent, failed or untried."""
     outcome = Outcome()
     interval = 1.0 / rate_per_s if rate_per_s > 0 else 0.0
-    connection = get_connection(fail_silently=False)
     try:
-        connection.open()
+        connection = kept.get()
     except Exception as exc:  # noqa: BLE001 - whatever the backend raises, the batch waits
+        kept.drop()
         outcome.server_failure = classify(exc)
         outcome.failed = [(n, outcome.server_failure) for n in batch]  # a try for each: the window counts
         return outcome
@@ -132,7 +205,7 @@ def send_batch(
                 failure = classify(exc)
                 outcome.failed.append((n, failure))
                 if failure.connection_lost:
-                    _drop(connection)
+                    kept.drop()
                     outcome.untried = batch[i + 1 :]
                     if not outcome.sent:
                         outcome.server_failure = failure
@@ -143,10 +216,7 @@ def send_batch(
             else:  # a backend that reports failure by its count rather than by raising
                 outcome.failed.append((n, Failure("other", f"{type(connection).__name__} did not accept it")))
     finally:
-        try:
-            connection.close()
-        except Exception:  # noqa: BLE001 - a connection that broke closes badly; nothing to save
-            pass
+        kept.used()
     return outcome
 
 

@@ -30,7 +30,7 @@ from eventbus.runtime.heartbeats import Heartbeat
 from eventbus.runtime.logcontext import bound
 from eventbus.runtime.worker import Worker
 from notifications import services, wakeup
-from notifications.delivery import Failure, Outcome, send_batch, server_answers
+from notifications.delivery import Failure, KeptConnection, Outcome, send_batch, server_answers
 from notifications.metrics import EMAILS_FAILED, EMAILS_SENT
 from notifications.models import Notification
 
@@ -80,6 +80,7 @@ class Mailer(Worker):
         self._down_tries = 0
         self._pause_until = 0.0
         self._wakeups: Any = None  # the subscription to wake-ups (notifications.wakeup)
+        self.outgoing = KeptConnection()  # one session from batch to batch
 
     @property
     def who(self) -> str:
@@ -104,6 +105,7 @@ class Mailer(Worker):
             self.loop(once=once)
         finally:
             self._close_wakeups()
+            self.outgoing.close()
         log.info("mailer stopped: %d e-mails sent, %d retries scheduled, %d dead", self.sent, self.retried, self.dead)
         return self.sent - before
 
@@ -123,7 +125,7 @@ class Mailer(Worker):
         self._in_hand = len(batch)
         self.beat(force=True)
         try:
-            self._record(send_batch(batch, rate_per_s=self.rate_per_s, between=self.beat))
+            self._record(send_batch(batch, self.outgoing, rate_per_s=self.rate_per_s, between=self.beat))
         finally:
             self._in_hand = 0
             self._last_batch_at = time.time()
@@ -132,6 +134,7 @@ class Mailer(Worker):
     def between_steps(self) -> None:
         if not self._idle:
             return
+        self.outgoing.close_if_idle()
         if self._down:
             wait = min(max(self._pause_until - time.monotonic(), 0.0), self.poll_interval * 4) or self.poll_interval
             self.interruptibly(lambda: time.sleep(wait), otherwise=None)

@@ -38,6 +38,7 @@ class _Handler:
         message = email.message_from_bytes(content if isinstance(content, bytes) else content.encode())
         with self.server.lock:
             self.server.received.append(message)
+            self.server.sessions.add(session.peer)  # type: ignore[attr-defined]
         return "250 Message accepted for delivery"
 
 
@@ -49,6 +50,7 @@ class SmtpServer:
         self.mode = "accept"
         self.slow_s = slow_s
         self.received: list[Message] = []
+        self.sessions: set[tuple] = set()  # the client address of each session that delivered mail
         self.lock = threading.Lock()
         self._controller: Controller | None = None
         self._silent: socket.socket | None = None

@@ -14,6 +14,7 @@ from django.core import mail
 from django.core.management import call_command
 from django.utils import timezone
 
+from notifications import delivery
 from notifications import mailer as mailer_module
 from notifications.delivery import message_id
 from notifications.mailer import Mailer
@@ -234,3 +235,57 @@ def test_sent_emails_are_counted(smtp: SmtpServer, mailer, record):
     mailer.run(once=True)
 
     assert EMAILS_SENT._value.get() == before + 2
+
+
+def test_one_smtp_session_carries_batch_after_batch(smtp: SmtpServer, transport, record):
+    """A trickle of orders makes a batch of one or two e-mails each: they share one session."""
+    smtp.start()
+    mailer = Mailer(batch_size=2, poll_interval=0, transport=transport)
+    record(2)
+    mailer.step(once=True)
+    record(1)
+    mailer.step(once=True)
+    record(3)
+    mailer.run(once=True)  # two more batches, then it stops and says QUIT
+
+    assert len(smtp.received) == 6
+    assert len(smtp.sessions) == 1
+    assert mailer.outgoing.opened == 1
+    assert statuses() == ["sent"] * 6
+
+
+def test_a_session_the_server_dropped_while_idle_is_replaced_and_nothing_fails(
+    smtp: SmtpServer, transport, record, monkeypatch
+):
+    monkeypatch.setattr(delivery, "CHECK_AFTER_IDLE_S", 0.0)  # check the session before every batch
+    smtp.start()
+    mailer = Mailer(poll_interval=0, transport=transport)
+    record(1)
+    mailer.step(once=True)
+    smtp.stop()  # the server goes away and comes back: the session the mailer keeps is dead
+    smtp.start()
+    record(2)
+    mailer.step(once=True)
+
+    assert len(smtp.received) == 3
+    assert mailer.outgoing.opened == 2
+    assert mailer.retried == 0
+    assert mailer.dead == 0
+    assert set(Notification.objects.values_list("status", "attempts", "error")) == {("sent", 1, "")}
+    mailer.outgoing.close()
+
+
+def test_a_session_unused_for_longer_than_the_keepalive_is_closed(smtp: SmtpServer):
+    smtp.start()
+    kept = delivery.KeptConnection(keepalive_s=0.2)
+    first = kept.get()
+    kept.used()
+    kept.close_if_idle()
+    assert first.connection is not None, "still in use"
+
+    time.sleep(0.3)
+    kept.close_if_idle()
+    assert first.connection is None, "closed (QUIT) once idle past the keepalive"
+    assert kept.get() is not first
+    assert kept.opened == 2
+    kept.close()
