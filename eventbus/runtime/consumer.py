@@ -63,7 +63,7 @@ class Consumer(LeasedReading, Worker):
         self.streams = [*registry.streams_for(group), Transport.replay_stream(group)]
         # Partition streams are read under a lease (eventbus.runtime.leases); the others by every
         # consumer of the group, first come first served.
-        self.partition_streams = [s for s in self.streams if partitions.logical(s)[1] is not None]
+        self.partition_streams = partitions.leased(self.streams)
         self.lease_ttl_ms = conf["LEASE_TTL_MS"]
         self._unsettled: set[str] = set()  # partitions taken whose takeover is not done yet
         self.stats = Stats()

@@ -25,9 +25,14 @@ from collections.abc import Sequence
 
 from eventbus.redis.transport import Transport, TransportUnavailable
 
-__all__ = ["LeasedReading", "Leases"]
+__all__ = ["LeasedReading", "Leases", "share"]
 
 log = logging.getLogger(__name__)
+
+
+def share(partitions: int, members: int) -> int:
+    """How many partitions each of a group's live consumers may hold."""
+    return math.ceil(partitions / max(1, members))
 
 
 class Leases:
@@ -66,19 +71,19 @@ class Leases:
         renewed = t.lease_renew(self.group, self.consumer, self.held, ttl_ms=self.ttl_ms)
         lost = [s for s, ok in zip(self.held, renewed, strict=True) if not ok]
         held = [s for s, ok in zip(self.held, renewed, strict=True) if ok]
-        share = math.ceil(len(self.streams) / max(1, len(members)))
+        most = share(len(self.streams), len(members))
         taken: list[str] = []
-        if len(held) > share:
-            surplus, held = held[share:], held[:share]
+        if len(held) > most:
+            surplus, held = held[most:], held[:most]
             t.lease_release(self.group, self.consumer, surplus)
             log.info("group %s: %s gave back %s (its share is %d of %d partitions among %d consumers)",
-                     self.group, self.consumer, ", ".join(surplus), share, len(self.streams), len(members))  # fmt: skip
-        elif len(held) < share:
+                     self.group, self.consumer, ", ".join(surplus), most, len(self.streams), len(members))  # fmt: skip
+        elif len(held) < most:
             rank = members.index(self.consumer) if self.consumer in members else 0
-            start = (rank * share) % len(self.streams)
+            start = (rank * most) % len(self.streams)
             order = self.streams[start:] + self.streams[:start]
             owners = t.lease_owners(self.group, [s for s in order if s not in held])
-            free = [s for s, owner in owners.items() if owner is None][: share - len(held)]
+            free = [s for s, owner in owners.items() if owner is None][: most - len(held)]
             got = t.lease_acquire(self.group, self.consumer, free, ttl_ms=self.ttl_ms)
             taken = [s for s, ok in zip(free, got, strict=True) if ok]
             held += taken

@@ -56,7 +56,7 @@ def group_states(transport: Transport) -> list[GroupState]:
     for group in registry.groups():
         retrying = transport.retries.count(group)
         streams = registry.streams_for(group)
-        owners = transport.lease_owners(group, [s for s in streams if partitions.logical(s)[1] is not None])
+        owners = transport.lease_owners(group, partitions.leased(streams))
         for stream in [*streams, Transport.replay_stream(group)]:
             for info in transport.groups(stream):
                 if info.name != group:

@@ -19,7 +19,7 @@ import zlib
 
 from django.conf import settings
 
-__all__ = ["count", "expand", "logical", "partition_of", "stream_name"]
+__all__ = ["count", "expand", "leased", "logical", "partition_of", "stream_name"]
 
 _NAME = re.compile(r"^(?P<stream>.+):\{p(?P<partition>\d+)\}$")
 
@@ -61,3 +61,8 @@ def logical(name: str) -> tuple[str, int | None]:
     """(logical stream, partition) of a stream name; partition None if it is not one."""
     m = _NAME.match(name)
     return (m["stream"], int(m["partition"])) if m else (name, None)
+
+
+def leased(streams: list[str]) -> list[str]:
+    """The partition streams among these: the ones a group's consumers read under a lease."""
+    return [s for s in streams if logical(s)[1] is not None]
