@@ -111,13 +111,28 @@ def transport(key_prefix: str) -> Transport:
     return get_transport()
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    report = yield
+    if report.when == "call":
+        item.stash[CALL_FAILED] = report.failed
+    return report
+
+
+CALL_FAILED = pytest.StashKey[bool]()
+
+
 @pytest.fixture
-def processes(tmp_path: Path, key_prefix: str) -> Iterator[Processes]:
+def processes(request: pytest.FixtureRequest, tmp_path: Path, key_prefix: str) -> Iterator[Processes]:
     """Real `manage.py` commands and the web server as subprocesses (tests.processes), killed
-    at the end of the test."""
+    at the end of the test. A failed test's report carries the end of every process's log (a
+    CI run keeps nothing else of them)."""
     procs = Processes(tmp_path, key_prefix)
     yield procs
     procs.stop_all()
+    if request.node.stash.get(CALL_FAILED, False):
+        for name, tail in procs.log_tails(lines=40).items():
+            request.node.add_report_section("teardown", f"log of {name}", tail)
 
 
 Pump = Callable[..., dict[str, int]]

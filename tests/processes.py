@@ -7,6 +7,7 @@ import email
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -22,12 +23,49 @@ from eventbus.redis import embedded
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def wait_until(predicate: Callable[[], object], *, timeout: float, what: str, interval: float = 0.1) -> None:
+def wait_until(
+    predicate: Callable[[], object],
+    *,
+    timeout: float,
+    what: str,
+    interval: float = 0.1,
+    state: Callable[[], str] | None = None,
+) -> None:
+    """Wait for predicate() to hold; on time-out fail saying what was awaited and, with `state`,
+    where things stood then."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+            where = f" ({state()})" if state is not None else ""
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}{where}")
         time.sleep(interval)
+
+
+def stop_between_transactions(consumers: list[subprocess.Popen]) -> None:
+    """SIGSTOP the consumers at a moment none of them holds SQLite's write lock: one stopped inside
+    a transaction would keep every other writer (the placer, the relay) waiting until it resumes.
+    On PostgreSQL a writer holds only its rows, and the first try stands."""
+    for _ in range(100):
+        for consumer in consumers:
+            consumer.send_signal(signal.SIGSTOP)
+        if connection.vendor != "sqlite" or sqlite_writable(connection.settings_dict["NAME"]):
+            return
+        for consumer in consumers:
+            consumer.send_signal(signal.SIGCONT)
+        time.sleep(0.05)
+    raise AssertionError("the consumers never stood between transactions")
+
+
+def sqlite_writable(path: str) -> bool:
+    probe = sqlite3.connect(path, timeout=0.5, isolation_level=None)
+    try:
+        probe.execute("BEGIN IMMEDIATE")
+        probe.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        probe.close()
 
 
 def pending(transport: object, stream: str, group: str) -> int:
@@ -198,6 +236,13 @@ class Processes:
 
     def log(self, name: str) -> str:
         return (self.logs / f"{name}.log").read_text(errors="replace")
+
+    def log_tails(self, *, lines: int) -> dict[str, str]:
+        """The last `lines` lines of each process's log, by name (for a failed test's report)."""
+        return {
+            path.stem: "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+            for path in sorted(self.logs.glob("*.log"))
+        }
 
     def wait_for_log(self, name: str, text: str, timeout: float = 30) -> None:
         def seen() -> bool:

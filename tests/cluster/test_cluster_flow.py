@@ -25,9 +25,9 @@ from eventbus.runtime import partitions
 from orders.models import Order
 from tests.cluster.conftest import LocalCluster
 from tests.factories import ProductFactory, UserFactory
-from tests.faults.test_crashes import FLOW, all_settled, settle_flow, start_flow
+from tests.faults.test_crashes import FLOW, settle_flow, start_flow, wait_settled
 from tests.intake.test_intake_web import post
-from tests.processes import Processes, wait_until
+from tests.processes import Processes, stop_between_transactions, wait_until
 from tests.rediscluster import cluster_settings
 
 pytestmark = [pytest.mark.cluster, pytest.mark.faults, pytest.mark.django_db(transaction=True)]
@@ -67,7 +67,7 @@ def test_orders_placed_through_the_database_and_the_intake_settle_once_on_a_clus
         taken.append(body["id"])
     wait_until(lambda: Order.objects.filter(pk__in=taken).exclude(status=Order.Status.PENDING).count() == 20,
                timeout=60, what="the orders placed through the web to settle")  # fmt: skip
-    wait_until(lambda: all_settled(FLOW + 20), timeout=60, what="their notifications")
+    wait_settled(FLOW + 20, timeout=60, what="their notifications")
     call_command("check_invariants")
     product.refresh_from_db()
     assert product.stock == 80
@@ -92,8 +92,7 @@ def test_a_master_that_fails_over_to_a_replica_that_missed_writes_loses_no_order
     master = on_cluster.master_of_key(key_prefix + partitions.stream_name("orders", 3, 8))
     replica = on_cluster.replica_of(master)
     consumers = [p for name, p in processes.procs.items() if name not in ("relay", "web")]
-    for consumer in consumers:  # nobody handles what the master alone holds before it dies
-        consumer.send_signal(signal.SIGSTOP)
+    stop_between_transactions(consumers)  # nobody handles what the master alone holds before it dies
     on_master, stream = redis.Redis(port=master), key_prefix + partitions.stream_name("orders", 3, 8)
     on_cluster.pause(replica)
     on_master.execute_command("CLIENT", "KILL", "TYPE", "replica")
@@ -115,7 +114,7 @@ def test_a_master_that_fails_over_to_a_replica_that_missed_writes_loses_no_order
     on_cluster.restart(master)
     on_cluster.wait_ok(timeout=60)
 
-    wait_until(lambda: all_settled(FLOW), timeout=120, what="every order to settle after the failover")
+    wait_settled(FLOW, timeout=120, what="every order to settle after the failover")
     recovered_s = time.monotonic() - started
     settle_flow(processes, placer, "the failover")  # effects once, check_invariants
     wait_until(lambda: not OutboxEvent.objects.filter(published_at__isnull=True).exists(), timeout=60,

@@ -7,6 +7,8 @@ from __future__ import annotations
 import random
 import re
 import threading
+from collections import Counter
+from collections.abc import Callable
 
 import pytest
 from django.core.management import call_command
@@ -26,23 +28,45 @@ from tests.redisproxy import ReplyHoldingProxy
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
 
-def place_orders(count: int, products: list, customers: list, *, seed: int, pause_s: float = 0.0) -> threading.Thread:
+class Placer(threading.Thread):
+    """A thread placing orders; join() raises what stopped it early, so a test that waits for
+    its orders says why some never came."""
+
+    def __init__(self, place: Callable[[], None], products: list, customers: list) -> None:
+        super().__init__(name="placer")
+        self._place = place
+        self.products = products  # what it places from, for a test that places more alongside
+        self.customers = customers
+        self.error: Exception | None = None
+
+    def run(self) -> None:
+        try:
+            self._place()
+        except Exception as exc:  # noqa: BLE001 - whatever it was, join() reports it
+            self.error = exc
+        finally:
+            connections.close_all()
+
+    def join(self, timeout: float | None = None) -> None:
+        super().join(timeout)
+        if self.error is not None:
+            raise AssertionError(f"the placer stopped: {self.error!r}") from self.error
+
+
+def place_orders(count: int, products: list, customers: list, *, seed: int, pause_s: float = 0.0) -> Placer:
     """Place `count` orders from a background thread (its own database connection)."""
     rng = random.Random(seed)
 
     def run() -> None:
-        try:
-            for _ in range(count):
-                lines = rng.sample(products, rng.randint(1, 3))
-                order_place(customer=rng.choice(customers), items=[(p.pk, rng.randint(1, 3)) for p in lines])
-                if pause_s:
-                    threading.Event().wait(pause_s)
-        finally:
-            connections.close_all()
+        for _ in range(count):
+            lines = rng.sample(products, rng.randint(1, 3))
+            order_place(customer=rng.choice(customers), items=[(p.pk, rng.randint(1, 3)) for p in lines])
+            if pause_s:
+                threading.Event().wait(pause_s)
 
-    thread = threading.Thread(target=run, name="placer")
-    thread.start()
-    return thread
+    placer = Placer(run, products, customers)
+    placer.start()
+    return placer
 
 
 def all_settled(expected: int) -> bool:
@@ -52,6 +76,23 @@ def all_settled(expected: int) -> bool:
         and Notification.objects.count() == expected
         and not Notification.objects.filter(status=Notification.Status.PENDING).exists()
     )
+
+
+def settle_state() -> str:
+    """Where the pipeline stands: orders and notifications by status, the outbox's unpublished
+    rows (what a time-out of all_settled reports)."""
+
+    def by_status(model: type) -> dict[str, int]:
+        return dict(Counter(model.objects.values_list("status", flat=True)))
+
+    return (
+        f"orders {by_status(Order)}, notifications {by_status(Notification)}, "
+        f"unpublished outbox rows {OutboxEvent.objects.filter(published_at__isnull=True).count()}"
+    )
+
+
+def wait_settled(expected: int, *, timeout: float, what: str) -> None:
+    wait_until(lambda: all_settled(expected), timeout=timeout, what=what, state=settle_state)
 
 
 def assert_effects_applied_once(processes: Processes, orders: int) -> None:
@@ -98,7 +139,7 @@ def test_killing_a_consumer_of_each_group_mid_batch_loses_nothing_and_applies_no
         processes.start_consumer(group, f"{group}-2", "--batch-size", "20")
     placer.join(timeout=120)
 
-    wait_until(lambda: all_settled(orders), timeout=120, what="every order and notification to settle")
+    wait_settled(orders, timeout=120, what="every order and notification to settle")
     assert_effects_applied_once(processes, orders)
 
 
@@ -129,7 +170,7 @@ def test_relay_killed_between_publishing_and_marking_rows_publishes_again_and_ef
     assert OutboxEvent.objects.filter(published_at__isnull=True).count() >= 30, "no row was marked"
 
     processes.start_relay("relay-2")
-    wait_until(lambda: all_settled(30), timeout=60, what="every order to settle")
+    wait_settled(30, timeout=60, what="every order to settle")
 
     processes.stop_all()  # each consumer logs what it processed and what it dropped as duplicate
     inventory = re.search(
@@ -168,14 +209,14 @@ def test_a_consumer_killed_after_its_commit_before_publishing_its_events_leaves_
     assert OutboxEvent.objects.filter(event_type="inventory.InventoryReserved").exists(), "left in the outbox"
 
     processes.start_consumer("inventory", "inventory-2")
-    wait_until(lambda: all_settled(20), timeout=120, what="every order to settle")
+    wait_settled(20, timeout=120, what="every order to settle")
     assert_effects_applied_once(processes, 20)
 
 
 FLOW = 200  # orders placed while Redis is restarted, flushed or failed over
 
 
-def start_flow(processes: Processes, *, seed: int, heal_quickly: bool = False) -> threading.Thread:
+def start_flow(processes: Processes, *, seed: int, heal_quickly: bool = False) -> Placer:
     """The relay and one consumer per group, then FLOW orders from 10 customers over 8 products
     placed from a thread; returns once 40 have been notified. heal_quickly: the relay checks
     what Redis remembers every second and reconciles what is older than 5 s every 2 s."""
@@ -192,10 +233,10 @@ def start_flow(processes: Processes, *, seed: int, heal_quickly: bool = False) -
     return placer
 
 
-def settle_flow(processes: Processes, placer: threading.Thread, after: str) -> None:
+def settle_flow(processes: Processes, placer: Placer, after: str, *, orders: int = FLOW) -> None:
     placer.join(timeout=120)
-    wait_until(lambda: all_settled(FLOW), timeout=120, what=f"every order to settle after {after}")
-    assert_effects_applied_once(processes, FLOW)
+    wait_settled(orders, timeout=120, what=f"every order to settle after {after}")
+    assert_effects_applied_once(processes, orders)
 
 
 def test_restarting_redis_with_persistence_while_orders_flow_loses_nothing(private_redis: RedisServer, processes):

@@ -15,15 +15,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 
 from eventbus.models import OutboxEvent
 from eventbus.redis.transport import Transport, get_transport, reset_transport
-from tests.faults.test_crashes import FLOW, all_settled, settle_flow, start_flow
-from tests.processes import Processes, RedisServer, wait_until
+from tests.faults.test_crashes import FLOW, place_orders, settle_flow, start_flow, wait_settled
+from tests.processes import Processes, RedisServer, stop_between_transactions, wait_until
 from tests.redisproxy import ReplyHoldingProxy
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
+
+WINDOW_ORDERS = 10  # placed while the primary alone takes writes
 
 Pair = tuple[RedisServer, RedisServer, ReplyHoldingProxy]
 
@@ -61,11 +64,18 @@ def test_failover_to_a_replica_that_missed_writes_loses_no_order(
 
     consumers = [p for name, p in processes.procs.items() if name != "relay"]
     replica.pause()  # from here the primary holds writes no replica has...
-    for consumer in consumers:  # ...and nobody handles them before they are gone with it
-        consumer.send_signal(signal.SIGSTOP)
+    stop_between_transactions(consumers)  # ...and nobody handles them before they are gone with it
     # A stopped process's kernel still receives: cut the replication link too, or what the
     # primary sends meanwhile would be waiting in the replica's socket when it resumes.
     get_transport().client.execute_command("CLIENT", "KILL", "TYPE", "replica")
+    cut = timezone.now()
+    # Orders placed now reach the primary alone. The flow's placer may have finished already (on
+    # a fast machine it places its 200 before the 40th notification): place some here, always.
+    place_orders(WINDOW_ORDERS, placer.products, placer.customers, seed=8).join(timeout=60)
+    if not wait_replicas:  # the premise: the relay marks published events that only the primary holds
+        window = OutboxEvent.objects.filter(created_at__gte=cut)
+        wait_until(lambda: window.exists() and not window.filter(published_at__isnull=True).exists(),
+                   timeout=30, what="the relay to mark the window's events published")  # fmt: skip
     threading.Event().wait(1.0)
     primary.kill()
     replica.resume()
@@ -81,11 +91,11 @@ def test_failover_to_a_replica_that_missed_writes_loses_no_order(
     started = time.monotonic()
     for consumer in consumers:
         consumer.send_signal(signal.SIGCONT)
-    wait_until(lambda: all_settled(FLOW), timeout=120, what="every order to settle after the failover")
+    wait_settled(FLOW + WINDOW_ORDERS, timeout=120, what="every order to settle after the failover")
     recovered_s = time.monotonic() - started
     wait_until(lambda: not OutboxEvent.objects.filter(published_at__isnull=True).exists(), timeout=60,
                what="the outbox to be published")  # fmt: skip
-    settle_flow(processes, placer, "the failover")
+    settle_flow(processes, placer, "the failover", orders=FLOW + WINDOW_ORDERS)
     standby.kill()
     # What the replica missed came back through the outbox: rows whose publication marks died
     # with the primary were never marked and the relay published them again; rows marked
@@ -95,7 +105,7 @@ def test_failover_to_a_replica_that_missed_writes_loses_no_order(
         "loss detected": relay_log.count("Redis lost data"),
         "reconciled": relay_log.count("never reached a group"),
     }
-    print(f"failover ({'with' if wait_replicas else 'without'} WAIT): {FLOW} orders settled "
+    print(f"failover ({'with' if wait_replicas else 'without'} WAIT): {FLOW + WINDOW_ORDERS} orders settled "
           f"{recovered_s:.1f} s after the new primary took over; {how}")  # fmt: skip
     if not wait_replicas:  # the relay had marked published some events the new primary never got
         assert how["loss detected"] + how["reconciled"] >= 1
