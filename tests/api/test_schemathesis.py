@@ -17,7 +17,11 @@ from tests.factories import ProductFactory, StaffFactory, UserFactory
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
-EXAMPLES_PER_OPERATION = 30
+EXAMPLES_PER_OPERATION = 20
+# Schemathesis shares its time budget among the operations and fills it: the run takes this long
+# whatever the examples per operation (90 s took 90 s at 20 and at 30).
+SECONDS_PER_ROLE = 60
+STAFF_ONLY_OPERATIONS = "^products_(create|update|partial_update|restock_create)$"
 
 
 @pytest.mark.parametrize("role", ["customer", "staff"])
@@ -34,6 +38,9 @@ def test_the_api_answers_fuzzed_requests_as_its_schema_says(processes, role, tmp
         MAX_PENDING_ORDERS_PER_CUSTOMER="0", DEBUG="false",
     )  # fmt: skip
     web = processes.start_web(threads=8)
+    # A customer's product writes are 403 whatever the body (tests/api/test_products.py says so
+    # for each): fuzzing their bodies as a customer would only spend a quarter of the run.
+    staff_only = ["--exclude-operation-id-regex", STAFF_ONLY_OPERATIONS] if role == "customer" else []
 
     # From tmp_path: schemathesis keeps a cache of what earlier runs found in .schemathesis/ of its
     # working directory and replays it; every run here starts from the seed alone.
@@ -46,9 +53,10 @@ def test_the_api_answers_fuzzed_requests_as_its_schema_says(processes, role, tmp
             "--max-examples", str(EXAMPLES_PER_OPERATION),
             "--seed", "20261130",
             "--workers", "1",
-            "--max-time", "90",
+            "--max-time", str(SECONDS_PER_ROLE),
             "--request-timeout", "10",
             "--no-color",
+            *staff_only,
             "--report", "junit", "--report-dir", str(tmp_path / "report"),
         ],
         cwd=tmp_path, capture_output=True, text=True, timeout=200, check=False,

@@ -82,8 +82,37 @@ class Stack:
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read() or b"{}")
 
+    def containers(self, field: str) -> list[str]:
+        """`field` (a podman ps --format template) of each of the stack's containers."""
+        label = f"label=io.podman.compose.project={self.project}"
+        return self.podman("ps", "-a", "--filter", label, "--format", field).stdout.split()
+
+    def status(self) -> dict:
+        command = ("exec", self.container("web"), "python", "manage.py", "status", "--json")
+        return json.loads(self.podman(*command, check=False).stdout or "{}")
+
+    def all_alive(self) -> bool:
+        status = self.status()
+        groups = status.get("consumers_by_group", {})
+        return (
+            status.get("relays") == 1
+            and set(groups) >= {"inventory", "orders", "notifications"}
+            and all(groups.values())
+        )
+
+    def order_product_1(self, quantity: int = 1) -> tuple[int, dict]:
+        return self.api("POST", "/api/orders/", {"items": [{"product_id": 1, "quantity": quantity}]})
+
+    def catalog_has_product_1(self) -> bool:
+        """Whether an order for product 1 is taken (it is then placed, and confirmed later)."""
+        status, answer = self.order_product_1()
+        if status == 400 and "Product 1 does not exist." in json.dumps(answer):
+            return False
+        assert status in (201, 202), answer
+        return True
+
     def place_order(self, quantity: int = 1) -> str:
-        status, order = self.api("POST", "/api/orders/", {"items": [{"product_id": 1, "quantity": quantity}]})
+        status, order = self.order_product_1(quantity)
         assert status in (201, 202), order
         return order["id"]
 
@@ -120,11 +149,21 @@ def stack() -> Iterator[Stack]:
         stack.timings["up"] = time.monotonic() - started - stack.timings["build"]
         seeded = stack.podman("exec", stack.container("web"), "python", "manage.py", "seed_demo", "--force").stdout
         stack.token = re.search(r"alice .*API token: (\w+)", seeded).group(1)  # type: ignore[union-attr]
+        # As an operator would: `status` says every group has a live consumer and a relay is alive.
+        wait_until(stack.all_alive, timeout=120, what="status to see every consumer and the relay", interval=2)
+        # The order desk knows a product once the orders consumer has applied its catalog event
+        # (relay, then orders): seconds after seeding, not at once.
+        wait_until(stack.catalog_has_product_1, timeout=120, what="the demo catalog to reach the orders", interval=1)
         yield stack
+    except BaseException:
+        for name in stack.containers("{{.Names}}"):
+            said = stack.podman("logs", "--tail", "30", name, check=False)
+            print(f"--- the last lines of {name}'s log:\n{said.stdout}{said.stderr}")
+        raise
     finally:
-        ids = run("podman", "ps", "-aq", "--filter", f"label=io.podman.compose.project={stack.project}", env=env).stdout
-        if ids.split():
-            run("podman", "rm", "-f", "-t", "2", *ids.split(), env=env, check=False)
+        ids = stack.containers("{{.ID}}")
+        if ids:
+            run("podman", "rm", "-f", "-t", "2", *ids, env=env, check=False)
         run(*compose, "down", "-v", env=env, timeout=300, check=False)
         run("podman", "network", "rm", "-f", f"{stack.project}_default", env=env, check=False)
         print(f"container stack timings (s): {', '.join(f'{k} {v:.0f}' for k, v in stack.timings.items())}")
@@ -153,12 +192,8 @@ def test_a_consumer_stopped_and_started_again_loses_nothing(stack):
 
 
 def test_status_counts_one_live_consumer_per_group_and_the_relay(stack):
-    def report() -> dict:
-        command = ("exec", stack.container("web"), "python", "manage.py", "status", "--json")
-        return json.loads(stack.podman(*command, check=False).stdout)
-
-    wait_until(lambda: report()["relays"] == 1, timeout=60, what="the relay's beat", interval=2)
-    status = report()
+    wait_until(lambda: stack.status().get("relays") == 1, timeout=60, what="the relay's beat", interval=2)
+    status = stack.status()
     assert {"inventory", "orders", "notifications"} <= set(status["consumers_by_group"])
     assert set(status["consumers_by_group"].values()) == {1}
     assert status["relays"] == 1
