@@ -12,6 +12,8 @@
 # per figure (each run, median and spread per side). Needs DATABASE_URL (PostgreSQL; its server
 # is used, not its database), REDIS_URL and SECRET_KEY (50+ characters) in the environment, and
 # createdb/dropdb on PATH. BENCH_EXTRA adds arguments to every `manage.py bench` (e.g. --quick).
+# BEFORE_SCENARIOS replaces SCENARIOS for the before side, where it predates one of them (e.g.
+# `peers`, whose ratios are taken within the after side's own runs).
 set -euo pipefail
 
 if [ $# -lt 4 ]; then
@@ -37,8 +39,8 @@ scratch="${name}_alt"
 admin_url="$server/postgres"
 mkdir -p "$out"
 
-one_run() {  # one_run LABEL CHECKOUT
-    local label=$1 dir=$2
+one_run() {  # one_run LABEL CHECKOUT SCENARIOS
+    local label=$1 dir=$2 scenarios=$3
     dropdb --if-exists --force "--maintenance-db=$admin_url" "$scratch"
     createdb "--maintenance-db=$admin_url" "$scratch"
     echo "== $label ($dir) on a fresh database $scratch: bench --only $scenarios" >&2
@@ -53,8 +55,8 @@ one_run() {  # one_run LABEL CHECKOUT
 }
 
 for i in $(seq 1 "$runs"); do
-    one_run before "$before"
-    one_run after "$after"
+    one_run before "$before" "${BEFORE_SCENARIOS:-$scenarios}"
+    one_run after "$after" "$scenarios"
 done
 here=$(cd "$(dirname "$0")/.." && pwd)  # this script's checkout: its compare.py
 (cd "$here" && .venv/bin/python -m bench.compare "$out") | tee "$out/compare.md"

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-SKIP = {"seconds", "quick", "when", "machine", "database", "goals_met"}
+SKIP = {"seconds", "scenario_seconds", "quick", "when", "machine", "database", "goals_met"}
 
 
 def numbers(document: Any, prefix: str = "") -> dict[str, float]:

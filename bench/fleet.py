@@ -246,3 +246,21 @@ class Fleet:
 
     def _log_tail(self, name: str) -> str:
         return (self.log_dir / f"{name}.log").read_text(errors="replace")[-2000:]
+
+
+def server_cpu_seconds() -> dict[str, float]:
+    """CPU seconds used so far by this machine's PostgreSQL and Redis servers, by label
+    ("postgresql", "redis"), the backends that exited meanwhile included (the postmaster's
+    children times hold them)."""
+    out = {}
+    for label, names in (("postgresql", ("postgres",)), ("redis", ("redis-server",))):
+        total = 0.0
+        for proc in psutil.process_iter(["name"]):
+            try:
+                if proc.info["name"] and proc.info["name"].startswith(names):
+                    times = proc.cpu_times()
+                    total += times.user + times.system + times.children_user + times.children_system
+            except psutil.Error:
+                pass
+        out[label] = total
+    return out

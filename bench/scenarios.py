@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from bench.ceiling import against_database
 from bench.email import email
-from bench.fleet import ROOT, Fleet
+from bench.fleet import ROOT, Fleet, server_cpu_seconds
 from bench.hops import hop_table
 from bench.peers.scenario import peers
 from bench.profile import Profiler
@@ -39,8 +39,10 @@ from bench.stats import summary
 from bench.world import World, bulk_customers, place_in_processes, wait_until_notified
 from eventbus.messages import registry
 from eventbus.messages.events import Envelope, encode
-from eventbus.models import OutboxEvent, ProcessedEvent
-from eventbus.redis.transport import Transport
+from eventbus.models import OutboxEvent
+from eventbus.redis.transport import Transport, get_transport
+from eventbus.runtime import heartbeats, partitions
+from eventbus.runtime.leases import share
 from eventbus.runtime.monitor import pipeline_backlog
 from eventbus.runtime.relay import Relay
 from eventbus.store.outbox_table import vacuum_if_churned
@@ -280,16 +282,7 @@ def _cpu_snapshot(ctx: Context) -> dict[str, float]:
     me = psutil.Process()
     snapshot = {_BENCH: me.cpu_times().user + me.cpu_times().system}
     snapshot.update({name: ctx.fleet.cpu_seconds(name) for name in ctx.fleet.pids})
-    for label, names in (("postgresql", ("postgres",)), ("redis", ("redis-server",))):
-        total = 0.0
-        for proc in psutil.process_iter(["name"]):
-            try:
-                if proc.info["name"] and proc.info["name"].startswith(names):
-                    times = proc.cpu_times()
-                    total += times.user + times.system + times.children_user + times.children_system
-            except psutil.Error:
-                pass
-        snapshot[label] = total
+    snapshot.update(server_cpu_seconds())
     return snapshot
 
 
@@ -387,13 +380,13 @@ def tokens(world: World) -> list[str]:
 
 
 def http(ctx: Context, port: int) -> dict:
-    """64 keep-alive clients placing orders against gunicorn (production settings) for 30 s,
+    """64 keep-alive clients placing orders against gunicorn (production settings) for 20 s,
     twice: with the relay and consumers running beside it on the same two cores (as in
     production; the headline figure), and with them stopped, which is the API's own capacity to
     absorb a surge (events wait on their streams, then drain once they start again)."""
     assert ctx.world is not None
     assert ctx.fleet is not None
-    seconds = 3 if ctx.quick else 30
+    seconds = 3 if ctx.quick else 20  # 20 s: ~10,000 requests with the pipeline, ~30,000 without
     full = _http_run(ctx, port, seconds, "http: 64 clients, full system")
     groups = ctx.fleet.stop_pipeline()
     try:
@@ -546,45 +539,63 @@ def _watch_orders(customers: list[int], since: dt.datetime, bar: tqdm) -> thread
 
 
 def memory(ctx: Context) -> dict:
-    """Resident memory of each consumer after its group handled FIRST events and after LAST."""
+    """Resident memory of each consumer after its group handled FIRST events and after LAST.
+    The orders come from the pipeline scenario's placing processes, MEMORY_CHUNK at a time, the
+    next chunk while every group is within MEMORY_AHEAD chunks of the orders placed (each group
+    handles one event per order: LAST orders in all); the scenario ends when every order placed
+    was notified (no backlog is left for the next one)."""
     assert ctx.world is not None
     assert ctx.fleet is not None
-    first, last = (500, 3_000) if ctx.quick else (1_000, 100_000)
+    fleet, world = ctx.fleet, ctx.world
+    first, last = (300, 1_500) if ctx.quick else (1_000, 100_000)
     groups = registry.groups()
     since = timezone.now()
+    transport = get_transport()
+
+    def processed() -> Counter[str]:
+        """Events handled so far by each group's consumers, from their heartbeats (every 2 s).
+        Counting the inbox rows instead cost the system under test up to a core by the end:
+        300,000 rows aggregated several times a second."""
+        counts: Counter[str] = Counter()
+        for beat in heartbeats.live_processes(transport):
+            if beat.role == "consumer":
+                counts.update(dict.fromkeys(beat.groups, beat.processed))
+        return counts
+
+    before = processed()
 
     def handled() -> dict[str, int]:
-        counts = dict(
-            ProcessedEvent.objects.filter(processed_at__gte=since)
-            .values_list("consumer_group")
-            .annotate(n=Count("id"))
-            .order_by()
-        )
-        return {g: counts.get(g, 0) for g in groups}
+        now = processed()
+        return {g: now[g] - before[g] for g in groups}
 
     rss_first: dict[str, float] = {}
-    stop = threading.Event()
-    placers = [threading.Thread(target=_place_until, args=(ctx.world, stop, seed)) for seed in range(3)]
-    for placer in placers:
-        placer.start()
-    try:
-        with ctx.bar(last, "memory: events per consumer", "ev") as bar:
-            while True:
-                ctx.fleet.check_alive()
-                counts = handled()
-                for g in groups:
-                    if g not in rss_first and counts[g] >= first:
-                        rss_first[g] = ctx.fleet.rss_mb(g)
-                low = min(counts.values())
-                bar.update(max(low - bar.n, 0))
-                if low >= last:
-                    break
+    placed = 0
+    with ctx.bar(last, "memory: events per consumer", "ev") as bar:
+
+        def look(_: int = 0) -> int:
+            """Note each group's RSS as it passes FIRST; the fewest events any group handled."""
+            fleet.check_alive()
+            counts = handled()
+            for g in groups:
+                if g not in rss_first and counts[g] >= first:
+                    rss_first[g] = fleet.rss_mb(g)
+            low = min(counts.values())
+            bar.update(max(low - bar.n, 0))
+            return low
+
+        low, chunk = 0, min(MEMORY_CHUNK, last)
+        while low < last:
+            # Each order is one event for every group: `last` orders are enough.
+            if placed < last and placed - low < MEMORY_AHEAD * chunk:
+                ids, _ = place_in_processes(
+                    world, min(chunk, last - placed), ctx.placing_processes, ctx.placing_threads, on_placed=look
+                )
+                placed += len(ids)
+            else:
                 time.sleep(0.5)
-    finally:
-        stop.set()
-        for placer in placers:
-            placer.join()
-    rss_last = {g: ctx.fleet.rss_mb(g) for g in groups}
+            low = look()
+    wait_until_notified(world, since, placed, timeout=300)  # the last chunk too: no backlog for the next
+    rss_last = {g: fleet.rss_mb(g) for g in groups}
     growth = {g: round(rss_last[g] - rss_first[g], 1) for g in groups}
     return {
         "events_first": first,
@@ -596,13 +607,8 @@ def memory(ctx: Context) -> dict:
     }
 
 
-def _place_until(world: World, stop: threading.Event, seed: int) -> None:
-    rng = random.Random(seed)
-    try:
-        while not stop.is_set():
-            order_place(customer=rng.choice(world.customers), items=world.lines(rng))
-    finally:
-        connections.close_all()
+MEMORY_CHUNK = 2_000  # orders placed at once by the memory scenario
+MEMORY_AHEAD = 3  # chunks placed ahead of the slowest group (its count comes from beats 2 s apart)
 
 
 # --- 7. spike ---------------------------------------------------------------------------------------
@@ -892,7 +898,7 @@ def scale(ctx: Context) -> dict:
     saved = settings.EVENTBUS
     settings.EVENTBUS = {**saved, "PARTITIONS": SCALE_PARTITIONS}  # the placing processes fork from here
     env = {"EVENTBUS_PARTITIONS": str(SCALE_PARTITIONS)}
-    n = 300 if ctx.quick else 5_000
+    n = 300 if ctx.quick else 2_000
     out: dict = {"partitions": SCALE_PARTITIONS, "orders": n}
     from tests.rediscluster import redis_server_7  # the test suite's local cluster
 
@@ -922,12 +928,11 @@ def _scale_layouts(
     ctx: Context, groups: list[str], env: dict[str, str], n: int, layouts: tuple[int, ...] | None = None
 ) -> dict:
     assert ctx.fleet is not None
-    rate, seconds = 100, (3.0 if ctx.quick else 20.0)
+    rate, seconds = 100, (3.0 if ctx.quick else 10.0)
     runs = {}
     for per_group in (layouts or ctx.scale_consumers) if not ctx.quick else (1, 2):
         ctx.fleet.start_pipeline(groups, per_group=per_group, env=env)
-        # Every consumer has its share of the leases within a lease period of starting.
-        time.sleep(settings.EVENTBUS["LEASE_TTL_MS"] / 1000 * (0.2 if ctx.quick else 1.0))
+        _wait_for_shares(groups, per_group)
         run = _pipeline_run(ctx, n)
         since = timezone.now()
         with ctx.bar(int(rate * seconds), f"scale x{per_group}: {rate} orders/s", "order") as bar:
@@ -954,6 +959,25 @@ def _scale_layouts(
         }
         ctx.fleet.stop_pipeline()  # drained: every order was notified
     return runs
+
+
+def _wait_for_shares(groups: list[str], per_group: int) -> None:
+    """Until each group's partitions are held by its `per_group` consumers, none above its share
+    (a consumer that starts first may take them all, and gives back its surplus once the others
+    join: within a lease period)."""
+    transport = get_transport()
+    within_s = 3 * settings.EVENTBUS["LEASE_TTL_MS"] / 1000
+    deadline = time.monotonic() + within_s
+
+    def shared(group: str) -> bool:
+        leased = partitions.leased(registry.streams_for(group))
+        held = Counter(transport.lease_owners(group, leased).values())
+        return None not in held and len(held) == per_group and max(held.values()) <= share(len(leased), per_group)
+
+    while not all(shared(g) for g in groups):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the consumers of {groups} did not share the partitions within {within_s:g} s")
+        time.sleep(0.1)
 
 
 @contextlib.contextmanager

@@ -23,6 +23,10 @@ def test_quick_benchmark_reports_every_figure_the_issue_asks_for(quick_run):
         assert set(quick_run["latency_ms"][stage]) >= {"p50", "p95", "p99", "max"}
     assert set(quick_run["burst"]) >= {"accepted", "refused", "lost", "errors_5xx", "drain_s"}
     assert quick_run["quick"] is True
+    # where the run's time went: every scenario, and starting the processes they share
+    assert list(quick_run["scenario_seconds"]) == ["relay", "starting the fleet", *list(quick_run["scenarios"])[1:]]
+    assert all(s >= 0 for s in quick_run["scenario_seconds"].values())
+    assert "in all (relay " in quick_run["_stdout"]
 
 
 def test_quick_benchmark_prints_a_table_and_draws_the_latency_plot(quick_run):

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import socket
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 from django.conf import settings
@@ -92,6 +94,7 @@ class Command(BaseCommand):
         settings.MAX_PENDING_ORDERS_PER_CUSTOMER = 0
 
         results: dict = {}
+        self.took: dict[str, float] = {}  # wall seconds per scenario, in the order run
         started = time.monotonic()
         self.stderr.write(f"benchmark {'(quick) ' if ctx.quick else ''}-> {run_dir}")
         try:
@@ -111,6 +114,7 @@ class Command(BaseCommand):
             "machine": _machine(),
             "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
             "seconds": round(time.monotonic() - started, 1),
+            "scenario_seconds": self.took,
             **flat,
             "goals_met": report.verdicts(flat),
             "scenarios": report.clean(results),
@@ -121,39 +125,55 @@ class Command(BaseCommand):
         if (run_dir / "latency.png").exists():
             (out / "latest.png").write_bytes((run_dir / "latency.png").read_bytes())
         self.stdout.write(report.table(results, flat))
+        took = ", ".join(f"{name} {s:g} s" for name, s in self.took.items())
+        self.stdout.write(f"\nseconds: {document['seconds']:g} in all ({took})")
         self.stdout.write(f"\nJSON: {run_dir / 'results.json'}\nplot: {run_dir / 'latency.png'}")
 
     def _run(self, ctx: Context, chosen: list[str], results: dict, workers: int, threads: int) -> None:
         if "relay" in chosen:
-            results["relay"] = SCENARIOS["relay"](ctx)
+            with self._timing("relay"):
+                results["relay"] = SCENARIOS["relay"](ctx)
         rest = [s for s in chosen if s != "relay"]
         if not rest:
             return
-        ctx.fleet = Fleet(ctx.key_prefix, ctx.run_dir / "logs")
-        ctx.fleet.start_pipeline(registry.groups())
-        ctx.world = build_world()
-        wait_for_catalog(ctx.world)
-        warm_up(ctx.world, 200 if ctx.quick else 2_000)
+        with self._timing("starting the fleet"):
+            ctx.fleet = Fleet(ctx.key_prefix, ctx.run_dir / "logs")
+            ctx.fleet.start_pipeline(registry.groups())
+            ctx.world = build_world()
+            wait_for_catalog(ctx.world)
+            warm_up(ctx.world, 200 if ctx.quick else 2_000)
         port = 0
         for name in rest:
-            if name == "spike":
-                # The web as deployed, not the one tuned for http and burst (bench/fleet.py).
-                ctx.fleet.stop_web()
-                port = _free_port()
-                ctx.fleet.start_web_as_deployed(port)
-                _wait_for_port(port, ctx)
-                results[name] = SCENARIOS[name](ctx, port)
-                ctx.fleet.check_alive()
-                ctx.fleet.stop_web()
-                port = 0
-                continue
-            if name in ("http", "burst") and not port:
-                port = _free_port()
-                ctx.fleet.start_web(port, workers=workers, threads=threads)
-                _wait_for_port(port, ctx)
+            with self._timing(name):
+                port = self._scenario(ctx, name, results, port, workers, threads)
+
+    @contextlib.contextmanager
+    def _timing(self, name: str) -> Iterator[None]:
+        began = time.monotonic()
+        yield
+        self.took[name] = round(time.monotonic() - began, 1)
+
+    def _scenario(self, ctx: Context, name: str, results: dict, port: int, workers: int, threads: int) -> int:
+        """Run one scenario of the fleet; returns the port of the web left running (0: none)."""
+        assert ctx.fleet is not None
+        if name == "spike":
+            # The web as deployed, not the one tuned for http and burst (bench/fleet.py).
+            ctx.fleet.stop_web()
+            port = _free_port()
+            ctx.fleet.start_web_as_deployed(port)
+            _wait_for_port(port, ctx)
+            results[name] = SCENARIOS[name](ctx, port)
             ctx.fleet.check_alive()
-            results[name] = SCENARIOS[name](ctx, port) if name in ("http", "burst") else SCENARIOS[name](ctx)
-            ctx.fleet.check_alive()
+            ctx.fleet.stop_web()
+            return 0
+        if name in ("http", "burst") and not port:
+            port = _free_port()
+            ctx.fleet.start_web(port, workers=workers, threads=threads)
+            _wait_for_port(port, ctx)
+        ctx.fleet.check_alive()
+        results[name] = SCENARIOS[name](ctx, port) if name in ("http", "burst") else SCENARIOS[name](ctx)
+        ctx.fleet.check_alive()
+        return port
 
 
 def _require_migrated() -> None:
