@@ -18,6 +18,9 @@ What it promises:
 - nobody waits past the deadline for a refusal: an order still queued at its deadline is
   answered 503 with Retry-After then, not when a clerk reaches it (under a surge the queue
   behind a transaction can be thousands long);
+- an order does not queue for a database connection behind the requests Django serves: each
+  clerk keeps its own connection (taken at the worker's start, ahead of any crowd), and the
+  intake's look-ups run on the clerks' threads too (query);
 - Redis is not needed to place an order: OrderPlaced goes to the outbox in the same transaction
   and is published after commit, by this thread or else by the relay.
 """
@@ -27,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -91,6 +95,17 @@ class Desk:
     def waiting(self) -> int:
         """Orders at the desk: queued, or in a transaction."""
         return len(self._queue) - self._expired_in_queue + self._in_hand
+
+    def connect(self) -> None:
+        """Each clerk takes its connection now, in the background: a crowd arriving with the
+        worker's first requests would otherwise be ahead of it in the pool's queue."""
+        arrived = threading.Barrier(self.clerks)  # one call per thread: each waits for the others
+        for _ in range(self.clerks):
+            self._executor.submit(_connect, arrived)
+
+    async def query(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """fn(*args) in a clerk's thread, on its connection (the intake's look-ups)."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, _on_own_connection, fn, *args)
 
     async def place(self, ticket: Ticket) -> Answer | None:
         """The answer to this order once its transaction committed (or why it was not placed);
@@ -169,6 +184,25 @@ class Desk:
 def _refuse_expired(ticket: Ticket) -> None:
     INTAKE_ANSWERS.labels(outcome="expired").inc()
     ticket.answer.set_result(busy(EXPIRED))
+
+
+def _connect(arrived: threading.Barrier) -> None:
+    try:
+        arrived.wait(timeout=10)
+    except threading.BrokenBarrierError:
+        pass  # a thread of the desk connects all the same
+    try:
+        connection.ensure_connection()
+    except DatabaseError as exc:  # the first order connects again
+        log.warning("order desk: could not connect to the database yet (%s)", exc)
+
+
+def _on_own_connection(fn: Callable[..., Any], *args: Any) -> Any:
+    try:  # on the clerk's own connection, kept from one call to the next
+        return fn(*args)
+    except DatabaseError:
+        connection.close()  # perhaps broken: the next call connects afresh
+        raise
 
 
 def _commit(requests: Sequence[PlaceRequest]) -> list[Answer]:

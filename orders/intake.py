@@ -96,7 +96,7 @@ class OrderIntake:
 
     def __init__(self, django: ASGIApp) -> None:
         self.django = django
-        self.tokens = Tokens()
+        self.tokens = Tokens(lambda fn, *args: self.desk.query(fn, *args))
         self._desk: Desk | None = None
 
     @property
@@ -206,7 +206,8 @@ class OrderIntake:
     async def _take(
         self, headers: dict[bytes, bytes], body: bytes, request_id: uuid.UUID, arrived: float, gone: asyncio.Event
     ) -> tuple[int, Any, dict[str, str]] | None:
-        if time.monotonic() > arrived + conf().INTAKE_DEADLINE_S:  # waited out already: refuse cheaply
+        deadline = arrived + conf().INTAKE_DEADLINE_S
+        if time.monotonic() > deadline:  # waited out already: refuse cheaply
             INTAKE_ANSWERS.labels(outcome="expired").inc()
             return busy(EXPIRED)
         lines = _lines(body)
@@ -214,8 +215,12 @@ class OrderIntake:
         key = "" if sent_key is None else sent_key.decode("latin-1")
         if lines is None or (sent_key is not None and not (_KEY.fullmatch(key) and key.strip())):
             raise _Delegate  # the view says what is wrong
+        token = headers[b"authorization"][6:].decode("latin-1").strip()
         try:
-            customer_id = await self.tokens.user_id(headers[b"authorization"][6:].decode("latin-1").strip())
+            customer_id = await self.tokens.user_id(token, timeout=deadline - time.monotonic())
+        except TimeoutError:  # the desk's connections are all held up: no order would be placed in time
+            INTAKE_ANSWERS.labels(outcome="expired").inc()
+            return busy(EXPIRED)
         except DatabaseError:
             raise _Delegate from None  # the view answers 503 with Retry-After
         if customer_id is None:
@@ -225,7 +230,7 @@ class OrderIntake:
             return busy("Too many orders are arriving at once; please retry in a moment.")
         ticket = Ticket(
             PlaceRequest(customer_id, tuple(lines), key, outbox.Origin(request_id, tracing.context_for(None))),
-            deadline=arrived + conf().INTAKE_DEADLINE_S,
+            deadline=deadline,
             wanted=lambda: not gone.is_set(),
         )  # fmt: skip
         answer = await self.desk.place(ticket)
@@ -237,6 +242,8 @@ class OrderIntake:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                if conf().ORDER_INTAKE == "desk":
+                    self.desk.connect()
                 await asyncio.get_running_loop().run_in_executor(None, say_what_redis_keeps, "web")
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":

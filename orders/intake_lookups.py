@@ -1,16 +1,16 @@
 """What the order intake (orders.intake) looks up without a database round trip per request:
-who a token belongs to, read off the event loop, in a thread of its own, and batched: however
+who a token belongs to, read off the event loop, on the order desk's own connections (its
+look-ups never queue for a connection behind the requests Django serves), and batched: however
 many requests arrive with unknown tokens, each batch of them is one query."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from django.db import Error as DatabaseError
-from django.db import close_old_connections
 from rest_framework.authtoken.models import Token
 
 from config.auth import TokenMemory
@@ -19,27 +19,22 @@ __all__ = ["Tokens"]
 
 log = logging.getLogger(__name__)
 
-_db = ThreadPoolExecutor(max_workers=2, thread_name_prefix="intake-db")
-
-
-def _query(fn, *args):  # type: ignore[no-untyped-def]
-    close_old_connections()
-    try:
-        return fn(*args)
-    finally:
-        close_old_connections()
+Query = Callable[..., Awaitable[Any]]  # query(fn, *args): fn(*args) in a thread with a connection
 
 
 class Tokens:
     """Token key -> the id of its active user, remembered as the API's CachedTokenAuthentication
-    remembers its users (config.auth.TokenMemory)."""
+    remembers its users (config.auth.TokenMemory). `query` runs a look-up (orders.desk.Desk.query)."""
 
-    def __init__(self) -> None:
+    def __init__(self, query: Query) -> None:
+        self._query = query
         self._known: TokenMemory[int] = TokenMemory()
         self._asked: dict[str, asyncio.Future[int | None]] = {}
         self._batch: asyncio.Task[None] | None = None
 
-    async def user_id(self, key: str) -> int | None:
+    async def user_id(self, key: str, *, timeout: float | None = None) -> int | None:
+        """The id of the token's active user, None if there is none; TimeoutError if the look-up
+        takes longer than `timeout` seconds (it goes on for the requests that wait longer)."""
         known = self._known.get(key)
         if known is not None:
             return known
@@ -48,14 +43,13 @@ class Tokens:
             future = self._asked[key] = asyncio.get_running_loop().create_future()
             if self._batch is None or self._batch.done():
                 self._batch = asyncio.create_task(self._look_up())
-        return await asyncio.shield(future)
+        return await asyncio.wait_for(asyncio.shield(future), timeout)
 
     async def _look_up(self) -> None:
-        loop = asyncio.get_running_loop()
         while self._asked:
             asked, self._asked = self._asked, {}
             try:
-                found = dict(await loop.run_in_executor(_db, _query, _token_users, list(asked)))
+                found = dict(await self._query(_token_users, list(asked)))
             except DatabaseError as exc:  # the database is away: every request of the batch hears it
                 for future in asked.values():
                     if not future.done():

@@ -243,12 +243,14 @@ def test_a_request_whose_client_left_before_its_transaction_began_places_nothing
 def test_an_order_queued_behind_a_stuck_transaction_is_refused_at_its_deadline(processes, shop):
     """The desk's one connection is held behind a lock on a customer's row; an order that arrives
     meanwhile waits in the queue and is answered 503 with Retry-After at its deadline, not when
-    the transaction ahead of it ends, and is never placed."""
+    the transaction ahead of it ends, and is never placed; so is one whose token the desk's
+    connection would have to look up first."""
     processes.env_overrides.update(INTAKE_DESK_CONNECTIONS="1", THROTTLES_ENABLED="false", INTAKE_DEADLINE_S="2")
     web = processes.start_web()
     tokens, product, alice = shop["tokens"], shop["product"], shop["alice"]
     assert post(web, tokens["alice"], [(product, 1)])[0] == 201  # the token is cached
     assert post(web, tokens["bob"], [(product, 1)])[0] == 201
+    carol = Token.objects.create(user=UserFactory()).key
 
     db = connection.settings_dict
     dsn = f"host={db['HOST'] or '127.0.0.1'} port={db['PORT'] or 5432} user={db['USER']} dbname={db['NAME']}"
@@ -263,8 +265,12 @@ def test_an_order_queued_behind_a_stuck_transaction_is_refused_at_its_deadline(p
         )  # fmt: skip
         started = time.monotonic()
         queued = threading.Thread(target=lambda: answers.update(queued=post(web, tokens["bob"], [(product, 3)])))
+        # A customer this worker has not seen: the look-up of the token waits for the desk too.
+        unseen = threading.Thread(target=lambda: answers.update(unseen=post(web, carol, [(product, 4)])))
         queued.start()
+        unseen.start()
         queued.join(timeout=6)  # the lock is still held meanwhile
+        unseen.join(timeout=1)
         waited = time.monotonic() - started
         locker.rollback()
     stuck.join(timeout=20)
@@ -277,6 +283,63 @@ def test_an_order_queued_behind_a_stuck_transaction_is_refused_at_its_deadline(p
     # Refused at its 2 s deadline while the lock still held the transaction ahead of it: not at
     # once (nothing refuses it before its deadline), not after the lock's release (6 s or more).
     assert 1.5 <= waited < 4, waited
+    assert "unseen" in answers, "the order whose token was being looked up was not answered at its deadline"
+    assert answers["unseen"][0] == 503, answers["unseen"]
+    assert answers["unseen"][2]["code"] == "busy"
     assert answers["stuck"][0] == 201  # taken before its deadline: its transaction decided
     quantities = sorted(Order.objects.values_list("items__quantity", flat=True))
     assert quantities == [1, 1, 2]  # the refused one was never placed
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="holds a row lock from another connection")
+def test_an_order_is_placed_while_djangos_requests_hold_every_connection_of_the_pool_but_the_desks(processes, shop):
+    """A pool of 3 connections: the desk's two clerks keep theirs from the worker's start, three
+    restocks of a locked product take the third and queue for more. An order from a customer the
+    worker has not seen yet (its token is looked up) is placed at once, on the desk's
+    connections: it does not queue behind Django's requests for the pool (under a crowd of 300
+    it did, for up to 4 s, and was refused at its deadline)."""
+    processes.env_overrides.update(
+        DATABASE_POOL_MIN="2", DATABASE_POOL_MAX="3", DATABASE_POOL_TIMEOUT="3", INTAKE_DESK_CONNECTIONS="2",
+        THROTTLES_ENABLED="false",
+    )  # fmt: skip
+    web = processes.start_web()
+    tokens, product = shop["tokens"], shop["product"]
+    # Answered by Django after the desk's clerks connected (they asked the pool first, at the start).
+    assert get(web, tokens["staff"], f"/api/products/{product}/")[0] == 200
+
+    db = connection.settings_dict
+    dsn = f"host={db['HOST'] or '127.0.0.1'} port={db['PORT'] or 5432} user={db['USER']} dbname={db['NAME']}"
+    restocks: list[int] = []
+
+    def restock() -> None:
+        request = urllib.request.Request(
+            f"{web}/api/products/{product}/restock/", data=b'{"quantity": 1}', method="POST",
+            headers={"Content-Type": "application/json", "Authorization": f"Token {tokens['staff']}"},
+        )  # fmt: skip
+        try:
+            with urllib.request.urlopen(request, timeout=20) as response:
+                restocks.append(response.status)
+        except urllib.error.HTTPError as exc:
+            restocks.append(exc.code)
+
+    with psycopg.connect(dsn) as locker:
+        locker.execute("SELECT id FROM inventory_product WHERE id = %s FOR UPDATE", [product])
+        held = [threading.Thread(target=restock) for _ in range(3)]
+        for thread in held:
+            thread.start()
+        wait_until(
+            lambda: locker.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()[0] > 0,
+            timeout=10, what="a restock to wait for the lock",
+        )  # fmt: skip
+        started = time.monotonic()
+        status, _, order = post(web, tokens["alice"], [(product, 1)])
+        took = time.monotonic() - started
+        locker.rollback()
+    for thread in held:
+        thread.join(timeout=20)
+
+    assert status == 201, order
+    assert took < 3, took  # not after the pool's 3 s wait: it never queued for the pool
+    assert Order.objects.filter(customer=shop["alice"]).count() == 1
+    assert len(restocks) == 3, restocks
+    assert set(restocks) <= {200, 503}, restocks  # the pool's wait: answered, never hung

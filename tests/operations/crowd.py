@@ -19,15 +19,16 @@ class Answers:
     samples: dict[int, tuple[dict[str, str], bytes]] = field(default_factory=dict)  # one per status >= 400
     codes: Counter[tuple[int, str]] = field(default_factory=Counter)  # (status, the JSON body's code) >= 400
     latencies_s: list[float] = field(default_factory=list)
+    by_method: dict[str, list[float]] = field(default_factory=dict)  # the latencies of GETs, of POSTs
 
     def figures(self) -> str:
-        """Requests per second, status counts and latency quantiles, for a report."""
-        ordered = sorted(self.latencies_s) or [0.0]
-        q = {p: ordered[min(int(len(ordered) * p / 100), len(ordered) - 1)] * 1000 for p in (50, 99)}
-        return (
-            f"{len(self.latencies_s)} answers {dict(sorted(self.statuses.items()))}, "
-            f"p50 {q[50]:.0f} ms, p99 {q[99]:.0f} ms, max {ordered[-1] * 1000:.0f} ms"
-        )
+        """Status counts and latency quantiles, of all and of each method, for a report."""
+        each = "".join(f"; {method} {_quantiles(took)}" for method, took in sorted(self.by_method.items()))
+        return f"{len(self.latencies_s)} answers {dict(sorted(self.statuses.items()))}, {_quantiles(self.latencies_s)}{each}"
+
+    def took(self, method: str, seconds: float) -> None:
+        self.latencies_s.append(seconds)
+        self.by_method.setdefault(method, []).append(seconds)
 
     @property
     def server_errors(self) -> int:
@@ -46,6 +47,12 @@ async def _crowd(
 ) -> None:
     deadline = time.monotonic() + seconds
     await asyncio.gather(*(_client(host, port, i, deadline, tokens, products, answers) for i in range(clients)))
+
+
+def _quantiles(latencies_s: list[float]) -> str:
+    ordered = sorted(latencies_s) or [0.0]
+    q = {p: ordered[min(int(len(ordered) * p / 100), len(ordered) - 1)] * 1000 for p in (50, 99)}
+    return f"p50 {q[50]:.0f} ms, p99 {q[99]:.0f} ms, max {ordered[-1] * 1000:.0f} ms"
 
 
 def _request(host: str, port: int, rng: random.Random, token: str, products: list[int]) -> bytes:
@@ -69,7 +76,8 @@ async def _client(
         try:
             if writer is None:
                 reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 30)
-            writer.write(_request(host, port, rng, token, products))
+            request = _request(host, port, rng, token, products)
+            writer.write(request)
             status, headers, body = await asyncio.wait_for(_response(reader), 30)
         except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
             answers.errors[type(exc).__name__] += 1
@@ -78,7 +86,7 @@ async def _client(
             reader = writer = None
             await asyncio.sleep(0.05)
             continue
-        answers.latencies_s.append(time.monotonic() - started)
+        answers.took(request.split(b" ", 1)[0].decode(), time.monotonic() - started)
         answers.statuses[status] += 1
         if status >= 400:
             answers.samples.setdefault(status, (headers, body[:300]))
