@@ -44,6 +44,20 @@ def test_the_pool_is_sized_by_the_environment(database_settings):
     assert db["pool"] == {"min_size": 1, "max_size": 6, "timeout": 2.5}
 
 
+def test_a_pool_no_larger_than_the_order_desks_connections_is_refused(start):
+    """The desk keeps INTAKE_DESK_CONNECTIONS of the pool from the start: a pool of that size
+    would leave Django's requests none, so the settings are refused with a one-line reason (the
+    web's pool as config/gunicorn.py turns it on)."""
+    pool = {**ENV, "DATABASE_POOL": "true", "INTAKE_DESK_CONNECTIONS": "2"}
+    result = start("manage.py", "check", **pool, DATABASE_POOL_MAX="2")
+
+    assert result.returncode != 0
+    assert result.stderr.startswith("configuration error: DATABASE_POOL_MAX=2 leaves no connection"), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    fits = start("manage.py", "check", **pool, DATABASE_POOL_MAX="3")
+    assert "leaves no connection" not in fits.stderr, fits.stderr
+
+
 def test_a_command_keeps_its_connection_without_a_pool(database_settings):
     db = database_settings(as_web=False)
 
