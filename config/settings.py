@@ -327,14 +327,15 @@ INTAKE_MAX_WAITING = env.int("INTAKE_MAX_WAITING", default=5000)
 INTAKE_GATHER_MS = env.float("INTAKE_GATHER_MS", default=2.0)
 INTAKE_BATCH_MAX = env.int("INTAKE_BATCH_MAX", default=200)
 INTAKE_DESK_CONNECTIONS = env.int("INTAKE_DESK_CONNECTIONS", default=2)
-# The desk keeps its connections from the worker's start (orders and their token look-ups never
-# queue for the pool behind Django's requests); Django's requests share what the pool has left.
+# The desk keeps its connections from the worker's start, one per clerk and one for its token
+# look-ups (an order never queues for the pool behind Django's requests); Django's requests
+# share what the pool has left.
 _pool = DATABASES["default"]["OPTIONS"].get("pool")
-if ORDER_INTAKE == "desk" and _pool and _pool["max_size"] <= INTAKE_DESK_CONNECTIONS:
+if ORDER_INTAKE == "desk" and _pool and _pool["max_size"] <= INTAKE_DESK_CONNECTIONS + 1:
     raise ImproperlyConfigured(
         f"DATABASE_POOL_MAX={_pool['max_size']} leaves no connection for the web's other requests: the order "
-        f"desk keeps INTAKE_DESK_CONNECTIONS={INTAKE_DESK_CONNECTIONS}; raise DATABASE_POOL_MAX or lower "
-        "INTAKE_DESK_CONNECTIONS"
+        f"desk keeps INTAKE_DESK_CONNECTIONS + 1 = {INTAKE_DESK_CONNECTIONS + 1} (its clerks and its look-ups); "
+        "raise DATABASE_POOL_MAX or lower INTAKE_DESK_CONNECTIONS"
     )
 
 # --- request limits ----------------------------------------------------------------------------

@@ -19,8 +19,8 @@ What it promises:
   answered 503 with Retry-After then, not when a clerk reaches it (under a surge the queue
   behind a transaction can be thousands long);
 - an order does not queue for a database connection behind the requests Django serves: each
-  clerk keeps its own connection (taken at the worker's start, ahead of any crowd), and the
-  intake's look-ups run on the clerks' threads too (query);
+  clerk keeps its own connection, and so does the thread of the intake's look-ups (query),
+  all taken at the worker's start, ahead of any crowd;
 - Redis is not needed to place an order: OrderPlaced goes to the outbox in the same transaction
   and is published after commit, by this thread or else by the relay.
 """
@@ -90,6 +90,8 @@ class Desk:
         self._in_hand = 0
         self._expired_in_queue = 0  # answered at their deadline, not yet passed over by a clerk
         self._executor = ThreadPoolExecutor(self.clerks, thread_name_prefix="order-desk")
+        # One look-up at a time (orders.intake_lookups batches them), beside the transactions.
+        self._lookups = ThreadPoolExecutor(1, thread_name_prefix="order-desk-lookups")
 
     @property
     def waiting(self) -> int:
@@ -97,15 +99,17 @@ class Desk:
         return len(self._queue) - self._expired_in_queue + self._in_hand
 
     def connect(self) -> None:
-        """Each clerk takes its connection now, in the background: a crowd arriving with the
-        worker's first requests would otherwise be ahead of it in the pool's queue."""
+        """Each clerk and the look-ups take their connection now, in the background: a crowd
+        arriving with the worker's first requests would otherwise be ahead of them in the
+        pool's queue."""
         arrived = threading.Barrier(self.clerks)  # one call per thread: each waits for the others
         for _ in range(self.clerks):
             self._executor.submit(_connect, arrived)
+        self._lookups.submit(_connect, threading.Barrier(1))
 
     async def query(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """fn(*args) in a clerk's thread, on its connection (the intake's look-ups)."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, _on_own_connection, fn, *args)
+        """fn(*args) in the desk's look-up thread, on its own connection (the intake's look-ups)."""
+        return await asyncio.get_running_loop().run_in_executor(self._lookups, _on_own_connection, fn, *args)
 
     async def place(self, ticket: Ticket) -> Answer | None:
         """The answer to this order once its transaction committed (or why it was not placed);
@@ -138,6 +142,7 @@ class Desk:
         for task in self._tasks:
             task.cancel()
         self._executor.shutdown(wait=True)
+        self._lookups.shutdown(wait=True)
 
     async def _clerk(self) -> None:
         assert self._arrived is not None
@@ -198,7 +203,7 @@ def _connect(arrived: threading.Barrier) -> None:
 
 
 def _on_own_connection(fn: Callable[..., Any], *args: Any) -> Any:
-    try:  # on the clerk's own connection, kept from one call to the next
+    try:  # on the thread's own connection, kept from one call to the next
         return fn(*args)
     except DatabaseError:
         connection.close()  # perhaps broken: the next call connects afresh
