@@ -46,8 +46,8 @@ def test_the_pool_is_sized_by_the_environment(database_settings):
 
 def test_a_pool_no_larger_than_the_order_desks_connections_is_refused(start):
     """The desk keeps INTAKE_DESK_CONNECTIONS + 1 of the pool from the start (its clerks, its
-    look-ups): a pool of that size would leave Django's requests none, so the settings are refused with a one-line reason (the
-    web's pool as config/gunicorn.py turns it on)."""
+    look-ups): a pool of that size would leave Django's requests none, so the settings are
+    refused with a one-line reason (the web's pool as config/gunicorn.py turns it on)."""
     pool = {**ENV, "DATABASE_POOL": "true", "INTAKE_DESK_CONNECTIONS": "2"}
     result = start("manage.py", "check", **pool, DATABASE_POOL_MAX="3")
 

@@ -47,6 +47,19 @@ def get(web: str, token: str, path: str) -> tuple[int, Any]:
         return exc.code, json.loads(exc.read())
 
 
+def another_connection() -> psycopg.Connection:
+    """A connection of the test's own to the test database, to hold locks the web runs into."""
+    db = connection.settings_dict
+    return psycopg.connect(host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"], dbname=db["NAME"])
+
+
+def wait_for_a_lock_wait(locker: psycopg.Connection, what: str) -> None:
+    wait_until(
+        lambda: locker.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()[0] > 0,
+        timeout=10, what=what,
+    )  # fmt: skip
+
+
 @pytest.fixture
 def shop(processes) -> dict[str, Any]:
     product = ProductFactory(stock=1000, price="9.90")
@@ -209,17 +222,12 @@ def test_a_request_whose_client_left_before_its_transaction_began_places_nothing
     token, product, alice = shop["tokens"]["alice"], shop["product"], shop["alice"]
     assert post(web, token, [(product, 1)])[0] == 201  # the token is cached
 
-    db = connection.settings_dict
-    dsn = f"host={db['HOST'] or '127.0.0.1'} port={db['PORT'] or 5432} user={db['USER']} dbname={db['NAME']}"
     held: list[Any] = []
-    with psycopg.connect(dsn) as locker:
+    with another_connection() as locker:
         locker.execute("SELECT id FROM auth_user WHERE id = %s FOR UPDATE", [alice.pk])
         blocked = threading.Thread(target=lambda: held.append(post(web, token, [(product, 2)])))
         blocked.start()
-        wait_until(
-            lambda: locker.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()[0] > 0,
-            timeout=10, what="the desk's transaction to wait for the lock",
-        )  # fmt: skip
+        wait_for_a_lock_wait(locker, "the desk's transaction to wait for the lock")
         host, web_port = web.removeprefix("http://").split(":")
         body = json.dumps({"items": [{"product_id": product, "quantity": 3}]}).encode()
         with socket.create_connection((host, int(web_port))) as left:
@@ -250,17 +258,12 @@ def test_an_order_queued_behind_a_stuck_transaction_is_refused_at_its_deadline(p
     assert post(web, tokens["alice"], [(product, 1)])[0] == 201  # the token is cached
     assert post(web, tokens["bob"], [(product, 1)])[0] == 201
 
-    db = connection.settings_dict
-    dsn = f"host={db['HOST'] or '127.0.0.1'} port={db['PORT'] or 5432} user={db['USER']} dbname={db['NAME']}"
     answers: dict[str, Any] = {}
-    with psycopg.connect(dsn) as locker:
+    with another_connection() as locker:
         locker.execute("SELECT id FROM auth_user WHERE id = %s FOR UPDATE", [alice.pk])
         stuck = threading.Thread(target=lambda: answers.update(stuck=post(web, tokens["alice"], [(product, 2)])))
         stuck.start()
-        wait_until(
-            lambda: locker.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()[0] > 0,
-            timeout=10, what="the desk's transaction to wait for the lock",
-        )  # fmt: skip
+        wait_for_a_lock_wait(locker, "the desk's transaction to wait for the lock")
         started = time.monotonic()
         queued = threading.Thread(target=lambda: answers.update(queued=post(web, tokens["bob"], [(product, 3)])))
         queued.start()
@@ -298,8 +301,6 @@ def test_an_order_is_placed_while_djangos_requests_hold_every_connection_of_the_
     # Answered by Django after the desk's clerks connected (they asked the pool first, at the start).
     assert get(web, tokens["staff"], f"/api/products/{product}/")[0] == 200
 
-    db = connection.settings_dict
-    dsn = f"host={db['HOST'] or '127.0.0.1'} port={db['PORT'] or 5432} user={db['USER']} dbname={db['NAME']}"
     restocks: list[int] = []
 
     def restock() -> None:
@@ -313,15 +314,12 @@ def test_an_order_is_placed_while_djangos_requests_hold_every_connection_of_the_
         except urllib.error.HTTPError as exc:
             restocks.append(exc.code)
 
-    with psycopg.connect(dsn) as locker:
+    with another_connection() as locker:
         locker.execute("SELECT id FROM inventory_product WHERE id = %s FOR UPDATE", [product])
         held = [threading.Thread(target=restock) for _ in range(3)]
         for thread in held:
             thread.start()
-        wait_until(
-            lambda: locker.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()[0] > 0,
-            timeout=10, what="a restock to wait for the lock",
-        )  # fmt: skip
+        wait_for_a_lock_wait(locker, "a restock to wait for the lock")
         started = time.monotonic()
         status, _, order = post(web, tokens["alice"], [(product, 1)])
         took = time.monotonic() - started
@@ -346,9 +344,7 @@ def test_an_order_whose_token_cannot_be_looked_up_in_time_is_refused_at_its_dead
     product = shop["product"]
     assert post(web, shop["tokens"]["bob"], [(product, 1)])[0] == 201  # the desk has connected
 
-    db = connection.settings_dict
-    dsn = f"host={db['HOST'] or '127.0.0.1'} port={db['PORT'] or 5432} user={db['USER']} dbname={db['NAME']}"
-    with psycopg.connect(dsn) as locker:
+    with another_connection() as locker:
         locker.execute("LOCK TABLE authtoken_token IN ACCESS EXCLUSIVE MODE")
         started = time.monotonic()
         status, headers, body = post(web, shop["tokens"]["alice"], [(product, 2)])

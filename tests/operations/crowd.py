@@ -24,7 +24,8 @@ class Answers:
     def figures(self) -> str:
         """Status counts and latency quantiles, of all and of each method, for a report."""
         each = "".join(f"; {method} {_quantiles(took)}" for method, took in sorted(self.by_method.items()))
-        return f"{len(self.latencies_s)} answers {dict(sorted(self.statuses.items()))}, {_quantiles(self.latencies_s)}{each}"
+        statuses = dict(sorted(self.statuses.items()))
+        return f"{len(self.latencies_s)} answers {statuses}, {_quantiles(self.latencies_s)}{each}"
 
     def took(self, method: str, seconds: float) -> None:
         self.latencies_s.append(seconds)
