@@ -136,7 +136,8 @@ class Fleet:
                 "WEB_THREADS": str(threads),
                 "GUNICORN_CMD_ARGS": WEB_OPTIONS,
                 "DATABASE_POOL": "true",
-                "DATABASE_POOL_MAX": str(threads + 2),
+                # `threads` for Django's requests beside what the order desk keeps (its clerks, its look-ups).
+                "DATABASE_POOL_MAX": str(threads + settings.INTAKE_DESK_CONNECTIONS + 1),
                 **LOOPBACK_PLAIN_HTTP,
             },
         )

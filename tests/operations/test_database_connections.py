@@ -105,7 +105,8 @@ def test_a_crowd_of_300_clients_holds_at_most_12_connections_per_worker_and_gets
 
 def test_a_request_that_waits_too_long_for_a_connection_is_503_with_retry_after(processes, crowd_web):
     start, tokens, products = crowd_web
-    web = start(DATABASE_POOL_MAX="1", DATABASE_POOL_MIN="1", DATABASE_POOL_TIMEOUT="0.01")
+    # One connection for Django's requests: the order desk keeps INTAKE_DESK_CONNECTIONS + 1 (3).
+    web = start(DATABASE_POOL_MAX="4", DATABASE_POOL_MIN="1", DATABASE_POOL_TIMEOUT="0.01")
 
     answers = run_crowd(web, clients=100, seconds=5, tokens=tokens, products=products)
 
