@@ -136,13 +136,14 @@ class Desk:
         self._expired_in_queue += 1
 
     async def close(self) -> None:
-        """Finish the transactions in hand (their clients get their answers), then stop."""
+        """Finish the transactions in hand (their clients get their answers), then stop; a
+        look-up held up (a locked table) does not hold up the worker's exit."""
         while self._in_hand:
             await asyncio.sleep(0.01)
         for task in self._tasks:
             task.cancel()
         self._executor.shutdown(wait=True)
-        self._lookups.shutdown(wait=True)
+        self._lookups.shutdown(wait=False, cancel_futures=True)  # a look-up changes nothing: not waited for
 
     async def _clerk(self) -> None:
         assert self._arrived is not None
