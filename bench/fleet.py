@@ -137,7 +137,7 @@ class Fleet:
                 "GUNICORN_CMD_ARGS": WEB_OPTIONS,
                 "DATABASE_POOL": "true",
                 # `threads` for Django's requests beside what the order desk keeps (its clerks, its look-ups).
-                "DATABASE_POOL_MAX": str(threads + settings.INTAKE_DESK_CONNECTIONS + 1),
+                "DATABASE_POOL_MAX": str(threads + settings.INTAKE_DESK_KEPT_CONNECTIONS),
                 **LOOPBACK_PLAIN_HTTP,
             },
         )

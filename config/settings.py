@@ -330,11 +330,12 @@ INTAKE_DESK_CONNECTIONS = env.int("INTAKE_DESK_CONNECTIONS", default=2)
 # The desk keeps its connections from the worker's start, one per clerk and one for its token
 # look-ups (an order never queues for the pool behind Django's requests); Django's requests
 # share what the pool has left.
+INTAKE_DESK_KEPT_CONNECTIONS = INTAKE_DESK_CONNECTIONS + 1
 _pool = DATABASES["default"]["OPTIONS"].get("pool")
-if ORDER_INTAKE == "desk" and _pool and _pool["max_size"] <= INTAKE_DESK_CONNECTIONS + 1:
+if ORDER_INTAKE == "desk" and _pool and _pool["max_size"] <= INTAKE_DESK_KEPT_CONNECTIONS:
     raise ImproperlyConfigured(
         f"DATABASE_POOL_MAX={_pool['max_size']} leaves no connection for the web's other requests: the order "
-        f"desk keeps INTAKE_DESK_CONNECTIONS + 1 = {INTAKE_DESK_CONNECTIONS + 1} (its clerks and its look-ups); "
+        f"desk keeps INTAKE_DESK_CONNECTIONS + 1 = {INTAKE_DESK_KEPT_CONNECTIONS} (its clerks and its look-ups); "
         "raise DATABASE_POOL_MAX or lower INTAKE_DESK_CONNECTIONS"
     )
 

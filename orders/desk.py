@@ -48,7 +48,7 @@ from config.metrics import INTAKE_ANSWERS
 from orders.api.serializers import placed_answer
 from orders.placing import PlaceRequest, place_committed
 
-__all__ = ["EXPIRED", "Answer", "Desk", "Ticket", "busy"]
+__all__ = ["Answer", "Desk", "Ticket", "busy", "expired"]
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class Desk:
         arrived = threading.Barrier(self.clerks)  # one call per thread: each waits for the others
         for _ in range(self.clerks):
             self._executor.submit(_connect, arrived)
-        self._lookups.submit(_connect, threading.Barrier(1))
+        self._lookups.submit(_connect, None)
 
     async def query(self, fn: Callable[..., Any], *args: Any) -> Any:
         """fn(*args) in the desk's look-up thread, on its own connection (the intake's look-ups)."""
@@ -187,14 +187,20 @@ class Desk:
         return kept
 
 
-def _refuse_expired(ticket: Ticket) -> None:
+def expired() -> Answer:
+    """The answer to an order not placed by its deadline (INTAKE_DEADLINE_S), counted."""
     INTAKE_ANSWERS.labels(outcome="expired").inc()
-    ticket.answer.set_result(busy(EXPIRED))
+    return busy(EXPIRED)
 
 
-def _connect(arrived: threading.Barrier) -> None:
+def _refuse_expired(ticket: Ticket) -> None:
+    ticket.answer.set_result(expired())
+
+
+def _connect(arrived: threading.Barrier | None) -> None:
     try:
-        arrived.wait(timeout=10)
+        if arrived is not None:
+            arrived.wait(timeout=10)
     except threading.BrokenBarrierError:
         pass  # a thread of the desk connects all the same
     try:
@@ -223,10 +229,9 @@ def _commit(requests: Sequence[PlaceRequest]) -> list[Answer]:
                 {"Retry-After": str(wait)},
             )  # fmt: skip
     go = [i for i, answer in enumerate(answers) if answer is None]
-    try:  # on the clerk's own connection, kept from one batch to the next
-        outcomes = place_committed([requests[i] for i in go]) if go else []
+    try:
+        outcomes = _on_own_connection(place_committed, [requests[i] for i in go]) if go else []
     except DatabaseError as exc:
-        connection.close()  # perhaps broken: the next batch connects afresh
         log.warning("order desk: the database refused a batch of %d orders (%s); answered 503", len(go), exc)
         INTAKE_ANSWERS.labels(outcome="failed").inc(len(go))
         for i in go:

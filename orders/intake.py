@@ -42,7 +42,7 @@ from eventbus.redis.durability import say_what_redis_keeps
 from eventbus.runtime import tracing
 from eventbus.store import outbox
 from orders.api.serializers import parse_lines
-from orders.desk import EXPIRED, Desk, Ticket, busy
+from orders.desk import Desk, Ticket, busy, expired
 from orders.intake_lookups import Tokens
 from orders.placing import PlaceRequest, order_lines_errors
 
@@ -208,8 +208,7 @@ class OrderIntake:
     ) -> tuple[int, Any, dict[str, str]] | None:
         deadline = arrived + conf().INTAKE_DEADLINE_S
         if time.monotonic() > deadline:  # waited out already: refuse cheaply
-            INTAKE_ANSWERS.labels(outcome="expired").inc()
-            return busy(EXPIRED)
+            return expired()
         lines = _lines(body)
         sent_key = headers.get(b"idempotency-key")
         key = "" if sent_key is None else sent_key.decode("latin-1")
@@ -219,8 +218,7 @@ class OrderIntake:
         try:
             customer_id = await self.tokens.user_id(token)
         except TimeoutError:  # the look-up is held up (a locked table?): no order would be placed in time
-            INTAKE_ANSWERS.labels(outcome="expired").inc()
-            return busy(EXPIRED)
+            return expired()
         except DatabaseError:
             raise _Delegate from None  # the view answers 503 with Retry-After
         if customer_id is None:

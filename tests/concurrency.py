@@ -6,9 +6,20 @@ import threading
 import time
 from collections.abc import Callable
 
-from django.db import connections
+import psycopg
+from django.db import connection, connections
 
-__all__ = ["run_at_once"]
+__all__ = ["another_connection", "run_at_once"]
+
+
+def another_connection(**options: object) -> psycopg.Connection:
+    """A PostgreSQL connection of the test's own to the test database, beside Django's and the
+    processes': to hold locks they run into, or to watch them."""
+    db = connection.settings_dict
+    return psycopg.connect(
+        host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"], password=db["PASSWORD"] or None,
+        dbname=db["NAME"], **options,
+    )  # fmt: skip
 
 
 def run_at_once(workers: list[Callable[[], object]]) -> list[object]:

@@ -18,6 +18,7 @@ from django.db import connection
 from rest_framework.authtoken.models import Token
 
 from orders.models import Order
+from tests.concurrency import another_connection
 from tests.factories import ProductFactory, StaffFactory, UserFactory
 from tests.processes import wait_until
 
@@ -45,12 +46,6 @@ def get(web: str, token: str, path: str) -> tuple[int, Any]:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
-
-
-def another_connection() -> psycopg.Connection:
-    """A connection of the test's own to the test database, to hold locks the web runs into."""
-    db = connection.settings_dict
-    return psycopg.connect(host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"], dbname=db["NAME"])
 
 
 def wait_for_a_lock_wait(locker: psycopg.Connection, what: str) -> None:

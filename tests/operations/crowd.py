@@ -18,7 +18,6 @@ class Answers:
     errors: Counter[str] = field(default_factory=Counter)  # no answer: timeout, reset, ...
     samples: dict[int, tuple[dict[str, str], bytes]] = field(default_factory=dict)  # one per status >= 400
     codes: Counter[tuple[int, str]] = field(default_factory=Counter)  # (status, the JSON body's code) >= 400
-    latencies_s: list[float] = field(default_factory=list)
     by_method: dict[str, list[float]] = field(default_factory=dict)  # the latencies of GETs, of POSTs
 
     def figures(self) -> str:
@@ -27,8 +26,11 @@ class Answers:
         statuses = dict(sorted(self.statuses.items()))
         return f"{len(self.latencies_s)} answers {statuses}, {_quantiles(self.latencies_s)}{each}"
 
+    @property
+    def latencies_s(self) -> list[float]:
+        return [seconds for took in self.by_method.values() for seconds in took]
+
     def took(self, method: str, seconds: float) -> None:
-        self.latencies_s.append(seconds)
         self.by_method.setdefault(method, []).append(seconds)
 
     @property

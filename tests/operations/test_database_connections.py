@@ -8,11 +8,11 @@ import threading
 from collections import Counter
 
 import psutil
-import psycopg
 import pytest
 from django.db import connection
 from rest_framework.authtoken.models import Token
 
+from tests.concurrency import another_connection
 from tests.factories import ProductFactory, UserFactory
 from tests.operations.crowd import run_crowd
 
@@ -46,10 +46,7 @@ class ConnectionWatch:
 
     def _watch(self) -> None:
         db = connection.settings_dict
-        with psycopg.connect(
-            host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"], password=db["PASSWORD"] or None,
-            dbname=db["NAME"], autocommit=True,
-        ) as conn:  # fmt: skip
+        with another_connection(autocommit=True) as conn:
             while not self._stop.wait(0.2):
                 ports = [
                     port
