@@ -252,9 +252,6 @@ EVENTBUS = {
     "PARTITIONS": env.int("EVENTBUS_PARTITIONS", default=1),
     "LEASE_TTL_MS": env.int("EVENTBUS_LEASE_TTL_MS", default=10_000),
     "CONSUMER_BLOCK_MS": env.int("CONSUMER_BLOCK_MS", default=2000),
-    # Under load a consumer reads at most once per this many ms, so that its batches gather
-    # (eventbus.runtime.consumer); a read that waits longer than this never lingers. 0 turns it off.
-    "CONSUMER_LINGER_MS": env.int("CONSUMER_LINGER_MS", default=5),
     # Retry policy: exponential backoff with full jitter. "default" applies to every group;
     # add a group's name (e.g. "notifications": {...}) to override it for that group.
     "RETRY": {

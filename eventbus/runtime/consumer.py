@@ -55,7 +55,6 @@ class Consumer(LeasedReading, Worker):
         self.name = name or default_consumer_name()
         self.batch_size = batch_size or conf["CONSUMER_BATCH_SIZE"]
         self.block_ms = block_ms if block_ms is not None else conf["CONSUMER_BLOCK_MS"]
-        self.linger_s = conf["CONSUMER_LINGER_MS"] / 1000
         self.policy = policy or RetryPolicy.for_group(group)
         self.newer_version_wait_s = float(conf.get("NEWER_VERSION_WAIT_S", DEFAULT_NEWER_VERSION_WAIT_S))
         self.claim_min_idle_ms = conf["CLAIM_MIN_IDLE_MS"]
@@ -158,9 +157,7 @@ class Consumer(LeasedReading, Worker):
             if self.leases is not None:  # wake in time to renew the leases
                 until_retry_check = min(until_retry_check, max(self.leases.due_in_s(), 0.001))
             block_ms = max(1, min(self.block_ms, int(until_retry_check * 1000)))
-        read_at = time.monotonic()
         messages = self._read(dict.fromkeys(self.readable(), ">"), block_ms=block_ms)
-        waited = time.monotonic() - read_at
         if messages and self.leases is not None and not self.leases.valid():
             # Paused past most of a lease period (a stalled host): make sure the partitions
             # these came from are still ours (and taken over, if taken again). What came from
@@ -170,24 +167,7 @@ class Consumer(LeasedReading, Worker):
             messages = [m for m in messages if m.stream in ours]
         if messages:
             self._batches.process(messages, redelivered=False)
-            if not once:  # a pass that drains what is waiting has no next batch to gather
-                self._let_the_next_batch_gather(len(messages), read_at, waited)
         return not messages
-
-    def _let_the_next_batch_gather(self, size: int, read_at: float, waited: float) -> None:
-        """Under load, read at most once per CONSUMER_LINGER_MS. A batch costs a transaction and
-        an XACK whatever its size; a consumer that keeps up message by message pays them for each
-        one, and on a machine whose cores every process shares that starves the placing and the
-        other groups (measured: docs/benchmarks.md). When this read found its messages within the
-        linger (they come faster than one per linger) and the batch was not full, wait out the
-        rest of the linger so that the next batch gathers: a message waits at most one linger
-        more, and only while messages come that fast. A read that waited longer (light load) or a
-        full batch (a backlog: the next read finds a batch anyway) never lingers."""
-        if size >= self.batch_size or waited >= self.linger_s or self.stopping:
-            return
-        rest = self.linger_s - (time.monotonic() - read_at)
-        if rest > 0:
-            time.sleep(rest)
 
     def _read(self, ids: dict[str, str], *, block_ms: int | None) -> list[Message]:
         def read() -> list[Message]:
