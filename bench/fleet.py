@@ -164,11 +164,7 @@ class Fleet:
         """Stop the relay and consumers cleanly (SIGTERM: each finishes its batch); their work
         waits on the streams. Returns the groups, to start them again."""
         running = [n for n in self.honchos if n != "web"]
-        for name in running:  # all at once: each finishes its batch meanwhile
-            self.honchos[name].send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        for name in running:
-            self._stop(name, timeout=max(deadline - time.monotonic(), 0.1))
+        self._stop_all(running, timeout=30)
         return sorted({n.partition("#")[0] for n in running} - {"relay", "mailer"})
 
     def procfile_command(self, name: str) -> str:
@@ -201,11 +197,16 @@ class Fleet:
                 raise RuntimeError(f"{name} exited (honcho: {honcho.returncode}):\n{self._log_tail(name)}")
 
     def stop(self) -> None:
-        for honcho in self.honchos.values():
-            if honcho.poll() is None:
-                honcho.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for name in list(self.honchos):
+        self._stop_all(list(self.honchos), timeout=15)
+
+    def _stop_all(self, names: list[str], *, timeout: float) -> None:
+        """SIGTERM to all of them at once (each finishes its work meanwhile), then wait for each
+        within one `timeout` in all."""
+        for name in names:
+            if self.honchos[name].poll() is None:
+                self.honchos[name].send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for name in names:
             self._stop(name, timeout=max(deadline - time.monotonic(), 0.1))
 
     def _stop(self, name: str, *, timeout: float) -> None:
