@@ -20,9 +20,11 @@ from django.contrib.auth import get_user_model
 from django.db import connection, connections
 from django.utils import timezone
 
+from config.errors import DomainError
 from inventory.services import product_create
 from notifications.models import Notification
 from orders.models import CatalogProduct, Order
+from orders.placing import PlaceRequest, place_committed
 from orders.services import order_place
 
 
@@ -125,6 +127,30 @@ def place_in_threads(
         t.start()
     for t in pool:
         t.join()
+    return ids
+
+
+def place_in_batches(
+    world: World, total: int, batch: int = 100, on_placed: Callable[[int], None] | None = None, seed: int = 0
+) -> list:
+    """Place `total` orders from this thread, `batch` to a transaction, as the web's order desk
+    places what a crowd sends (orders.placing.place_committed: its group commit). For scenarios
+    that need many orders cheaply and measure something else (the consumers' memory): a
+    fraction of the CPU per order of one transaction each. `on_placed(n)` after each batch, with
+    the number placed so far. Returns the order ids."""
+    rng = random.Random(seed)
+    ids: list = []
+    while len(ids) < total:
+        requests = [
+            PlaceRequest(rng.choice(world.customers).pk, tuple(world.lines(rng)))
+            for _ in range(min(batch, total - len(ids)))
+        ]
+        for outcome in place_committed(requests):
+            if isinstance(outcome, DomainError):  # the bench's world never earns a refusal
+                raise RuntimeError(f"an order was refused: {outcome}")
+            ids.append(outcome.id)
+        if on_placed:
+            on_placed(len(ids))
     return ids
 
 
