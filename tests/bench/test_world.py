@@ -1,0 +1,35 @@
+"""bench.world's feeders: what the scenarios place is placed, through the real placing rules."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from bench.world import build_world, place_in_batches
+from eventbus.models import OutboxEvent
+from inventory.models import Product
+from orders.models import Order, OrderItem
+from orders.services import catalog_product_apply
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_place_in_batches_places_every_order_with_its_event_a_transaction_per_batch():
+    world = build_world(products=3, customers=2)
+    for p in Product.objects.filter(pk__in=world.product_ids):  # what the orders consumer would apply
+        catalog_product_apply(product_id=p.pk, sku=p.sku, name=p.name, price=p.price, active=True, revision=p.revision)
+    seen: list[int] = []
+
+    ids = place_in_batches(world, 25, batch=10, on_placed=seen.append)
+
+    assert len(ids) == len(set(ids)) == 25
+    assert seen == [10, 20, 25]
+    orders = Order.objects.filter(pk__in=ids)
+    assert {o.customer_id for o in orders} <= {c.pk for c in world.customers}
+    assert OrderItem.objects.filter(order__in=ids).count() >= 25
+    events = OutboxEvent.objects.filter(aggregate_id__in=[str(i) for i in ids])
+    assert events.count() == 25
+    assert {e.event_type.rsplit(".", 1)[-1] for e in events} == {"OrderPlaced"}
+    # One transaction per batch: its orders share the moment it placed them.
+    assert sorted(Counter(orders.values_list("created_at", flat=True)).values()) == [5, 10, 10]
