@@ -204,8 +204,9 @@ def commit_rate(ctx: Context, threads: int, seconds: float) -> float:
 
 
 def pipeline(ctx: Context) -> dict:
-    """Orders placed as fast as the placing threads can through the real services (by default
-    2 processes of 8 threads, as the web's 2 gunicorn workers place them), relay and one
+    """Orders placed as fast as the placing processes can through the real services (by default
+    2 processes with 8 customers at once at each one's order desk, as the web's 2 gunicorn
+    workers place them: group commit), relay and one
     process per consumer group running; orders/s from the first placement to the last
     notification. Ceiling: single-row commits/s from the same number of connections; then the
     database's own ceiling for this design's writes (bench.ceiling, pgbench)."""
@@ -243,7 +244,7 @@ def _pipeline_run(ctx: Context, n: int, *, ceiling: bool = True) -> dict:
     rate = len(ids) / span
     cpu = {name: seconds - cpu_before.get(name, 0.0) for name, seconds in cpu_after.items()}
     cpu["bench process (progress, waiting)"] = cpu.pop(_BENCH)
-    cpu = {f"placing ({processes} processes x {threads} threads)": placing_cpu, **cpu}
+    cpu = {f"placing ({processes} processes x {threads} customers at a desk)": placing_cpu, **cpu}
     return {
         "orders": len(ids),
         "processes": processes,

@@ -3,7 +3,9 @@ through the real services, plus helpers to place orders and wait for the pipelin
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import json
 import multiprocessing
 import os
 import queue
@@ -23,6 +25,7 @@ from django.utils import timezone
 from config.errors import DomainError
 from inventory.services import product_create
 from notifications.models import Notification
+from orders.desk import Desk, Ticket
 from orders.models import CatalogProduct, Order
 from orders.placing import PlaceRequest, place_committed
 from orders.services import order_place
@@ -162,11 +165,11 @@ def place_in_processes(
     on_placed: Callable[[int], None] | None = None,
     on_started: Callable[[list[int]], object] | None = None,
 ) -> tuple[list, float]:
-    """Place `total` orders from `processes` forked processes of `threads` threads each, the way
-    the web's worker processes place them (one Python process alone is bound by its GIL before
-    the machine is). Returns the order ids and the CPU seconds the placing processes used.
-    `on_placed(n)` is called with the number placed so far, about ten times a second;
-    `on_started(pids)` once the processes run."""
+    """Place `total` orders from `processes` forked processes with `threads` customers at once
+    at each one's order desk (place_at_desk), the way the web's worker processes place them (one
+    Python process alone is bound by its GIL before the machine is). Returns the order ids and
+    the CPU seconds the placing processes used. `on_placed(n)` is called with the number placed
+    so far, about ten times a second; `on_started(pids)` once the processes run."""
     connections.close_all()  # no connection may be shared across the fork
     context = multiprocessing.get_context("fork")
     placed = context.Value("i", 0)
@@ -204,6 +207,45 @@ def place_in_processes(
     return ids, cpu
 
 
+def place_at_desk(
+    world: World, total: int, clients: int, on_placed: Callable[[], None] | None = None, seed: int = 0
+) -> list:
+    """Place `total` orders as one of the web's workers places them: `clients` customers at once,
+    each placing its next order as soon as the last was answered, at this process's order desk
+    (orders.desk: what arrives together is committed in one transaction, each answered 201 once
+    it committed). Only the HTTP parsing of the real intake is left out. A customer waits up to
+    a minute (a benchmark's patient client, where the web refuses after INTAKE_DEADLINE_S); any
+    answer but 201 fails the run. Returns the order ids."""
+    deadline_s = 60.0
+
+    async def run() -> list:
+        desk = Desk()
+        desk.connect()
+        ids: list = []
+        left = [total]
+
+        async def customer(k: int) -> None:
+            rng = random.Random(seed + k)
+            while left[0] > 0:
+                left[0] -= 1
+                request = PlaceRequest(rng.choice(world.customers).pk, tuple(world.lines(rng)))
+                answer = await desk.place(Ticket(request, time.monotonic() + deadline_s, lambda: True))
+                status, body, _ = answer if answer is not None else (0, b"", {})
+                if status != 201:
+                    raise RuntimeError(f"the desk answered {status}: {body[:200]!r}")
+                ids.append(uuid.UUID(json.loads(body)["id"]))
+                if on_placed:
+                    on_placed()
+
+        try:
+            await asyncio.gather(*(customer(k) for k in range(clients)))
+        finally:
+            await desk.close()
+        return ids
+
+    return asyncio.run(run())
+
+
 def _placer(world: World, total: int, threads: int, index: int, placed: Any, results: Any) -> None:
     error = ""
     ids: list = []
@@ -214,7 +256,7 @@ def _placer(world: World, total: int, threads: int, index: int, placed: Any, res
                 placed.value += 1
 
         world.rng = random.Random(index)
-        ids = place_in_threads(world, total, threads, on_placed=count, seed=index * 1000)
+        ids = place_at_desk(world, total, threads, on_placed=count, seed=index * 1000)
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises
         error = f"{type(exc).__name__}: {exc}"
     times = os.times()

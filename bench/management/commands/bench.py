@@ -45,7 +45,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--placing-processes", type=int, default=2, help="processes placing orders in the pipeline scenario"
         )
-        parser.add_argument("--placing-threads", type=int, default=8, help="threads per placing process")
+        parser.add_argument(
+            "--placing-threads", type=int, default=8, help="customers at once at each placing process's order desk"
+        )
         parser.add_argument("--web-workers", type=int, default=2, help="gunicorn workers for http and burst")
         parser.add_argument("--web-threads", type=int, default=16, help="threads per gunicorn worker")
         parser.add_argument(
