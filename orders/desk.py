@@ -28,6 +28,7 @@ What it promises:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -142,8 +143,16 @@ class Desk:
             await asyncio.sleep(0.01)
         for task in self._tasks:
             task.cancel()
+        # Each thread closes its own connection (Django's are per thread): the server is not left
+        # holding sessions of a worker that stopped until its process exits.
+        finished = threading.Barrier(self.clerks)  # one call per thread, as in connect()
+        for _ in range(self.clerks):
+            self._executor.submit(_disconnect, finished)
         self._executor.shutdown(wait=True)
-        self._lookups.shutdown(wait=False, cancel_futures=True)  # a look-up changes nothing: not waited for
+        closed = self._lookups.submit(_disconnect, None)
+        with contextlib.suppress(TimeoutError):  # a look-up changes nothing: not waited for long
+            await asyncio.wait_for(asyncio.wrap_future(closed), timeout=1.0)
+        self._lookups.shutdown(wait=False, cancel_futures=True)
 
     async def _clerk(self) -> None:
         assert self._arrived is not None
@@ -207,6 +216,15 @@ def _connect(arrived: threading.Barrier | None) -> None:
         connection.ensure_connection()
     except DatabaseError as exc:  # the first order connects again
         log.warning("order desk: could not connect to the database yet (%s)", exc)
+
+
+def _disconnect(finished: threading.Barrier | None) -> None:
+    try:
+        if finished is not None:
+            finished.wait(timeout=10)
+    except threading.BrokenBarrierError:
+        pass  # a thread of the desk closes its connection all the same
+    connection.close()
 
 
 def _on_own_connection(fn: Callable[..., Any], *args: Any) -> Any:
