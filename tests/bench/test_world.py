@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from bench.world import build_world, place_in_batches
+from bench.world import World, build_world, place_at_desk, place_in_batches
 from eventbus.models import OutboxEvent
 from inventory.models import Product
 from orders.models import Order, OrderItem
@@ -15,10 +15,20 @@ from orders.services import catalog_product_apply
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_place_in_batches_places_every_order_with_its_event_a_transaction_per_batch():
+@pytest.fixture(autouse=True)
+def _as_the_bench(settings):
+    settings.MAX_PENDING_ORDERS_PER_CUSTOMER = 0  # what `manage.py bench` sets: no customer waits on its own orders
+
+
+def _world() -> World:
     world = build_world(products=3, customers=2)
     for p in Product.objects.filter(pk__in=world.product_ids):  # what the orders consumer would apply
         catalog_product_apply(product_id=p.pk, sku=p.sku, name=p.name, price=p.price, active=True, revision=p.revision)
+    return world
+
+
+def test_place_in_batches_places_every_order_with_its_event_a_transaction_per_batch():
+    world = _world()
     seen: list[int] = []
 
     ids = place_in_batches(world, 25, batch=10, on_placed=seen.append)
@@ -33,3 +43,17 @@ def test_place_in_batches_places_every_order_with_its_event_a_transaction_per_ba
     assert {e.event_type.rsplit(".", 1)[-1] for e in events} == {"OrderPlaced"}
     # One transaction per batch: its orders share the moment it placed them.
     assert sorted(Counter(orders.values_list("created_at", flat=True)).values()) == [5, 10, 10]
+
+
+def test_place_at_desk_places_every_order_through_the_desk_which_commits_them_together():
+    world = _world()
+    counted: list[None] = []
+
+    ids = place_at_desk(world, 40, 8, on_placed=lambda: counted.append(None))
+
+    assert len(ids) == len(set(ids)) == len(counted) == 40
+    orders = Order.objects.filter(pk__in=ids)
+    assert orders.count() == 40
+    assert OutboxEvent.objects.filter(aggregate_id__in=[str(i) for i in ids]).count() == 40
+    # Eight customers at once: the desk's clerks commit what arrived together in one transaction.
+    assert len(set(orders.values_list("created_at", flat=True))) < 40
