@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from django.db import connection
 
 from bench.world import World, build_world, place_at_desk, place_in_batches
 from eventbus.models import OutboxEvent
@@ -57,3 +58,17 @@ def test_place_at_desk_places_every_order_through_the_desk_which_commits_them_to
     assert OutboxEvent.objects.filter(aggregate_id__in=[str(i) for i in ids]).count() == 40
     # Eight customers at once: the desk's clerks commit what arrived together in one transaction.
     assert len(set(orders.values_list("created_at", flat=True))) < 40
+
+
+def test_the_desk_closes_its_threads_connections_when_it_closes():
+    if connection.vendor != "postgresql":
+        pytest.skip("counts the server's sessions (pg_stat_activity)")
+    world = _world()
+
+    place_at_desk(world, 8, 4)
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        assert cursor.fetchone()[0] == 0  # its clerks' and its look-ups' sessions are gone
