@@ -42,6 +42,10 @@ class World:
         rng = rng or self.rng
         return [(p, rng.randint(1, 3)) for p in rng.sample(self.product_ids, rng.randint(1, 3))]
 
+    def request(self, rng: random.Random) -> PlaceRequest:
+        """One order of a random customer, for the placing path itself (place_committed, the desk)."""
+        return PlaceRequest(rng.choice(self.customers).pk, tuple(self.lines(rng)))
+
 
 def build_world(*, products: int = 50, customers: int = 50, stock: int = 900_000_000) -> World:
     run_id = uuid.uuid4().hex[:8]
@@ -144,10 +148,7 @@ def place_in_batches(
     rng = random.Random(seed)
     ids: list = []
     while len(ids) < total:
-        requests = [
-            PlaceRequest(rng.choice(world.customers).pk, tuple(world.lines(rng)))
-            for _ in range(min(batch, total - len(ids)))
-        ]
+        requests = [world.request(rng) for _ in range(min(batch, total - len(ids)))]
         for outcome in place_committed(requests):
             if isinstance(outcome, DomainError):  # the bench's world never earns a refusal
                 raise RuntimeError(f"an order was refused: {outcome}")
@@ -228,8 +229,7 @@ def place_at_desk(
             rng = random.Random(seed + k)
             while left[0] > 0:
                 left[0] -= 1
-                request = PlaceRequest(rng.choice(world.customers).pk, tuple(world.lines(rng)))
-                answer = await desk.place(Ticket(request, time.monotonic() + deadline_s, lambda: True))
+                answer = await desk.place(Ticket(world.request(rng), time.monotonic() + deadline_s, lambda: True))
                 status, body, _ = answer if answer is not None else (0, b"", {})
                 if status != 201:
                     raise RuntimeError(f"the desk answered {status}: {body[:200]!r}")

@@ -206,12 +206,17 @@ def _refuse_expired(ticket: Ticket) -> None:
     ticket.answer.set_result(expired())
 
 
-def _connect(arrived: threading.Barrier | None) -> None:
+def _one_per_thread(barrier: threading.Barrier | None) -> None:
+    """Hold this thread until each of the desk's threads has taken one such call."""
     try:
-        if arrived is not None:
-            arrived.wait(timeout=10)
+        if barrier is not None:
+            barrier.wait(timeout=10)
     except threading.BrokenBarrierError:
-        pass  # a thread of the desk connects all the same
+        pass  # this thread goes on all the same
+
+
+def _connect(arrived: threading.Barrier | None) -> None:
+    _one_per_thread(arrived)
     try:
         connection.ensure_connection()
     except DatabaseError as exc:  # the first order connects again
@@ -219,11 +224,7 @@ def _connect(arrived: threading.Barrier | None) -> None:
 
 
 def _disconnect(finished: threading.Barrier | None) -> None:
-    try:
-        if finished is not None:
-            finished.wait(timeout=10)
-    except threading.BrokenBarrierError:
-        pass  # a thread of the desk closes its connection all the same
+    _one_per_thread(finished)
     connection.close()
 
 
