@@ -151,6 +151,11 @@ class Consumer(LeasedReading, Worker):
         self._run_chores(now)
         if busy or self.stopping:
             return False
+        if self.leases is not None and not self.leases.due_in_s():
+            # This step outlasted a refresh period (a chore waited for the database): renew first.
+            # A read sent on a lease that may have run out could take entries of a partition its
+            # new owner reads; left pending here, they would be applied after newer ones.
+            return False
         block_ms = None
         if not once and self.block_ms:
             until_retry_check = max(self._next_retry_check - time.monotonic(), 0.001)

@@ -6,6 +6,8 @@ its membership and its leases, then:
 - its share is ceil(partitions / live members); it gives back the leases above its share (a
   consumer that joined gets them within a lease period) and takes free ones up to it, starting
   from an offset of its own (its rank among the members) so that consumers rarely race for one;
+- it reads only within a refresh period of its last renewal (a step that took longer, waiting
+  for the database, renews first), so a read never goes out on a lease about to run out;
 - a lease it could not renew is lost (it paused past the expiry, or Redis forgot): it stops
   reading that partition before its next batch; the batch in hand, if any, was read while it
   held the lease, and the inbox keeps its effects exactly-once whoever applies them;

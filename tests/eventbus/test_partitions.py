@@ -130,6 +130,36 @@ def test_a_new_owner_takes_over_the_pending_entries_of_a_partition_at_once(eight
     assert heir.stats.processed == 20
 
 
+def test_a_consumer_whose_step_outlasts_its_lease_renews_before_it_reads_again(eight, transport, relay, customer):
+    """A chore that waits for the database past the lease (1 s here) while another consumer takes
+    the partitions over: the stalled one renews before reading, finds them lost and takes nothing
+    from them. Read on the lapsed lease, their entries would wait in its name while the new owner
+    applied newer ones of the same orders (the partitioned pipeline's out-of-order failure)."""
+    order_ids = [uuid.uuid4() for _ in range(16)]
+    with transaction.atomic():
+        for order_id in order_ids:
+            outbox.record(
+                OrderConfirmed(order_id=order_id, customer_id=customer.pk, total=Decimal("1")), aggregate_id=order_id
+            )
+    relay()
+    stalled = Consumer("notifications", name="stalled", block_ms=0, transport=transport)
+    heir = Consumer("notifications", name="heir", block_ms=0, transport=transport)
+
+    def waits_for_the_database() -> None:
+        time.sleep(1.1)
+        heir.leases.refresh()  # the stalled one's leases ran out: the heir takes every partition
+
+    stalled._chores.append([0.0, 3600.0, waits_for_the_database])
+    for _ in range(3):
+        stalled.step(once=True)
+
+    assert stalled.leases.held == []
+    pending = [i for s in ORDERS_PARTITIONS for i in transport.pending_ids(s, "notifications", "stalled")]
+    assert pending == [], "it read nothing on the lapsed lease"
+    heir.run(once=True)
+    assert heir.stats.processed == 16
+
+
 def test_partitions_handed_over_between_batches_keep_each_orders_events_in_publish_order(
     eight, transport, customer, settings
 ):
