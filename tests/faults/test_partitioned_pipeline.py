@@ -29,6 +29,10 @@ pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def partitioned(settings, processes: Processes) -> Processes:
+    return start_partitioned(settings, processes)
+
+
+def start_partitioned(settings, processes: Processes) -> Processes:
     settings.EVENTBUS = {**settings.EVENTBUS, "PARTITIONS": 8}
     processes.env_overrides.update(
         EVENTBUS_PARTITIONS="8", EVENTBUS_LEASE_TTL_MS="2000", CONSUMER_BATCH_SIZE="1",
@@ -77,13 +81,22 @@ def settled(count: int) -> bool:
     )
 
 
-def test_three_consumers_per_group_apply_each_orders_events_in_publish_order(settings, partitioned: Processes):
+@pytest.mark.parametrize("publish_on_commit", [True, False], ids=["publish-on-commit", "relay-only"])
+def test_three_consumers_per_group_apply_each_orders_events_in_publish_order(
+    settings, processes: Processes, publish_on_commit: bool
+):
+    """Published on commit by the process that committed (the default), each order's events are
+    applied in the order they reached its partition; published by the relay alone, that is also
+    the order their transactions committed (docs/scaling.md, "Partitions and per-order order")."""
     settings.MAX_PENDING_ORDERS_PER_CUSTOMER = 0
+    settings.EVENTBUS = {**settings.EVENTBUS, "PUBLISH_ON_COMMIT": publish_on_commit}
+    processes.env_overrides["PUBLISH_ON_COMMIT"] = str(publish_on_commit).lower()
+    start_partitioned(settings, processes)
     placed, placer = place_and_cancel(120, seed=1)
     placer.join(timeout=120)
 
     wait_until(lambda: settled(120), timeout=120, what="every order to settle")
-    assert_handled_in_publish_order(placed)
+    assert_handled_in_publish_order(placed, commit_order=not publish_on_commit)
     call_command("check_invariants")
 
 
