@@ -21,6 +21,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
+from django.urls import ResolverMatch
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -45,6 +46,7 @@ __all__ = [
     "metrics_view",
     "order_stage_reached",
     "orders_counted",
+    "series_of",
 ]
 
 ORDERS_PLACED = Counter("eventshop_orders_placed", "Orders placed (committed).")
@@ -145,6 +147,12 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     return HttpResponse(generate_latest(_registry()), content_type=CONTENT_TYPE_LATEST)
 
 
+def series_of(match: ResolverMatch | None, method: str | None) -> tuple[str, str]:
+    """The (view, method) labels of a request: its URL pattern's name, and its method unless made up."""
+    view = (match.view_name or match.route) if match else "<unmatched>"
+    return view, method if method in _METHODS else "other"  # no series per made-up method
+
+
 class RequestMetricsMiddleware:
     """Counts every request and times it, labelled by the URL pattern's name (not the path, which
     would make a series per order)."""
@@ -159,9 +167,7 @@ class RequestMetricsMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
         response = self.get_response(request)
-        match = request.resolver_match
-        view = (match.view_name or match.route) if match else "<unmatched>"
-        method = request.method if request.method in _METHODS else "other"  # no series per made-up method
+        view, method = series_of(request.resolver_match, request.method)
         key = (view, method)
         duration = self._durations.get(key) or self._durations.setdefault(key, HTTP_DURATION.labels(view, method))
         duration.observe(time.perf_counter() - started)

@@ -338,6 +338,21 @@ if ORDER_INTAKE == "desk" and _pool and _pool["max_size"] <= INTAKE_DESK_KEPT_CO
         f"desk keeps INTAKE_DESK_CONNECTIONS + 1 = {INTAKE_DESK_KEPT_CONNECTIONS} (its clerks and its look-ups); "
         "raise DATABASE_POOL_MAX or lower INTAKE_DESK_CONNECTIONS"
     )
+# How many requests a web worker hands to Django at once; the others wait their turn in the
+# worker's event loop, first come first served (orders.intake). Each runs in a thread of its own
+# holding a pooled connection from its first query to its end: more at once than the pool has
+# connections for them only queue for the pool, and hundreds of threads sharing one interpreter
+# answered a crowd of 300 ~20% fewer requests, slower (docs/benchmarks.md, "Database connections
+# under a crowd"). By default the pool's share for Django's requests. A request still waiting
+# for its turn after WEB_DJANGO_WAIT_S is answered 503 `busy` with Retry-After. /healthz,
+# /readyz, /metrics and static files never wait for a turn, so the wait can be longer than the
+# pool's (DATABASE_POOL_TIMEOUT, which they may meet). 0: no limit.
+WEB_DJANGO_AT_ONCE = env.int(
+    "WEB_DJANGO_AT_ONCE", default=_pool["max_size"] - INTAKE_DESK_KEPT_CONNECTIONS if _pool else 7
+)
+WEB_DJANGO_WAIT_S = env.float("WEB_DJANGO_WAIT_S", default=10.0)
+if WEB_DJANGO_AT_ONCE < 0:
+    raise ImproperlyConfigured(f"WEB_DJANGO_AT_ONCE must be 0 (no limit) or more, not {WEB_DJANGO_AT_ONCE}")
 
 # --- request limits ----------------------------------------------------------------------------
 # What the web itself refuses before a request reaches the application (config.uvicorn), whatever

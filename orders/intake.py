@@ -13,7 +13,9 @@ What it promises:
   no order anyone was told about;
 - nobody gets an order after they stopped waiting: a request whose client left, or that waited
   past INTAKE_DEADLINE_S, is answered 503 with Retry-After (or nothing) and never placed;
-- bodies are bounded (DATA_UPLOAD_MAX_MEMORY_SIZE) for every route before Django reads them.
+- bodies are bounded (DATA_UPLOAD_MAX_MEMORY_SIZE) for every route before Django reads them;
+- Django gets WEB_DJANGO_AT_ONCE requests at a time; the others wait their turn (config.turns),
+  at most WEB_DJANGO_WAIT_S, and the probes and metrics never wait.
 """
 
 from __future__ import annotations
@@ -34,10 +36,12 @@ from django.db import Error as DatabaseError
 from django.http import HttpResponse
 from django.http.request import split_domain_port, validate_host
 from django.middleware.security import SecurityMiddleware
+from django.urls import Resolver404, resolve
 
-from config.metrics import HTTP_DURATION, HTTP_REQUESTS, INTAKE_ANSWERS
+from config.metrics import HTTP_DURATION, HTTP_REQUESTS, INTAKE_ANSWERS, series_of
 from config.middleware import request_id_from
 from config.requesthead import read_head
+from config.turns import Turns
 from eventbus.redis.durability import say_what_redis_keeps
 from eventbus.runtime import tracing
 from eventbus.store import outbox
@@ -76,6 +80,9 @@ class Conf:
     ALLOWED_HOSTS: list[str]
     INTAKE_DEADLINE_S: float
     INTAKE_MAX_WAITING: int
+    WEB_DJANGO_AT_ONCE: int
+    WEB_DJANGO_WAIT_S: float
+    STATIC_URL: str
 
 
 @functools.cache
@@ -98,6 +105,10 @@ class OrderIntake:
         self.django = django
         self.tokens = Tokens(lambda fn, *args: self.desk.query(fn, *args))
         self._desk: Desk | None = None
+        # Django's requests, WEB_DJANGO_AT_ONCE at a time (config/settings.py says why).
+        at_once, wait_s = conf().WEB_DJANGO_AT_ONCE, conf().WEB_DJANGO_WAIT_S
+        self.turns = Turns(at_once, wait_s) if at_once else None
+        self._never_wait = (*_NEVER_WAIT, conf().STATIC_URL)
 
     @property
     def desk(self) -> Desk:
@@ -157,7 +168,18 @@ class OrderIntake:
                 await _too_large(scope, send, limit)
                 return
             receive = _replaying(body, receive)
-        await self.django(scope, receive, send)
+        if self.turns is None or scope["path"].startswith(self._never_wait):
+            await self.django(scope, receive, send)
+            return
+        try:
+            await self.turns.take()
+        except TimeoutError:
+            await _waited_out(scope, headers, send)
+            return
+        try:
+            await self.django(scope, receive, send)
+        finally:
+            self.turns.give_back()
 
     def _ours(self, scope: Scope, headers: dict[bytes, bytes]) -> bool:
         """Requests the intake takes: an API client's JSON with a token, over https when the site
@@ -176,8 +198,7 @@ class OrderIntake:
     async def _order(self, scope: Scope, headers: dict[bytes, bytes], receive: Receive, send: Send) -> None:
         # When the server first read the request (config.uvicorn), else now.
         arrived = scope.get("extensions", {}).get("eventshop.arrived") or time.monotonic()
-        sent_id = headers.get(b"x-request-id")
-        request_id = request_id_from(None if sent_id is None else sent_id.decode("latin-1"))
+        request_id = _request_id(headers)
         try:
             body = await _read_body(receive, conf().DATA_UPLOAD_MAX_MEMORY_SIZE)
         except Abandoned:
@@ -308,6 +329,12 @@ def _lines(body: bytes) -> list[tuple[int, int]] | None:
     return lines
 
 
+def _request_id(headers: dict[bytes, bytes]) -> uuid.UUID:
+    """The request's id: the client's X-Request-ID if it is one, else a new one (config.middleware)."""
+    sent_id = headers.get(b"x-request-id")
+    return request_id_from(None if sent_id is None else sent_id.decode("latin-1"))
+
+
 def _secure(scope: Scope, headers: dict[bytes, bytes]) -> bool:
     if scope.get("scheme") == "https":
         return True
@@ -380,6 +407,25 @@ def _security_headers(secure: bool) -> tuple[tuple[bytes, bytes], ...]:
     return tuple(
         (name.lower().encode(), value.encode("latin-1")) for name, value in response.items() if name != "Content-Type"
     )
+
+
+# What never waits for a turn at Django: the probes and the metrics answer under any crowd (and
+# static files, under STATIC_URL, use no database connection).
+_NEVER_WAIT = ("/healthz", "/readyz", "/metrics")
+WAITED_OUT = "The server is too busy to answer this now; please retry shortly."
+
+
+async def _waited_out(scope: Scope, headers: dict[bytes, bytes], send: Send) -> None:
+    """The answer to a request that waited WEB_DJANGO_WAIT_S for its turn at Django: 503 `busy`
+    with Retry-After, counted under its view as Django's middleware counts the others."""
+    status, payload, extra = busy(WAITED_OUT)
+    extra = {"x-request-id": str(_request_id(headers)), **extra}
+    await _send_json(send, status, payload, extra, _secure(scope, headers))
+    try:
+        match = resolve(scope["path"])
+    except Resolver404:
+        match = None
+    HTTP_REQUESTS.labels(*series_of(match, scope["method"]), str(status)).inc()
 
 
 async def _too_large(scope: Scope, send: Send, limit: int) -> None:
