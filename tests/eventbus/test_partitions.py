@@ -108,14 +108,20 @@ def test_a_consumer_that_hangs_loses_its_leases_at_expiry_and_cannot_renew_them(
     assert set(transport.lease_owners("notifications", ORDERS_PARTITIONS).values()) == {"b"}
 
 
-def test_a_new_owner_takes_over_the_pending_entries_of_a_partition_at_once(eight, transport, relay, customer):
-    order_ids = [uuid.uuid4() for _ in range(20)]
+def publish_confirmed(count: int, customer, relay) -> list[uuid.UUID]:
+    """An OrderConfirmed for each of `count` new orders, committed and published."""
+    order_ids = [uuid.uuid4() for _ in range(count)]
     with transaction.atomic():
         for order_id in order_ids:
             outbox.record(
                 OrderConfirmed(order_id=order_id, customer_id=customer.pk, total=Decimal("1")), aggregate_id=order_id
             )
     relay()
+    return order_ids
+
+
+def test_a_new_owner_takes_over_the_pending_entries_of_a_partition_at_once(eight, transport, relay, customer):
+    order_ids = publish_confirmed(20, customer, relay)
     dead = Consumer("notifications", name="dead", block_ms=0, transport=transport)
     dead.leases.refresh()
     # It read everything and died before acknowledging: all pending in its name, leases held.
@@ -135,13 +141,7 @@ def test_a_consumer_whose_step_outlasts_its_lease_renews_before_it_reads_again(e
     the partitions over: the stalled one renews before reading, finds them lost and takes nothing
     from them. Read on the lapsed lease, their entries would wait in its name while the new owner
     applied newer ones of the same orders (the partitioned pipeline's out-of-order failure)."""
-    order_ids = [uuid.uuid4() for _ in range(16)]
-    with transaction.atomic():
-        for order_id in order_ids:
-            outbox.record(
-                OrderConfirmed(order_id=order_id, customer_id=customer.pk, total=Decimal("1")), aggregate_id=order_id
-            )
-    relay()
+    publish_confirmed(16, customer, relay)
     stalled = Consumer("notifications", name="stalled", block_ms=0, transport=transport)
     heir = Consumer("notifications", name="heir", block_ms=0, transport=transport)
 
