@@ -47,6 +47,11 @@ class ReplyHoldingProxy:
 
     def _commands(self, source: socket.socket, sink: socket.socket, holding: threading.Event) -> None:
         def forward(data: bytes) -> None:
+            if self.hold_commands and holding.is_set():
+                # A connection that lost a command loses everything sent after it, as a dead link
+                # would: forwarding the rest (the pipeline's SADD of its marks, read in a later
+                # chunk) would tell the relay that events Redis never got were published.
+                return
             if self.hold.is_set() and (self.hold_all or b"XADD" in data):
                 holding.set()
                 if self.hold_commands:
