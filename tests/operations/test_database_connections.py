@@ -4,28 +4,22 @@ that cannot get a connection in time is answered 503 with Retry-After, never lef
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import Counter
 
 import psutil
 import pytest
-import requests
 from django.db import connection
-from rest_framework.authtoken.models import Token
 
 from tests.concurrency import another_connection
 from tests.factories import ProductFactory, UserFactory
+from tests.operations.conftest import APP_NAME, WORKERS
 from tests.operations.crowd import run_crowd
-from tests.operations.test_metrics import scrape, total
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(connection.vendor != "postgresql", reason="counts PostgreSQL's connections"),
 ]
-
-APP_NAME = "eventshop-crowd-test"
-WORKERS = 2
 
 
 class ConnectionWatch:
@@ -71,22 +65,6 @@ class ConnectionWatch:
         return held
 
 
-@pytest.fixture
-def crowd_web(processes):
-    """The Procfile's web with 2 workers, rate limits off so that every request reaches the
-    database (the crowd is a few customers placing many orders)."""
-    products = [ProductFactory(stock=1_000_000).pk for _ in range(20)]
-    tokens = [Token.objects.get_or_create(user=UserFactory())[0].key for _ in range(30)]
-
-    def start(**env: str) -> str:
-        processes.env_overrides.update(
-            PGAPPNAME=APP_NAME, THROTTLES_ENABLED="false", MAX_PENDING_ORDERS_PER_CUSTOMER="0", **env
-        )
-        return processes.start_web(workers=WORKERS)
-
-    return start, tokens, products
-
-
 def test_a_crowd_of_300_clients_holds_at_most_12_connections_per_worker_and_gets_no_5xx(processes, crowd_web):
     start, tokens, products = crowd_web
     web = start()
@@ -117,45 +95,6 @@ def test_a_request_that_waits_too_long_for_a_connection_is_503_with_retry_after(
     headers, _ = answers.samples[503]
     assert headers["retry-after"] == "2"
     assert headers["content-type"] == "application/json"
-
-
-def test_a_request_that_waits_too_long_for_its_turn_is_503_busy_and_the_probes_never_wait(processes, crowd_web):
-    """Django's requests are taken WEB_DJANGO_AT_ONCE at a time per worker; one still waiting for
-    its turn after WEB_DJANGO_WAIT_S is answered 503 `busy` with Retry-After, JSON, with its
-    request id, and counted. The probes and the metrics pass the queue."""
-    start, tokens, products = crowd_web
-    web = start(WEB_DJANGO_AT_ONCE="1", WEB_DJANGO_WAIT_S="0.05", METRICS_TOKEN="crowd-metrics")
-    probes: Counter[int] = Counter()
-    done = threading.Event()
-
-    def probe() -> None:
-        while not done.is_set():
-            probes[requests.get(f"{web}/healthz", timeout=10).status_code] += 1
-
-    prober = threading.Thread(target=probe)
-    prober.start()
-    try:
-        answers = run_crowd(web, clients=100, seconds=5, tokens=tokens, products=products)
-    finally:
-        done.set()
-        prober.join(timeout=15)
-
-    assert not answers.errors, answers.errors
-    assert set(answers.statuses) - {200, 201} == {503}, answers.statuses
-    assert answers.codes[503, "busy"] > 0, answers.codes
-    assert answers.codes[503, "database_unavailable"] == 0, answers.codes
-    headers, body = answers.samples[503]
-    assert headers["retry-after"] == "2"
-    assert headers["content-type"] == "application/json"
-    assert headers["x-request-id"]
-    assert json.loads(body)["detail"] == "The server is too busy to answer this now; please retry shortly."
-    assert probes[200] > 0, probes
-    assert set(probes) == {200}, probes
-    scraped = scrape(f"{web}/metrics", "crowd-metrics")
-    refused = total(scraped, "eventshop_http_requests_total", view="product-list", method="GET", status="503")
-    assert refused + total(scraped, "eventshop_http_requests_total", view="order-list", status="503") == sum(
-        n for (status, _), n in answers.codes.items() if status == 503
-    )
 
 
 def test_the_relay_and_each_consumer_hold_a_fixed_few_connections(processes):
